@@ -1,0 +1,22 @@
+"""promot: ProMoT fine-tuning (prompt tuning, then model tuning with the prompt frozen) for Hugging Face LMs.
+
+Pipeline: data → soft prompt → stage 1 (prompt tuning) → stage 2 (model tuning) → run directory.
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "generate", "load_config", "load_run", "train"]
+
+
+def __getattr__(name: str):
+    # Lazy: `import promot` stays cheap (no torch) until the API is used.
+    if name in ("generate", "load_run", "train"):
+        from promot import api
+
+        return getattr(api, name)
+    if name == "load_config":
+        from promot.config import load_config
+
+        return load_config
+    raise AttributeError(name)

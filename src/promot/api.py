@@ -1,0 +1,182 @@
+"""The Python API — and the pipeline's table of contents: data → soft prompt → stage 1 → stage 2 → run directory.
+
+The CLI is a thin layer over these functions: `train(config)`, `load_run(run_dir)`, `generate(run_dir, text)`.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from promot import __version__
+from promot.config import RunConfig, dump_config, load_config
+from promot.data import TaskData, Tokenizing, load_task_data
+from promot.errors import CheckpointError, ConfigError
+from promot.evaluate.target import generate_texts
+from promot.io import atomic_write_json, atomic_write_text
+from promot.models import fingerprint, load_model
+from promot.prompt import PromptedLM, check_compatible, init_prompt, load_prompt, save_prompt
+from promot.train.artifacts import save_model
+from promot.train.loop import StageContext
+from promot.train.methods import METHODS, Method
+from promot.train.stage1_prompt_tuning import train_prompt
+from promot.train.stage2_model_tuning import train_model
+
+log = logging.getLogger(__name__)
+
+
+def _tokenizing(cfg: RunConfig, tokenizer, seq2seq: bool) -> Tokenizing:
+    return Tokenizing(
+        tokenizer, seq2seq, cfg.data.max_length, cfg.data.truncation,
+        delimiter="" if cfg.data.chat_template else cfg.data.target_delimiter,
+        special_in_text=cfg.data.chat_template,
+    )
+
+
+def _initial_prompt(cfg: RunConfig, model, tokenizer, base_fp: str) -> torch.Tensor:
+    if cfg.prompt.from_adapter:
+        saved = load_prompt(cfg.prompt.from_adapter)
+        check_compatible(saved, model, base_fp, cfg.prompt.from_adapter)
+        return saved.embeddings
+    if cfg.prompt.init == "text" and not tokenizer(cfg.prompt.init_text, add_special_tokens=False)["input_ids"]:
+        raise ConfigError("prompt.init_text tokenizes to nothing")
+    # The paper's "random prompt" ablation is uniform-initialised whatever the prompt.init default is.
+    kind = "uniform" if cfg.method == "random-prompt" else cfg.prompt.init
+    return init_prompt(kind, cfg.prompt.length, model, tokenizer, cfg.prompt.init_text, cfg.seed)
+
+
+def _claim_output_dir(cfg: RunConfig) -> Path:
+    run_dir = Path(cfg.output_dir)
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if not cfg.overwrite:
+            raise ConfigError(f"{run_dir}: output directory exists and is not empty (set overwrite=true)")
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+@dataclass
+class Prepared:
+    """Everything a run needs, loaded and validated; nothing written yet."""
+
+    cfg: RunConfig
+    method: Method
+    source: str
+    model: torch.nn.Module
+    tokenizer: object
+    tokenizing: Tokenizing
+    data: TaskData
+    rows: list[dict]
+    base_fingerprint: str
+    prompt: torch.Tensor | None
+
+
+def prepare(config: RunConfig | str | Path | dict, overrides: list[str] | None = None) -> Prepared:
+    """Config → model, data (every record tokenized, so a bad line fails here) and initial prompt."""
+    from transformers import set_seed
+
+    cfg = config if isinstance(config, RunConfig) else load_config(config, overrides)
+    method = METHODS[cfg.method]
+    set_seed(cfg.seed)
+    loaded = load_model(cfg.model.name, cfg.model.dtype, cfg.model.trust_remote_code)
+    model, tok = loaded.model, loaded.tokenizer
+    data = load_task_data(cfg.data, tok, cfg.seed)
+    tokenizing = _tokenizing(cfg, tok, bool(model.config.is_encoder_decoder))
+    rows = tokenizing.encode_all(data.train)
+    tokenizing.encode_all(data.validation)  # a bad validation record fails now, not mid-training
+    base_fp = fingerprint(model, tok)
+    prompt = _initial_prompt(cfg, model, tok, base_fp) if method.prompt else None
+    return Prepared(cfg, method, loaded.source, model, tok, tokenizing, data, rows, base_fp, prompt)
+
+
+def train(config: RunConfig | str | Path | dict, overrides: list[str] | None = None) -> Path:
+    """Run one method end to end; returns the run directory. Everything is validated before anything is written."""
+    p = prepare(config, overrides)                                                  # ① data, ② soft prompt
+    run_dir = _claim_output_dir(p.cfg)
+    atomic_write_text(run_dir / "config.yaml", dump_config(p.cfg))
+    ctx = StageContext(p.cfg, p.tokenizer, p.tokenizing, p.rows, p.data.validation, run_dir)
+    started = time.time()
+    model, prompt, lora_model = p.model, p.prompt, None
+    if p.method.stage1:
+        prompt = train_prompt(model, prompt, ctx)                                   # ③ stage 1: prompt tuning
+    if p.method.stage2:
+        lm = train_model(model, prompt, p.method, ctx)                              # ④ stage 2: model tuning
+        prompt = None if lm.prompt is None else lm.prompt.detach().clone()
+        if p.method.stage2 == "lora":
+            lora_model, model = lm.model, lm.model.merge_and_unload()
+    return _write_run(run_dir, p, model, prompt, lora_model, ctx, started)      # ⑤ run directory
+
+
+def _write_run(run_dir: Path, p: Prepared, model, prompt, lora_model, ctx: StageContext, started: float) -> Path:
+    """⑤ The run directory: model/, prompt/, lora/, then run.json last (its presence means 'complete')."""
+    cfg, tok, source, base_fp = p.cfg, p.tokenizer, p.source, p.base_fingerprint
+    model.requires_grad_(False)
+    if lora_model is not None:
+        lora_model.save_pretrained(run_dir / "lora")
+    save_model(run_dir / "model", model, tok)
+    model_fp = fingerprint(model, tok)
+    if prompt is not None:
+        save_prompt(run_dir / "prompt", prompt, model, source, sorted({base_fp, model_fp}))
+    atomic_write_json(run_dir / "run.json", {
+        "promot_version": __version__,
+        "method": cfg.method,
+        "base_model": {"source": source, "fingerprint": base_fp},
+        "model": {"path": "model", "fingerprint": model_fp},
+        "prompt": None if prompt is None else {"path": "prompt", "length": prompt.shape[0]},
+        "target_metric": cfg.eval.metric,
+        "stages": ctx.history,
+        "seconds": round(time.time() - started, 1),
+    })
+    log.info("run written to %s", run_dir)
+    return run_dir
+
+
+@dataclass
+class LoadedRun:
+    lm: PromptedLM
+    """The tuned model with the run's prompt attached (prompt=None for methods without one)."""
+    tokenizer: object
+    info: dict
+    config: RunConfig
+    tokenizing: Tokenizing
+
+
+def load_run(run_dir: str | Path, with_prompt: bool = True) -> LoadedRun:
+    """Load a finished run; the prompt is fingerprint-checked against the tuned model before it attaches."""
+    run_dir = Path(run_dir)
+    info_path = run_dir / "run.json"
+    if not info_path.is_file():
+        raise CheckpointError(f"{run_dir}: not a finished promot run (no run.json)")
+    try:
+        info = json.loads(info_path.read_text())
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{info_path}: invalid JSON ({e.msg}, line {e.lineno})") from None
+    cfg = load_config(run_dir / "config.yaml")
+    loaded = load_model(str(run_dir / "model"), cfg.model.dtype, cfg.model.trust_remote_code)
+    model_fp = fingerprint(loaded.model, loaded.tokenizer)
+    if model_fp != info["model"]["fingerprint"]:
+        raise CheckpointError(f"{run_dir / 'model'}: weights changed since the run was written (fingerprint)")
+    prompt = None
+    if with_prompt and info.get("prompt"):
+        saved = load_prompt(run_dir / "prompt")
+        check_compatible(saved, loaded.model, model_fp, str(run_dir / "prompt"))
+        prompt = saved.embeddings
+    loaded.model.eval()
+    seq2seq = bool(loaded.model.config.is_encoder_decoder)
+    return LoadedRun(PromptedLM(loaded.model, prompt).eval(), loaded.tokenizer, info, cfg,
+                     _tokenizing(cfg, loaded.tokenizer, seq2seq))
+
+
+def generate(run_dir: str | Path, texts: list[str] | str, with_prompt: bool = True, max_new_tokens: int = 32) -> list[str]:
+    """Continue each text with the tuned model, with or without the run's prompt (greedy)."""
+    from promot.data import Example
+
+    run = load_run(run_dir, with_prompt)
+    texts = [texts] if isinstance(texts, str) else texts
+    examples = [Example(t, "", "<cli>") for t in texts]
+    return generate_texts(run.lm, run.tokenizing, examples, max_new_tokens, bf16=run.config.bf16)

@@ -1,0 +1,276 @@
+"""Run configuration: YAML data in, a validated, frozen-by-convention dataclass tree out.
+
+`load_config(path, overrides)` reads YAML, applies `a.b=c` overrides (values parsed as YAML), rejects unknown
+keys with a suggestion and collects every invalid value into one error line before anything heavy is loaded.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from promot.errors import ConfigError
+
+METHODS = ("promot", "finetune", "prompt-tuning", "joint", "random-prompt", "lora", "promot-lora")
+OPTIMIZERS = ("adafactor", "adamw")
+PROMPT_INITS = ("vocab", "uniform", "text", "normal")
+METRICS = ("accuracy", "exact_match", "bleu")
+
+
+@dataclass
+class ModelConfig:
+    name: str = ""
+    """Hub id, local directory, a `.gguf` file, or a packaged alias (`smollm2-135m-instruct`, `gemma-3-270m`)."""
+    dtype: str = "float32"
+    """Weights dtype while training; mixed precision is `train.bf16`."""
+    trust_remote_code: bool = False
+    """Run model code shipped with a checkpoint. Off unless you trust the checkpoint."""
+    gradient_checkpointing: bool = False
+    """Trade compute for memory in stage 2 (recompute activations in the backward pass)."""
+
+
+@dataclass
+class DataConfig:
+    train: str = ""
+    """JSONL or CSV file, or `hf:<dataset>[:<config>]` (split `train_split`)."""
+    validation: str | None = None
+    """Held-out file for checkpoint selection; default: the last `validation_size` training records."""
+    validation_size: int = 64
+    train_split: str = "train"
+    validation_split: str = "validation"
+    template: str | None = None
+    """Input template over named columns, e.g. "{premise} question: {hypothesis} Is it true or false? answer:".
+    Default: the `prompt` field."""
+    completion: str = "{completion}"
+    """Target template over named columns, e.g. "{label}"."""
+    target_delimiter: str = " "
+    """Inserted between input and target (lm-eval's convention)."""
+    chat_template: bool = False
+    """Wrap the input in the tokenizer's chat template as a user turn."""
+    max_length: int = 256
+    """Token budget for input + target (the soft prompt adds its own length on top)."""
+    truncation: str = "left"
+    """What to do with an input over budget: `left` drops its oldest tokens, `error` refuses. Targets never shrink."""
+    shots: int = 0
+    """k exemplars from the training split placed before each input (ProMoT + k-shot)."""
+    shot_separator: str = "\n\n"
+
+
+@dataclass
+class PromptConfig:
+    length: int = 20
+    """Number of virtual tokens P (paper: 100 for T5, 50 for PaLM)."""
+    init: str = "vocab"
+    """`vocab` (embeddings of sampled vocabulary tokens), `uniform` (paper's code base: U[0, 0.5)), `text`, `normal`."""
+    init_text: str | None = None
+    """The text whose embeddings initialise the prompt when `init: text`."""
+    from_adapter: str | None = None
+    """Start from an existing PEFT prompt-tuning adapter directory instead of a fresh init."""
+
+
+@dataclass
+class StageConfig:
+    steps: int = 100
+    lr: float = 1e-4
+    optimizer: str = "adafactor"
+    """`adafactor` (paper, fixed lr, no relative step) or `adamw`."""
+    lr_scheduler: str = "constant_with_warmup"
+    warmup_steps: int = 0
+    weight_decay: float = 0.0
+    batch_size: int = 8
+    grad_accum: int = 1
+    eval_every: int = 0
+    """Score the target task on validation every N steps and keep the best checkpoint (0: only at the end)."""
+    eval_on_start: bool = True
+    """Also score step 0, so a stage that only makes things worse keeps its starting point."""
+    save_every: int = 0
+    """Write a resumable Trainer checkpoint every N steps (0: never)."""
+    label_smoothing: float = 0.0
+    dropout: float | None = None
+    """Override the model's dropout probabilities for this stage (paper stage 2: 0.1); None keeps the config's."""
+    max_grad_norm: float = 1.0
+
+
+@dataclass
+class LoraConfig:
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.0
+    target_modules: list[str] | str = "all-linear"
+
+
+@dataclass
+class EvalConfig:
+    metric: str = "accuracy"
+    """Target-task metric used for checkpoint selection: `accuracy` (first word), `exact_match`, `bleu`."""
+    max_new_tokens: int = 8
+    batch_size: int = 16
+    limit: int | None = None
+    """Score at most this many validation records per selection round."""
+
+
+@dataclass
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    method: str = "promot"
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+    stage1: StageConfig = field(default_factory=lambda: StageConfig(steps=100, lr=0.3))
+    """Prompt tuning (model frozen). Paper: Adafactor, lr 0.2-0.3."""
+    stage2: StageConfig = field(default_factory=lambda: StageConfig(steps=100, lr=1e-4))
+    """Model tuning, shared by every method that trains weights so comparisons are fair."""
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    output_dir: str = "runs/run"
+    overwrite: bool = False
+    """Replace an existing run directory instead of refusing."""
+    seed: int = 0
+    bf16: bool = False
+    """bf16 autocast (CPU with AVX-512 bf16, or GPU)."""
+    report_to: list[str] = field(default_factory=list)
+    """Trainer integrations, e.g. [tensorboard]."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# Names users bring from TrainingArguments / PEFT, mapped to ours for suggestions.
+_HF_NAMES = {
+    "learning_rate": "lr", "max_steps": "steps", "per_device_train_batch_size": "batch_size",
+    "gradient_accumulation_steps": "grad_accum", "optim": "optimizer", "num_virtual_tokens": "length",
+    "model_name_or_path": "name", "label_smoothing_factor": "label_smoothing", "eval_steps": "eval_every",
+    "save_steps": "save_every", "lr_scheduler_type": "lr_scheduler",
+}
+
+
+def _suggest(key: str, choices: list[str]) -> str:
+    aliases = {k: v for k, v in _HF_NAMES.items() if v in choices}
+    close = difflib.get_close_matches(key, choices + list(aliases), n=1)
+    if close:
+        return f" (did you mean '{aliases.get(close[0], close[0])}'?)"
+    return f" (known: {', '.join(sorted(choices))})"
+
+
+def _coerce(value: Any, ftype: str) -> Any:
+    """PyYAML reads `3e-5` as a string (YAML 1.1 wants `3.0e-5`); accept it where a float is expected."""
+    if isinstance(value, str) and ftype.startswith("float"):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _build(cls: type, raw: Any, where: str) -> Any:
+    """Instantiate dataclass `cls` from a mapping, recursing into nested dataclasses; unknown keys are errors."""
+    if raw is None:
+        return cls()
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(raw).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in raw.items():
+        path = f"{where}.{key}" if where else str(key)
+        if key not in fields:
+            raise ConfigError(f"unknown config key '{path}'{_suggest(str(key), list(fields))}")
+        ftype = fields[key].type
+        sub = next((c for c in _NESTED if c.__name__ == ftype), None)
+        kwargs[key] = _build(sub, value, path) if sub else _coerce(value, ftype)
+    obj = cls(**kwargs)
+    if cls is RunConfig:
+        # A partial stage mapping keeps the other stage-specific defaults (stage 1's lr differs from stage 2's).
+        for stage in ("stage1", "stage2"):
+            defaults = getattr(RunConfig(), stage)
+            given = (raw.get(stage) or {}) if isinstance(raw, dict) else {}
+            setattr(obj, stage, _build(StageConfig, {**dataclasses.asdict(defaults), **given}, stage))
+    return obj
+
+
+_NESTED = (ModelConfig, DataConfig, PromptConfig, StageConfig, LoraConfig, EvalConfig)
+
+
+def _set_dotted(tree: dict, dotted: str) -> None:
+    if "=" not in dotted:
+        raise ConfigError(f"override '{dotted}' must look like key.sub=value")
+    key, _, text = dotted.partition("=")
+    try:
+        value = yaml.safe_load(text) if text else ""
+    except yaml.YAMLError:
+        value = text
+    node = tree
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override '{dotted}': '{part}' is not a section")
+    node[parts[-1]] = value
+
+
+def validate(cfg: RunConfig) -> RunConfig:
+    """Check every value; raise one ConfigError listing all problems."""
+    issues = []
+
+    def check(ok: bool, msg: str) -> None:
+        if not ok:
+            issues.append(msg)
+
+    check(bool(cfg.model.name), "model.name is required")
+    check(bool(cfg.data.train), "data.train is required")
+    check(cfg.method in METHODS, f"method '{cfg.method}' is not one of {', '.join(METHODS)}")
+    check(cfg.prompt.init in PROMPT_INITS, f"prompt.init '{cfg.prompt.init}' is not one of {', '.join(PROMPT_INITS)}")
+    check(cfg.prompt.init != "text" or bool(cfg.prompt.init_text), "prompt.init 'text' needs prompt.init_text")
+    check(isinstance(cfg.prompt.length, int) and cfg.prompt.length > 0, "prompt.length must be a positive integer")
+    check(cfg.data.truncation in ("left", "error"), "data.truncation must be 'left' or 'error'")
+    check(isinstance(cfg.data.max_length, int) and cfg.data.max_length > 1, "data.max_length must be an integer > 1")
+    check(isinstance(cfg.data.shots, int) and cfg.data.shots >= 0, "data.shots must be an integer >= 0")
+    check(cfg.eval.metric in METRICS, f"eval.metric '{cfg.eval.metric}' is not one of {', '.join(METRICS)}")
+    check(cfg.model.dtype in ("float32", "bfloat16", "float16"), "model.dtype must be float32, bfloat16 or float16")
+    for name in ("stage1", "stage2"):
+        st: StageConfig = getattr(cfg, name)
+        check(st.optimizer in OPTIMIZERS, f"{name}.optimizer '{st.optimizer}' is not one of {', '.join(OPTIMIZERS)}")
+        for key in ("steps", "batch_size", "grad_accum"):
+            v = getattr(st, key)
+            check(isinstance(v, int) and v > 0, f"{name}.{key} must be a positive integer, got {v!r}")
+        for key in ("eval_every", "save_every", "warmup_steps"):
+            v = getattr(st, key)
+            check(isinstance(v, int) and v >= 0, f"{name}.{key} must be an integer >= 0, got {v!r}")
+        check(isinstance(st.lr, (int, float)) and st.lr > 0, f"{name}.lr must be a positive number, got {st.lr!r}")
+        check(0 <= st.label_smoothing < 1, f"{name}.label_smoothing must be in [0, 1)")
+    if issues:
+        raise ConfigError("; ".join(issues))
+    return cfg
+
+
+def load_config(source: str | Path | dict | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """YAML file (or mapping) + dotted overrides → validated RunConfig."""
+    if source is None:
+        tree: dict = {}
+    elif isinstance(source, dict):
+        tree = dict(source)
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        try:
+            tree = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f":{mark.line + 1}" if mark else ""
+            raise ConfigError(f"{path}{where}: invalid YAML ({getattr(e, 'problem', e)})") from None
+        if not isinstance(tree, dict):
+            raise ConfigError(f"{path}: top level must be a mapping")
+    for item in overrides or []:
+        _set_dotted(tree, item)
+    try:
+        cfg = _build(RunConfig, tree, "")
+    except TypeError as e:
+        raise ConfigError(f"config: {e}") from None
+    return validate(cfg)
+
+
+def dump_config(cfg: RunConfig) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)

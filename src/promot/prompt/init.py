@@ -1,0 +1,42 @@
+"""Soft-prompt initialisations. Each returns a float32 [P, H] tensor in the space of the model's input embeddings
+(after any embedding scaling, e.g. Gemma's sqrt(H)), so the prompt looks like tokens to the first layer."""
+from __future__ import annotations
+
+import torch
+
+# Lester et al. sample prompt tokens from the most frequent vocabulary; low BPE ids approximate that.
+_VOCAB_SAMPLE_RANGE = 5000
+
+
+def _embed(model: torch.nn.Module, ids: list[int]) -> torch.Tensor:
+    emb = model.get_input_embeddings()
+    device = emb.weight.device
+    with torch.no_grad():
+        return emb(torch.tensor([ids], device=device))[0].float().cpu()
+
+
+def _vocab_ids(tokenizer, length: int, generator: torch.Generator) -> list[int]:
+    special = set(tokenizer.all_special_ids)
+    pool = [i for i in range(min(len(tokenizer), _VOCAB_SAMPLE_RANGE)) if i not in special]
+    picks = torch.randint(len(pool), (length,), generator=generator)
+    return [pool[i] for i in picks.tolist()]
+
+
+def init_prompt(
+    kind: str, length: int, model: torch.nn.Module, tokenizer, text: str | None = None, seed: int = 0
+) -> torch.Tensor:
+    """`vocab` | `uniform` (U[0, 0.5), the paper's code base) | `text` | `normal` (N(0, std of embeddings))."""
+    g = torch.Generator().manual_seed(seed)
+    hidden = model.get_input_embeddings().weight.shape[1]
+    if kind == "uniform":
+        return torch.rand(length, hidden, generator=g) * 0.5
+    if kind == "vocab":
+        return _embed(model, _vocab_ids(tokenizer, length, g))
+    if kind == "text":
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        ids = (ids * (length // max(len(ids), 1) + 1))[:length]
+        return _embed(model, ids)
+    if kind == "normal":
+        std = _embed(model, _vocab_ids(tokenizer, 256, g)).std().item()
+        return torch.randn(length, hidden, generator=g) * std
+    raise ValueError(f"unknown prompt init '{kind}'")

@@ -1,0 +1,114 @@
+"""The soft prompt: a [P, H] matrix prepended to the input embeddings of a HF LM, removable at will.
+
+`PromptedLM` wraps any causal LM (Llama, Qwen, Gemma, GPT-2 …) or T5-family seq2seq model. We own this ~150-line
+wrapper instead of PEFT's PeftModel because ProMoT trains the *base* with the prompt attached and frozen, which PEFT
+neither supports nor saves (its save path keeps only the prompt); the on-disk prompt stays in PEFT's format.
+
+Shapes: input_ids [B, T] → inputs_embeds [B, P+T, H], attention_mask [B, P+T] (P leading ones); causal logits come
+back as [B, T, V] (prompt positions removed); seq2seq prompts go on the encoder side only.
+"""
+from __future__ import annotations
+
+import inspect
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class PromptedLM(nn.Module):
+    """A HF LM plus an optional soft prompt. `prompt=None` is the plain model, bit for bit."""
+
+    accepts_loss_kwargs = True  # lets Trainer pass num_items_in_batch, so grad accumulation averages correctly
+
+    def __init__(
+        self,
+        model: nn.Module,
+        prompt: torch.Tensor | None = None,
+        train_prompt: bool = False,
+        label_smoothing: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.is_seq2seq = bool(model.config.is_encoder_decoder)
+        self.label_smoothing = label_smoothing
+        self.prompt = None if prompt is None else nn.Parameter(prompt.detach().float().clone(), train_prompt)
+        params = inspect.signature(model.forward).parameters
+        self._takes_position_ids = "position_ids" in params and not self.is_seq2seq
+        self._takes_logits_to_keep = "logits_to_keep" in params
+
+    @property
+    def num_virtual_tokens(self) -> int:
+        return 0 if self.prompt is None else self.prompt.shape[0]
+
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """[B, T] ids → ([B, P+T, H] embeddings, [B, P+T] mask), prompt first."""
+        embeds = self.model.get_input_embeddings()(input_ids)
+        batch = input_ids.shape[0]
+        prompt = self.prompt.to(embeds.dtype).unsqueeze(0).expand(batch, -1, -1)
+        mask = torch.cat([attention_mask.new_ones(batch, self.num_virtual_tokens), attention_mask], dim=1)
+        return torch.cat([prompt, embeds], dim=1), mask
+
+    def _inputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict:
+        if self.prompt is None:
+            inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        else:
+            embeds, mask = self.embed(input_ids, attention_mask)
+            inputs = {"inputs_embeds": embeds, "attention_mask": mask}
+        if self._takes_position_ids:
+            # Positions count real tokens only, so left padding (which sits between prompt and text) is harmless.
+            inputs["position_ids"] = (inputs["attention_mask"].long().cumsum(-1) - 1).clamp(min=0)
+        return inputs
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        num_items_in_batch: int | torch.Tensor | None = None,
+        **kwargs,
+    ):
+        """Causal: labels [B, T] align with input_ids (shifted inside). Seq2seq: labels [B, L] are decoder targets."""
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        inputs = self._inputs(input_ids, attention_mask)
+        if self.is_seq2seq:
+            out = self.model(**inputs, labels=labels, **kwargs)
+            logits, targets = out.logits, labels
+        else:
+            if self.prompt is not None and self._takes_logits_to_keep:
+                inputs["logits_to_keep"] = input_ids.shape[1]  # skip the LM head on prompt positions
+            out = self.model(**inputs, **kwargs)
+            out.logits = out.logits[:, -input_ids.shape[1] :]
+            logits, targets = out.logits[:, :-1], None if labels is None else labels[:, 1:]
+        out.loss = None if labels is None else self._loss(logits, targets, num_items_in_batch)
+        return out
+
+    def _loss(self, logits: torch.Tensor, targets: torch.Tensor, num_items: int | torch.Tensor | None) -> torch.Tensor:
+        """Token cross-entropy over target positions (-100 ignored), in fp32, optional label smoothing."""
+        total = F.cross_entropy(
+            logits.float().reshape(-1, logits.shape[-1]),
+            targets.reshape(-1).to(logits.device),
+            ignore_index=-100,
+            reduction="sum",
+            label_smoothing=self.label_smoothing,
+        )
+        count = num_items if num_items is not None else (targets != -100).sum().clamp(min=1)
+        if isinstance(count, torch.Tensor):
+            count = count.to(total.device)
+        return total / count
+
+    @torch.no_grad()
+    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **gen_kwargs) -> torch.Tensor:
+        """Greedy/sampled continuation through HF `generate` (KV cache; prompt injected once at prefill).
+
+        Causal inputs must be left-padded. Returns only the new tokens, [B, N].
+        """
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        inputs = self._inputs(input_ids, attention_mask)
+        inputs.pop("position_ids", None)  # generate derives positions from the mask itself
+        out = self.model.generate(**inputs, **gen_kwargs)
+        if self.is_seq2seq:
+            return out[:, 1:]  # drop the decoder start token
+        return out if "inputs_embeds" in inputs else out[:, input_ids.shape[1] :]

@@ -1,0 +1,39 @@
+"""The run directory — the contract every other command reads:
+
+    run/config.yaml          resolved config
+    run/metrics.jsonl        one line per Trainer log (stage, step, loss, lr, eval_target_score)
+    run/model/               save_pretrained + tokenizer; loads with plain transformers; contains no prompt
+    run/prompt/              PEFT prompt-tuning adapter (methods with a prompt)
+    run/lora/                PEFT LoRA adapter (lora methods; model/ holds the merged weights)
+    run/stage{1,2}/          Trainer checkpoints (checkpoint-N/{model,prompt}/ + optimizer state), if save_every
+    run/run.json             method, base model + fingerprints, selection per stage; written last = run complete
+
+Everything is written to a temporary name and renamed, so a crash never leaves a complete-looking half file.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from promot.io import atomic_dir
+from promot.prompt import PromptedLM, save_prompt
+
+
+def _plain_model(model: torch.nn.Module) -> torch.nn.Module:
+    """A PEFT-wrapped model's base, else the model itself."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def save_model(directory: Path, model: torch.nn.Module, tokenizer) -> None:
+    with atomic_dir(directory) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+
+
+def save_checkpoint(folder: Path, lm: PromptedLM, tokenizer) -> None:
+    """A resumable checkpoint: model weights (or LoRA adapter) and the prompt, together."""
+    save_model(folder / "model", lm.model, tokenizer)
+    if lm.prompt is not None:
+        source = getattr(_plain_model(lm.model).config, "_name_or_path", "") or ""
+        save_prompt(folder / "prompt", lm.prompt, _plain_model(lm.model), source, [])

@@ -1,0 +1,187 @@
+"""The one training loop both stages share: HF `Trainer`, plus what ProMoT needs on top of it.
+
+Trainer brings accelerate (DDP/FSDP/DeepSpeed), progress bars, `report_to`, schedulers and resumable
+checkpoints. We add: (1) evaluation = target-task score by generation, (2) best-checkpoint selection that includes
+step 0 and keeps the earlier checkpoint on ties, (3) checkpoints that hold the model *and* the prompt
+(`model/` + `prompt/`), never one without the other, (4) `metrics.jsonl`.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+from transformers import Trainer, TrainerCallback, TrainingArguments
+
+from promot.config import RunConfig, StageConfig
+from promot.data import Collator, Example, Tokenizing
+from promot.errors import CheckpointError
+from promot.evaluate.target import target_score
+from promot.prompt import PromptedLM
+
+log = logging.getLogger(__name__)
+
+OPTIMIZERS = {"adafactor": "adafactor", "adamw": "adamw_torch"}
+"""Trainer's `adafactor` is T5X-style: fixed lr, no relative step, no parameter scaling."""
+
+
+@dataclass
+class StageContext:
+    """What a stage needs besides the model: the run's config, data and where to write."""
+
+    cfg: RunConfig
+    tokenizer: object
+    tokenizing: Tokenizing
+    train_rows: list[dict]
+    validation: list[Example]
+    run_dir: Path
+    history: dict = field(default_factory=dict)
+    """Per stage: the selection record written to run.json."""
+
+
+class MetricsLog(TrainerCallback):
+    """Append every Trainer log (loss, lr, eval scores) to metrics.jsonl with the stage name."""
+
+    def __init__(self, path: Path, stage: str) -> None:
+        self.path, self.stage = path, stage
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and state.is_world_process_zero:
+            with self.path.open("a") as f:
+                f.write(json.dumps({"stage": self.stage, "step": state.global_step, **logs}) + "\n")
+
+
+class KeepBest(TrainerCallback):
+    """Remember the trainable tensors at the best target score; strict '>' keeps the earlier one on ties."""
+
+    def __init__(self, lm: PromptedLM) -> None:
+        self.lm = lm
+        self.best_score: float | None = None
+        self.best_step: int | None = None
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.scores: list[tuple[int, float]] = []
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        score = (metrics or {}).get("eval_target_score")
+        if score is None:
+            return
+        self.scores.append((state.global_step, score))
+        if self.best_score is None or score > self.best_score:
+            self.best_score, self.best_step = score, state.global_step
+            self.best_state = {n: p.detach().to("cpu", copy=True) for n, p in self.lm.named_parameters() if p.requires_grad}
+
+    def restore(self) -> None:
+        if self.best_state is None:
+            return
+        params = dict(self.lm.named_parameters())
+        with torch.no_grad():
+            for name, value in self.best_state.items():
+                params[name].copy_(value)
+
+
+class PromotTrainer(Trainer):
+    """Trainer whose evaluation is the target-task score and whose checkpoints are `model/` + `prompt/`."""
+
+    def __init__(self, *args, ctx: StageContext, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.ctx = ctx
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+        ev = self.ctx.cfg.eval
+        examples = self.ctx.validation[: ev.limit] if ev.limit else self.ctx.validation
+        lm = self.accelerator.unwrap_model(self.model)
+        value = target_score(lm, self.ctx.tokenizing, examples, ev.metric, ev.max_new_tokens, ev.batch_size,
+                             self.args.bf16)
+        metrics = {f"{metric_key_prefix}_target_score": value}
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        return metrics
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        from promot.train.artifacts import save_checkpoint
+
+        if self.args.should_save:
+            save_checkpoint(Path(output_dir or self.args.output_dir), self.accelerator.unwrap_model(self.model),
+                            self.ctx.tokenizer)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        lm: PromptedLM = self.accelerator.unwrap_model(model or self.model)
+        folder = Path(resume_from_checkpoint)
+        state = {}
+        for f in sorted((folder / "model").glob("*.safetensors")):
+            state.update(load_file(f))
+        if not state:
+            raise CheckpointError(f"{folder}: no model weights in checkpoint")
+        result = lm.model.load_state_dict(state, strict=False)
+        unexpected = [k for k in result.unexpected_keys]
+        if unexpected:
+            raise CheckpointError(f"{folder}: checkpoint does not fit the model ({unexpected[0]} …)")
+        if lm.prompt is not None:
+            from promot.prompt import load_prompt
+
+            with torch.no_grad():
+                lm.prompt.copy_(load_prompt(folder / "prompt").embeddings)
+
+
+def _set_dropout(model: torch.nn.Module, p: float) -> None:
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = p
+        elif isinstance(getattr(module, "attention_dropout", None), float):
+            module.attention_dropout = p
+
+
+def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, resume: str | None = None) -> KeepBest:
+    """Train whatever in `lm` has requires_grad, select the best checkpoint by target score, restore it."""
+    cfg = ctx.cfg
+    if st.dropout is not None:
+        _set_dropout(lm.model, st.dropout)
+    args = TrainingArguments(
+        output_dir=str(ctx.run_dir / name),
+        max_steps=st.steps,
+        per_device_train_batch_size=st.batch_size,
+        gradient_accumulation_steps=st.grad_accum,
+        learning_rate=st.lr,
+        optim=OPTIMIZERS[st.optimizer],
+        lr_scheduler_type=st.lr_scheduler,
+        warmup_steps=st.warmup_steps,
+        weight_decay=st.weight_decay,
+        max_grad_norm=st.max_grad_norm,
+        logging_steps=max(1, min(10, st.steps // 10)),
+        eval_strategy="steps" if st.eval_every else "no",
+        eval_steps=st.eval_every or None,
+        eval_on_start=st.eval_on_start,
+        save_strategy="steps" if st.save_every else "no",
+        save_steps=st.save_every or None,
+        bf16=cfg.bf16,
+        use_cpu=not torch.cuda.is_available(),
+        seed=cfg.seed,
+        report_to=cfg.report_to or "none",
+        remove_unused_columns=False,
+        gradient_checkpointing=False,  # enabled on the inner model by the caller; the wrapper has no such method
+    )
+    keep = KeepBest(lm)
+    trainer = PromotTrainer(
+        model=lm,
+        args=args,
+        train_dataset=ctx.train_rows,
+        eval_dataset=ctx.validation,
+        data_collator=Collator(ctx.tokenizer.pad_token_id),
+        callbacks=[MetricsLog(ctx.run_dir / "metrics.jsonl", name), keep],
+        ctx=ctx,
+    )
+    trainer.train(resume_from_checkpoint=resume)
+    if not keep.scores or keep.scores[-1][0] != trainer.state.global_step:
+        trainer.evaluate()  # the final weights always compete
+    keep.restore()
+    ctx.history[name] = {
+        "best_step": keep.best_step,
+        "best_score": keep.best_score,
+        "scores": [{"step": s, "target_score": v} for s, v in keep.scores],
+        "metric": cfg.eval.metric,
+    }
+    log.info("%s: best %s %.2f at step %s", name, cfg.eval.metric, keep.best_score, keep.best_step)
+    return keep

@@ -1,0 +1,15 @@
+"""Stage 1 — prompt tuning. Frozen: every model weight. Trained: the soft prompt [P, H]. Selected: the prompt
+with the best target-task score on validation. Returns that prompt; the model is untouched."""
+from __future__ import annotations
+
+import torch
+
+from promot.prompt import PromptedLM
+from promot.train.loop import StageContext, run_stage
+
+
+def train_prompt(model: torch.nn.Module, prompt: torch.Tensor, ctx: StageContext, resume: str | None = None) -> torch.Tensor:
+    model.requires_grad_(False)
+    lm = PromptedLM(model, prompt, train_prompt=True, label_smoothing=ctx.cfg.stage1.label_smoothing)
+    run_stage("stage1", lm, ctx.cfg.stage1, ctx, resume)
+    return lm.prompt.detach().clone()

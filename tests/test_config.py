@@ -1,0 +1,44 @@
+"""Configs: YAML + dotted overrides, per-stage defaults, unknown keys suggested, every bad value reported."""
+from __future__ import annotations
+
+import pytest
+
+from promot.config import load_config
+from promot.errors import ConfigError
+
+BASE = {"model": {"name": "m"}, "data": {"train": "t.jsonl"}}
+
+
+def test_overrides_parse_yaml_values_and_keep_stage_defaults(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model: {name: m}\ndata: {train: t.jsonl}\nstage2: {steps: 7}\n")
+    cfg = load_config(path, ["stage2.lr=3e-5", "method=finetune", "data.shots=1", "report_to=[tensorboard]"])
+    assert cfg.stage2.lr == 3e-5 and cfg.stage2.steps == 7 and cfg.method == "finetune"
+    assert cfg.data.shots == 1 and cfg.report_to == ["tensorboard"]
+    assert cfg.stage1.lr == 0.3  # stage 1 keeps its prompt-tuning default when only stage 2 is given
+
+
+def test_unknown_key_suggests_the_right_one():
+    with pytest.raises(ConfigError, match=r"unknown config key 'stage2.learning_rat'.*did you mean 'lr'"):
+        load_config(BASE, ["stage2.learning_rat=1"])
+    with pytest.raises(ConfigError, match=r"did you mean 'method'"):
+        load_config({**BASE, "methd": "promot"})
+
+
+def test_all_bad_values_reported_at_once():
+    with pytest.raises(ConfigError) as e:
+        load_config({**BASE, "method": "magic", "stage1": {"steps": 0}, "eval": {"metric": "f1"}})
+    msg = str(e.value)
+    assert "method 'magic'" in msg and "stage1.steps" in msg and "eval.metric 'f1'" in msg
+
+
+def test_bad_yaml_names_the_line(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model:\n  name: m\n  dtype: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"c.yaml:\d+: invalid YAML"):
+        load_config(path)
+
+
+def test_missing_required_fields():
+    with pytest.raises(ConfigError, match="model.name is required; data.train is required"):
+        load_config({})

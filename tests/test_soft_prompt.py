@@ -1,0 +1,120 @@
+"""PromptedLM: same logits as PEFT, plain model when detached, loss on targets only, cached generation = reference."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import make_model
+from peft import PeftModel
+
+from promot.prompt import PromptedLM, save_prompt
+
+ARCHS = ["llama", "gpt2", "t5"]
+
+
+def _inputs(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(4, 20, (3, 9), generator=g), torch.randint(4, 20, (3, 4), generator=g)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_logits_equal_peft_prompt_tuning(arch, tmp_path):
+    model = make_model(arch).eval()
+    prompt = torch.randn(5, 32)
+    ours = PromptedLM(model, prompt).eval()
+    save_prompt(tmp_path, prompt, model, "tiny", [])
+    peft = PeftModel.from_pretrained(model, tmp_path).eval()
+    ids, labels = _inputs()
+    mask = torch.ones_like(ids)
+    with torch.no_grad():
+        if ours.is_seq2seq:
+            a = ours(ids, mask, labels=labels).logits
+            b = peft(input_ids=ids, attention_mask=mask, labels=labels).logits
+        else:
+            a = ours(ids, mask).logits
+            b = peft(input_ids=ids, attention_mask=mask).logits[:, 5:]  # PEFT returns the prompt positions too
+    assert a.shape[:2] == (labels if ours.is_seq2seq else ids).shape
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_without_prompt_is_the_plain_model(arch):
+    model = make_model(arch).eval()
+    ids, labels = _inputs()
+    kw = {"labels": labels} if arch == "t5" else {}
+    with torch.no_grad():
+        plain = model(input_ids=ids, attention_mask=torch.ones_like(ids), **kw).logits
+        wrapped = PromptedLM(model, None)(ids, torch.ones_like(ids), **kw).logits
+    assert torch.equal(plain, wrapped)
+
+
+def test_causal_loss_covers_target_tokens_only():
+    model = make_model("llama").eval()
+    lm = PromptedLM(model, torch.randn(4, 32)).eval()
+    ids, _ = _inputs()
+    labels = ids.clone()
+    labels[:, :6] = -100  # the input part
+    with torch.no_grad():
+        out = lm(ids, torch.ones_like(ids), labels=labels)
+    expected = F.cross_entropy(out.logits[:, :-1].reshape(-1, out.logits.shape[-1]), labels[:, 1:].reshape(-1))
+    torch.testing.assert_close(out.loss, expected)
+    # Changing input tokens' labels (masked) must not change the loss; changing a target label must.
+    labels2 = labels.clone()
+    labels2[:, -1] = (labels2[:, -1] + 1) % 20
+    assert not torch.allclose(lm(ids, torch.ones_like(ids), labels=labels2).loss, out.loss)
+
+
+def test_right_padding_does_not_change_real_positions():
+    model = make_model("llama").eval()
+    lm = PromptedLM(model, torch.randn(4, 32)).eval()
+    ids, _ = _inputs()
+    padded = torch.cat([ids, torch.zeros(3, 3, dtype=torch.long)], 1)
+    mask = torch.cat([torch.ones_like(ids), torch.zeros(3, 3, dtype=torch.long)], 1)
+    with torch.no_grad():
+        torch.testing.assert_close(lm(padded, mask).logits[:, :9], lm(ids, torch.ones_like(ids)).logits)
+
+
+def _greedy_reference(lm: PromptedLM, ids: torch.Tensor, n: int) -> torch.Tensor:
+    """No cache: a full forward pass per new token."""
+    if lm.is_seq2seq:
+        dec = torch.zeros(1, 1, dtype=torch.long)  # decoder_start_token_id
+        for _ in range(n):
+            logits = lm(ids, torch.ones_like(ids), decoder_input_ids=dec).logits
+            dec = torch.cat([dec, logits[:, -1:].argmax(-1)], 1)
+        return dec[:, 1:]
+    seq = ids
+    for _ in range(n):
+        logits = lm(seq, torch.ones_like(seq)).logits
+        seq = torch.cat([seq, logits[:, -1:].argmax(-1)], 1)
+    return seq[:, ids.shape[1]:]
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_cached_batched_generation_equals_no_cache_reference(arch):
+    model = make_model(arch).eval()
+    lm = PromptedLM(model, torch.randn(5, 32) * 3).eval()
+    a = torch.randint(4, 20, (1, 8), generator=torch.Generator().manual_seed(1))
+    b = torch.randint(4, 20, (1, 5), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        ref_a, ref_b = _greedy_reference(lm, a, 6), _greedy_reference(lm, b, 6)
+    side_left = arch != "t5"  # decoder-only generation needs left padding; T5's encoder takes right padding
+    ids = torch.zeros(2, 8, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    ids[0], mask[0] = a[0], 1
+    if side_left:
+        ids[1, 3:], mask[1, 3:] = b[0], 1
+    else:
+        ids[1, :5], mask[1, :5] = b[0], 1
+    out = lm.generate(ids, mask, max_new_tokens=6, do_sample=False, eos_token_id=None, pad_token_id=0)
+    assert torch.equal(out[0], ref_a[0]) and torch.equal(out[1], ref_b[0])
+    # the generator really saw the prompt: without it, the scores of the continuation differ
+    kw = {"max_new_tokens": 2, "do_sample": False, "output_scores": True, "return_dict_in_generate": True}
+    with_p = lm.model.generate(inputs_embeds=lm.embed(a, torch.ones_like(a))[0], **kw).scores[0]
+    without = model.generate(input_ids=a, **kw).scores[0]
+    assert not torch.allclose(with_p, without)
+
+
+def test_prompt_parameter_trainability():
+    model = make_model("llama")
+    assert PromptedLM(model, torch.randn(3, 32), train_prompt=True).prompt.requires_grad
+    assert not PromptedLM(model, torch.randn(3, 32), train_prompt=False).prompt.requires_grad
