@@ -21,11 +21,11 @@ from promot.evaluate.target import generate_texts
 from promot.io import atomic_write_json, atomic_write_text
 from promot.models import fingerprint, load_model
 from promot.prompt import PromptedLM, check_compatible, init_prompt, load_prompt, save_prompt
-from promot.train.artifacts import save_model
-from promot.train.loop import StageContext
-from promot.train.methods import METHODS, Method
-from promot.train.stage1_prompt_tuning import train_prompt
-from promot.train.stage2_model_tuning import train_model
+from promot.training.artifacts import save_model
+from promot.training.loop import StageContext
+from promot.training.methods import METHODS, Method
+from promot.training.stage1_prompt_tuning import train_prompt
+from promot.training.stage2_model_tuning import train_model
 
 log = logging.getLogger(__name__)
 

@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.debug:
         for noisy in ("transformers", "peft", "accelerate", "datasets", "httpx", "huggingface_hub"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # weight-loading bars; training keeps its own progress bar
     try:
         from promot import api
 

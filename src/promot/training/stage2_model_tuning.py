@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 
 from promot.prompt import PromptedLM
-from promot.train.loop import StageContext, run_stage
-from promot.train.methods import Method
+from promot.training.loop import StageContext, run_stage
+from promot.training.methods import Method
 
 
 def add_lora(model: torch.nn.Module, ctx: StageContext) -> torch.nn.Module:

@@ -101,7 +101,7 @@ class PromotTrainer(Trainer):
         return metrics
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
-        from promot.train.artifacts import save_checkpoint
+        from promot.training.artifacts import save_checkpoint
 
         if self.args.should_save:
             save_checkpoint(Path(output_dir or self.args.output_dir), self.accelerator.unwrap_model(self.model),

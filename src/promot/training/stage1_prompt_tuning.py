@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from promot.prompt import PromptedLM
-from promot.train.loop import StageContext, run_stage
+from promot.training.loop import StageContext, run_stage
 
 
 def train_prompt(model: torch.nn.Module, prompt: torch.Tensor, ctx: StageContext, resume: str | None = None) -> torch.Tensor:

@@ -1,0 +1,5 @@
+import sys
+
+from promot.cli import main
+
+sys.exit(main())

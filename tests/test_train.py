@@ -1,0 +1,135 @@
+"""Training stages and the run directory: what each stage may change, what the run saves, and selection."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from conftest import run_config
+from safetensors import safe_open
+from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+import promot
+from promot.api import load_run, prepare
+from promot.prompt import load_prompt
+from promot.training import METHODS
+from promot.training.loop import StageContext
+from promot.training.stage1_prompt_tuning import train_prompt
+from promot.training.stage2_model_tuning import train_model
+
+
+def _context(p, tmp_path) -> StageContext:
+    return StageContext(p.cfg, p.tokenizer, p.tokenizing, p.rows, p.data.validation, tmp_path)
+
+
+def _state(model) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("arch", ["llama", "t5"])
+def test_stage1_changes_only_the_prompt_and_stage2_only_the_model(arch, tiny_dirs, task_files, tmp_path):
+    over = {"stage1": {"steps": 3, "lr": 0.3, "eval_every": 0, "eval_on_start": False},
+            "stage2": {"steps": 3, "lr": 1e-2, "eval_every": 0, "eval_on_start": False}}
+    p = prepare(run_config(tiny_dirs[arch], task_files, tmp_path / "run", **over))
+    ctx = _context(p, tmp_path)
+    before = _state(p.model)
+    prompt = train_prompt(p.model, p.prompt, ctx)
+    assert not torch.equal(prompt, p.prompt), "stage 1 must train the prompt"
+    after1 = _state(p.model)
+    assert all(torch.equal(before[k], after1[k]) for k in before), "stage 1 must not touch the model"
+
+    lm = train_model(p.model, prompt, METHODS["promot"], ctx)
+    assert torch.equal(lm.prompt.detach(), prompt), "stage 2 must leave the prompt bit-identical"
+    assert not lm.prompt.requires_grad
+    after2 = _state(p.model)
+    assert any(not torch.equal(after1[k], after2[k]) for k in after1), "stage 2 must train the model"
+
+
+def test_promot_run_directory_contract(tiny_dirs, task_files, tmp_path):
+    run = promot.train(run_config(tiny_dirs["llama"], task_files, tmp_path / "run"))
+    info = json.loads((run / "run.json").read_text())
+    assert info["method"] == "promot" and set(info["stages"]) == {"stage1", "stage2"}
+    assert info["stages"]["stage2"]["scores"][0]["step"] == 0  # the stage-1 point competes in stage 2
+    assert (run / "config.yaml").is_file() and (run / "metrics.jsonl").is_file()
+    stages = {json.loads(line)["stage"] for line in (run / "metrics.jsonl").read_text().splitlines()}
+    assert stages == {"stage1", "stage2"}
+
+    # model/ holds exactly the base architecture's tensors, no prompt, and loads with plain transformers
+    with safe_open(run / "model" / "model.safetensors", "pt") as f:
+        keys = set(f.keys())
+    base = AutoModelForCausalLM.from_pretrained(tiny_dirs["llama"])
+    assert not any("prompt" in k for k in keys)
+    assert keys <= set(base.state_dict()) and len(keys) >= len(base.state_dict()) - 1  # tied lm_head may be dropped
+    plain = AutoModelForCausalLM.from_pretrained(run / "model").eval()
+    loaded = load_run(run, with_prompt=False)
+    ids = torch.tensor([[1, 4, 5, 6, 14]])
+    with torch.no_grad():
+        assert torch.equal(plain(ids).logits, loaded.lm(ids).logits)
+
+    # prompt/ is the prompt the run used, and it attaches to the tuned model
+    prompt = load_prompt(run / "prompt")
+    assert prompt.embeddings.shape == (4, 32)
+    assert info["model"]["fingerprint"] in prompt.fingerprints
+    assert info["base_model"]["fingerprint"] in prompt.fingerprints
+    with_prompt = load_run(run)
+    assert torch.equal(with_prompt.lm.prompt.detach(), prompt.embeddings)
+    assert not any(p.name.startswith(".") for p in run.iterdir()), "temporary files left behind"
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_method_runs_end_to_end(method, tiny_dirs, task_files, tmp_path):
+    # Only the final checkpoint is scored, so selection cannot fall back to the untouched step 0.
+    stage = {"steps": 3, "lr": 1e-2, "eval_every": 0, "eval_on_start": False}
+    over = {"method": method, "stage1": {**stage, "lr": 0.3}, "stage2": stage}
+    run = promot.train(run_config(tiny_dirs["llama"], task_files, tmp_path / "run", **over))
+    info = json.loads((run / "run.json").read_text())
+    m = METHODS[method]
+    assert (run / "prompt").is_dir() == (m.prompt is not None)
+    assert (run / "lora").is_dir() == (m.stage2 == "lora")
+    assert ("stage1" in info["stages"]) == m.stage1 and ("stage2" in info["stages"]) == (m.stage2 is not None)
+    base = AutoModelForCausalLM.from_pretrained(tiny_dirs["llama"])
+    tuned = AutoModelForCausalLM.from_pretrained(run / "model")
+    changed = any(not torch.equal(a, b) for a, b in zip(base.state_dict().values(), tuned.state_dict().values()))
+    assert changed == (m.stage2 is not None)
+    out = promot.generate(run, ["a b c question : it has a ? answer :"], with_prompt=True, max_new_tokens=2)
+    assert len(out) == 1 and isinstance(out[0], str)
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "t5"])
+def test_promot_on_other_architectures(arch, tiny_dirs, task_files, tmp_path):
+    run = promot.train(run_config(tiny_dirs[arch], task_files, tmp_path / "run"))
+    cls = AutoModelForSeq2SeqLM if arch == "t5" else AutoModelForCausalLM
+    cls.from_pretrained(run / "model")
+    assert load_prompt(run / "prompt").embeddings.shape == (4, 32)
+    assert len(promot.generate(run, ["a b c question : it has a ? answer :"], max_new_tokens=2)) == 1
+
+
+def test_selection_keeps_the_best_checkpoint_and_earlier_on_ties(tiny_dirs, task_files, tmp_path, monkeypatch):
+    """Scripted scores: step 0 → 10, 1 → 50, 2 → 50 (tie), 3 → 20, 4 → 5. Best = step 1's weights."""
+    scores = iter([10.0, 50.0, 50.0, 20.0, 5.0])
+    monkeypatch.setattr("promot.training.loop.target_score", lambda *a, **k: next(scores))
+    over = {"method": "finetune", "stage2": {"steps": 4, "lr": 1e-2, "eval_every": 1}}
+    p = prepare(run_config(tiny_dirs["llama"], task_files, tmp_path / "run", **over))
+    ctx = _context(p, tmp_path)
+    seen = {}
+
+    from transformers import TrainerCallback
+
+    class Snap(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            seen[state.global_step] = _state(p.model)
+
+    import promot.training.loop as loop
+
+    orig = loop.PromotTrainer.__init__
+
+    def init(self, *a, **kw):
+        kw["callbacks"] = [*kw["callbacks"], Snap()]
+        orig(self, *a, **kw)
+
+    monkeypatch.setattr(loop.PromotTrainer, "__init__", init)
+    train_model(p.model, None, METHODS["finetune"], ctx)
+    assert ctx.history["stage2"]["best_step"] == 1 and ctx.history["stage2"]["best_score"] == 50.0
+    final = _state(p.model)
+    assert all(torch.equal(final[k], seen[1][k]) for k in final)
+    assert any(not torch.equal(final[k], seen[4][k]) for k in final)
