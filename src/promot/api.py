@@ -136,6 +136,17 @@ def _write_run(run_dir: Path, p: Prepared, model, prompt, lora_model, ctx: Stage
     return run_dir
 
 
+def summary(run_dir: str | Path) -> list[str]:
+    """One line per stage: best target score and where it was selected."""
+    info = json.loads((Path(run_dir) / "run.json").read_text())
+    lines = []
+    for name, h in info["stages"].items():
+        curve = ", ".join(f"{s['step']}:{s['target_score']:.1f}" for s in h["scores"])
+        lines.append(f"{info['method']} {name}: best {h['metric']} {h['best_score']:.2f} at step {h['best_step']} "
+                     f"(step:score {curve})")
+    return lines
+
+
 @dataclass
 class LoadedRun:
     lm: PromptedLM

@@ -11,7 +11,10 @@ EPILOG = "Bad input prints one line naming the file/field and exits 2; add --deb
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="promot", description=__doc__.splitlines()[0], epilog=EPILOG)
+    p = argparse.ArgumentParser(
+        prog="promot", epilog=EPILOG,
+        description="Fine-tune Hugging Face LMs with ProMoT: prompt tuning (model frozen), then model tuning with "
+        "that prompt attached and frozen, so the task's format stays in the removable prompt.")
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -47,7 +50,10 @@ def main(argv: list[str] | None = None) -> int:
         from promot import api
 
         if args.command == "train":
-            print(api.train(args.config, args.overrides))
+            run = api.train(args.config, args.overrides)
+            for line in api.summary(run):
+                print(line)
+            print(run)
         elif args.command == "generate":
             for text in api.generate(args.run, args.text, args.with_prompt, args.max_new_tokens):
                 print(text)
