@@ -41,11 +41,11 @@ def make_model(arch: str):
                                             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
                                             pad_token_id=0, bos_token_id=1, eos_token_id=2))
     if arch == "gpt2":
-        return GPT2LMHeadModel(GPT2Config(vocab_size=v, n_embd=32, n_layer=2, n_head=4, n_positions=256,
+        return GPT2LMHeadModel(GPT2Config(vocab_size=v, n_embd=32, n_layer=2, n_head=4, n_positions=256, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
                                           pad_token_id=0, bos_token_id=1, eos_token_id=2))
     if arch == "t5":
         return T5ForConditionalGeneration(T5Config(vocab_size=v, d_model=32, d_kv=8, d_ff=64, num_layers=2,
-                                                   num_heads=4, pad_token_id=0, eos_token_id=2,
+                                                   num_heads=4, pad_token_id=0, eos_token_id=2, dropout_rate=0.0,
                                                    decoder_start_token_id=0))
     raise ValueError(arch)
 

@@ -89,3 +89,50 @@ def test_shots_are_deterministic_and_never_the_example_itself():
         assert f"{orig.input} {orig.target}" not in parts[:2]
     with pytest.raises(DataError, match="needs more than 10"):
         with_shots(pool, pool, 10, " ", "\n\n", 0)
+
+
+def _data_cfg(**kw):
+    from promot.config import DataConfig
+
+    return DataConfig(**kw)
+
+
+def test_load_task_data_kshot_validation_draws_shots_from_train(task_files):
+    from promot.data import load_task_data
+
+    cfg = _data_cfg(train=str(task_files["train"]), validation=str(task_files["validation"]),
+                    template="{premise} ? {hypothesis}", completion="{label}", shots=1)
+    data = load_task_data(cfg, seed=0)
+    train_inputs = {f"{r.input.split(chr(10) * 2)[-1]} {r.target}" for r in data.train}
+    for ex in data.validation:
+        shot, query = ex.input.split("\n\n")
+        assert shot in train_inputs and "?" in query
+
+
+def test_held_out_validation_when_none_given(task_files):
+    from promot.data import load_task_data
+
+    data = load_task_data(_data_cfg(train=str(task_files["train"]), template="{premise}", completion="{label}",
+                                    validation_size=8), seed=0)
+    assert len(data.train) == 56 and len(data.validation) == 8
+
+
+def test_datasets_path_reads_a_local_dataset_folder(tmp_path):
+    d = tmp_path / "ds"
+    d.mkdir()
+    (d / "train.jsonl").write_text('{"prompt": "a", "completion": "b"}\n{"prompt": "c", "completion": "d"}\n')
+    records = read_records(f"hf:{d}", "train")
+    assert [r.fields["prompt"] for r in records] == ["a", "c"]
+    with pytest.raises(DataError, match="cannot load split 'test'"):
+        read_records(f"hf:{d}", "test")
+
+
+def test_chat_template_wraps_the_input_as_a_user_turn():
+    from promot.data import with_chat_template
+
+    tok = make_tokenizer()
+    with pytest.raises(DataError, match="no chat template"):
+        with_chat_template([Example("hi", "x", "w")], tok)
+    tok.chat_template = "{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}<assistant>"
+    (ex,) = with_chat_template([Example("hi", "x", "w")], tok)
+    assert ex.input == "<user>hi<assistant>" and ex.target == "x"

@@ -118,3 +118,25 @@ def test_prompt_parameter_trainability():
     model = make_model("llama")
     assert PromptedLM(model, torch.randn(3, 32), train_prompt=True).prompt.requires_grad
     assert not PromptedLM(model, torch.randn(3, 32), train_prompt=False).prompt.requires_grad
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_training_loss_on_target_positions_only_equals_full_logits_loss(arch):
+    """Training projects only target positions through the LM head; loss and gradients must not change."""
+    model = make_model(arch)
+    lm = PromptedLM(model, torch.randn(4, 32), train_prompt=True)
+    ids, _ = _inputs()
+    labels = ids.clone()
+    labels[:, :5] = -100
+    labels[0, 7] = -100  # ragged targets
+    lm.train()
+    fast = lm(ids, torch.ones_like(ids), labels=labels)
+    assert fast.logits.shape[0] == int((labels[:, 1:] != -100).sum())
+    fast.loss.backward()
+    g_fast = lm.prompt.grad.clone()
+    lm.prompt.grad = None
+    lm.eval()  # eval mode: full logits, same loss
+    full = lm(ids, torch.ones_like(ids), labels=labels)
+    full.loss.backward()
+    torch.testing.assert_close(fast.loss, full.loss)
+    torch.testing.assert_close(g_fast, lm.prompt.grad)

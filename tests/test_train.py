@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import run_config
 from safetensors import safe_open
-from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
+from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, TrainerCallback
 
 import promot
 from promot.api import load_run, prepare
@@ -104,6 +104,16 @@ def test_promot_on_other_architectures(arch, tiny_dirs, task_files, tmp_path):
     assert len(promot.generate(run, ["a b c question : it has a ? answer :"], max_new_tokens=2)) == 1
 
 
+class _Snapshots(TrainerCallback):
+    """The model's weights after every optimizer step."""
+
+    def __init__(self, model) -> None:
+        self.model, self.seen = model, {}
+
+    def on_step_end(self, args, state, control, **kw):
+        self.seen[state.global_step] = _state(self.model)
+
+
 def test_selection_keeps_the_best_checkpoint_and_earlier_on_ties(tiny_dirs, task_files, tmp_path, monkeypatch):
     """Scripted scores: step 0 → 10, 1 → 50, 2 → 50 (tie), 3 → 20, 4 → 5. Best = step 1's weights."""
     scores = iter([10.0, 50.0, 50.0, 20.0, 5.0])
@@ -111,25 +121,28 @@ def test_selection_keeps_the_best_checkpoint_and_earlier_on_ties(tiny_dirs, task
     over = {"method": "finetune", "stage2": {"steps": 4, "lr": 1e-2, "eval_every": 1}}
     p = prepare(run_config(tiny_dirs["llama"], task_files, tmp_path / "run", **over))
     ctx = _context(p, tmp_path)
-    seen = {}
-
-    from transformers import TrainerCallback
-
-    class Snap(TrainerCallback):
-        def on_step_end(self, args, state, control, **kw):
-            seen[state.global_step] = _state(p.model)
-
-    import promot.training.loop as loop
-
-    orig = loop.PromotTrainer.__init__
-
-    def init(self, *a, **kw):
-        kw["callbacks"] = [*kw["callbacks"], Snap()]
-        orig(self, *a, **kw)
-
-    monkeypatch.setattr(loop.PromotTrainer, "__init__", init)
+    snaps = _Snapshots(p.model)
+    ctx.callbacks.append(snaps)
     train_model(p.model, None, METHODS["finetune"], ctx)
     assert ctx.history["stage2"]["best_step"] == 1 and ctx.history["stage2"]["best_score"] == 50.0
     final = _state(p.model)
-    assert all(torch.equal(final[k], seen[1][k]) for k in final)
-    assert any(not torch.equal(final[k], seen[4][k]) for k in final)
+    assert all(torch.equal(final[k], snaps.seen[1][k]) for k in final)
+    assert any(not torch.equal(final[k], snaps.seen[4][k]) for k in final)
+
+
+def test_trainer_checkpoints_hold_model_and_prompt_and_resume_exactly(tiny_dirs, task_files, tmp_path):
+    """Checkpoint at step 2 of 4, resume from it in a fresh process state: same final weights as straight through."""
+    stage = {"steps": 4, "lr": 1e-2, "eval_every": 0, "eval_on_start": False, "save_every": 2}
+    over = {"method": "random-prompt", "stage2": stage}
+
+    def run(out, resume=None):
+        p = prepare(run_config(tiny_dirs["llama"], task_files, out, **over))
+        ctx = _context(p, out)
+        return train_model(p.model, p.prompt, METHODS["random-prompt"], ctx, resume=resume)
+
+    straight = run(tmp_path / "a")
+    ckpt = tmp_path / "a" / "stage2" / "checkpoint-2"
+    assert (ckpt / "model" / "model.safetensors").is_file() and (ckpt / "prompt" / "adapter_config.json").is_file()
+    resumed = run(tmp_path / "b", resume=str(ckpt))
+    a, b = straight.state_dict(), resumed.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -185,9 +185,11 @@ def load_run(run_dir: str | Path, with_prompt: bool = True) -> LoadedRun:
 
 def generate(run_dir: str | Path, texts: list[str] | str, with_prompt: bool = True, max_new_tokens: int = 32) -> list[str]:
     """Continue each text with the tuned model, with or without the run's prompt (greedy)."""
-    from promot.data import Example
+    from promot.data import Example, with_chat_template
 
     run = load_run(run_dir, with_prompt)
     texts = [texts] if isinstance(texts, str) else texts
     examples = [Example(t, "", "<cli>") for t in texts]
+    if run.config.data.chat_template:
+        examples = with_chat_template(examples, run.tokenizer)
     return generate_texts(run.lm, run.tokenizing, examples, max_new_tokens, bf16=run.config.bf16)

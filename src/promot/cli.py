@@ -10,6 +10,18 @@ from promot.errors import PromotError
 EPILOG = "Bad input prints one line naming the file/field and exits 2; add --debug for the traceback."
 
 
+def _config_help() -> str:
+    from promot.config import describe
+
+    lines = ["config keys (YAML or key.sub=value; default in brackets):"]
+    for key, default, doc in describe():
+        if default is None and "." not in key and not doc:
+            continue
+        shown = "" if default is None and "." not in key else f" [{default!r}]"
+        lines.append(f"  {key}{shown}" + (f"  {doc}" if doc else ""))
+    return "\n".join([*lines, "", EPILOG])
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="promot", epilog=EPILOG,
@@ -19,7 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train one method (promot, finetune, prompt-tuning, joint, random-prompt, "
-                       "lora, promot-lora) from a YAML config", epilog=EPILOG)
+                       "lora, promot-lora) from a YAML config", epilog=_config_help(),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("config", help="YAML run config (see examples/)")
     t.add_argument("overrides", nargs="*", metavar="key.sub=value",
                    help="dotted overrides, values parsed as YAML, e.g. method=finetune stage2.lr=3e-5")

@@ -26,7 +26,7 @@ class ModelConfig:
     name: str = ""
     """Hub id, local directory, a `.gguf` file, or a packaged alias (`smollm2-135m-instruct`, `gemma-3-270m`)."""
     dtype: str = "float32"
-    """Weights dtype while training; mixed precision is `train.bf16`."""
+    """Weights dtype while training; bf16 autocast is the top-level `bf16`."""
     trust_remote_code: bool = False
     """Run model code shipped with a checkpoint. Off unless you trust the checkpoint."""
     gradient_checkpointing: bool = False
@@ -40,7 +40,9 @@ class DataConfig:
     validation: str | None = None
     """Held-out file for checkpoint selection; default: the last `validation_size` training records."""
     validation_size: int = 64
+    """Records held out from `train` for selection when `validation` is not given (at most a fifth)."""
     train_split: str = "train"
+    """Split names for `hf:` datasets."""
     validation_split: str = "validation"
     template: str | None = None
     """Input template over named columns, e.g. "{premise} question: {hypothesis} Is it true or false? answer:".
@@ -58,6 +60,7 @@ class DataConfig:
     shots: int = 0
     """k exemplars from the training split placed before each input (ProMoT + k-shot)."""
     shot_separator: str = "\n\n"
+    """Between exemplars, and between the last exemplar and the input."""
 
 
 @dataclass
@@ -75,13 +78,17 @@ class PromptConfig:
 @dataclass
 class StageConfig:
     steps: int = 100
+    """Optimizer steps."""
     lr: float = 1e-4
+    """Peak learning rate."""
     optimizer: str = "adafactor"
     """`adafactor` (paper, fixed lr, no relative step) or `adamw`."""
     lr_scheduler: str = "constant_with_warmup"
+    """Any transformers scheduler name (constant_with_warmup, linear, cosine, ...)."""
     warmup_steps: int = 0
     weight_decay: float = 0.0
     batch_size: int = 8
+    """Per-device batch size; the global batch is batch_size x grad_accum x processes."""
     grad_accum: int = 1
     eval_every: int = 0
     """Score the target task on validation every N steps and keep the best checkpoint (0: only at the end)."""
@@ -90,17 +97,21 @@ class StageConfig:
     save_every: int = 0
     """Write a resumable Trainer checkpoint every N steps (0: never)."""
     label_smoothing: float = 0.0
+    """Paper stage 2: 0.1."""
     dropout: float | None = None
     """Override the model's dropout probabilities for this stage (paper stage 2: 0.1); None keeps the config's."""
     max_grad_norm: float = 1.0
+    """Gradient clipping."""
 
 
 @dataclass
 class LoraConfig:
     r: int = 8
+    """LoRA rank (methods lora and promot-lora)."""
     alpha: int = 16
     dropout: float = 0.0
     target_modules: list[str] | str = "all-linear"
+    """PEFT target_modules: a list of module names or "all-linear"."""
 
 
 @dataclass
@@ -108,6 +119,7 @@ class EvalConfig:
     metric: str = "accuracy"
     """Target-task metric used for checkpoint selection: `accuracy` (first word), `exact_match`, `bleu`."""
     max_new_tokens: int = 8
+    """Generation budget when scoring the target task."""
     batch_size: int = 16
     limit: int | None = None
     """Score at most this many validation records per selection round."""
@@ -118,6 +130,7 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     method: str = "promot"
+    """promot | finetune | prompt-tuning | joint | random-prompt | lora | promot-lora (see README)."""
     prompt: PromptConfig = field(default_factory=PromptConfig)
     stage1: StageConfig = field(default_factory=lambda: StageConfig(steps=100, lr=0.3))
     """Prompt tuning (model frozen). Paper: Adafactor, lr 0.2-0.3."""
@@ -126,9 +139,11 @@ class RunConfig:
     lora: LoraConfig = field(default_factory=LoraConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     output_dir: str = "runs/run"
+    """The run directory (see README: model/, prompt/, run.json ...)."""
     overwrite: bool = False
     """Replace an existing run directory instead of refusing."""
     seed: int = 0
+    """Seeds data order, prompt init, k-shot sampling and dropout."""
     bf16: bool = False
     """bf16 autocast (CPU with AVX-512 bf16, or GPU)."""
     report_to: list[str] = field(default_factory=list)
@@ -274,3 +289,29 @@ def load_config(source: str | Path | dict | None = None, overrides: list[str] | 
 
 def dump_config(cfg: RunConfig) -> str:
     return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+
+
+def describe() -> list[tuple[str, object, str]]:
+    """(dotted key, default, doc) for every config key — the attribute docstrings of the dataclasses above, read
+    with `ast` because Python drops attribute docstrings at runtime. Feeds `promot train --help`."""
+    import ast
+    import inspect
+
+    docs: dict[tuple[str, str], str] = {}
+    for node in ast.parse(inspect.getsource(__import__(__name__, fromlist=["x"]))).body:
+        if isinstance(node, ast.ClassDef):
+            body = node.body
+            for a, b in zip(body, body[1:]):
+                if isinstance(a, ast.AnnAssign) and isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant):
+                    docs[(node.name, a.target.id)] = " ".join(str(b.value.value).split())
+    rows = []
+    root = RunConfig()
+    for f in dataclasses.fields(RunConfig):
+        value = getattr(root, f.name)
+        if dataclasses.is_dataclass(value):
+            rows.append((f.name, None, docs.get(("RunConfig", f.name), "")))
+            for sub in dataclasses.fields(value):
+                rows.append((f"{f.name}.{sub.name}", getattr(value, sub.name), docs.get((type(value).__name__, sub.name), "")))
+        else:
+            rows.append((f.name, value, docs.get(("RunConfig", f.name), "")))
+    return rows

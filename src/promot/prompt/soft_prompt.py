@@ -68,13 +68,22 @@ class PromptedLM(nn.Module):
         num_items_in_batch: int | torch.Tensor | None = None,
         **kwargs,
     ):
-        """Causal: labels [B, T] align with input_ids (shifted inside). Seq2seq: labels [B, L] are decoder targets."""
+        """Causal: labels [B, T] align with input_ids (shifted inside); logits [B, T, V], or [N, V] over the N target
+        positions in training mode with labels. Seq2seq: labels [B, L] are decoder targets, logits [B, L, V]."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         inputs = self._inputs(input_ids, attention_mask)
         if self.is_seq2seq:
             out = self.model(**inputs, labels=labels, **kwargs)
             logits, targets = out.logits, labels
+        elif self.training and labels is not None and self._takes_logits_to_keep:
+            # Training: project only the positions that predict a target token. The LM head and its fp32 softmax
+            # over the input part are often the largest activation (49k-262k vocabularies); out.logits is [N, V].
+            wanted = labels[:, 1:] != -100                                            # [B, T-1]
+            keep = torch.zeros(inputs["attention_mask"].shape, dtype=torch.bool, device=labels.device)
+            keep[:, self.num_virtual_tokens : self.num_virtual_tokens + wanted.shape[1]] = wanted
+            out = self.model(**inputs, logits_to_keep=keep, **kwargs)
+            logits, targets = out.logits, labels[:, 1:][wanted]
         else:
             if self.prompt is not None and self._takes_logits_to_keep:
                 inputs["logits_to_keep"] = input_ids.shape[1]  # skip the LM head on prompt positions

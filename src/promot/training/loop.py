@@ -40,6 +40,8 @@ class StageContext:
     run_dir: Path
     history: dict = field(default_factory=dict)
     """Per stage: the selection record written to run.json."""
+    callbacks: list = field(default_factory=list)
+    """Extra TrainerCallbacks for every stage (monitors, timers)."""
 
 
 class MetricsLog(TrainerCallback):
@@ -137,6 +139,7 @@ def _set_dropout(model: torch.nn.Module, p: float) -> None:
 def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, resume: str | None = None) -> KeepBest:
     """Train whatever in `lm` has requires_grad, select the best checkpoint by target score, restore it."""
     cfg = ctx.cfg
+    selecting = bool(ctx.validation)  # no validation set: nothing to select on, the final weights stand
     if st.dropout is not None:
         _set_dropout(lm.model, st.dropout)
     args = TrainingArguments(
@@ -151,9 +154,9 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
         weight_decay=st.weight_decay,
         max_grad_norm=st.max_grad_norm,
         logging_steps=max(1, min(10, st.steps // 10)),
-        eval_strategy="steps" if st.eval_every else "no",
+        eval_strategy="steps" if st.eval_every and selecting else "no",
         eval_steps=st.eval_every or None,
-        eval_on_start=st.eval_on_start,
+        eval_on_start=st.eval_on_start and selecting,
         save_strategy="steps" if st.save_every else "no",
         save_steps=st.save_every or None,
         bf16=cfg.bf16,
@@ -170,11 +173,11 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
         train_dataset=ctx.train_rows,
         eval_dataset=ctx.validation,
         data_collator=Collator(ctx.tokenizer.pad_token_id),
-        callbacks=[MetricsLog(ctx.run_dir / "metrics.jsonl", name), keep],
+        callbacks=[MetricsLog(ctx.run_dir / "metrics.jsonl", name), keep, *ctx.callbacks],
         ctx=ctx,
     )
     trainer.train(resume_from_checkpoint=resume)
-    if not keep.scores or keep.scores[-1][0] != trainer.state.global_step:
+    if selecting and (not keep.scores or keep.scores[-1][0] != trainer.state.global_step):
         trainer.evaluate()  # the final weights always compete
     keep.restore()
     ctx.history[name] = {
@@ -183,5 +186,6 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
         "scores": [{"step": s, "target_score": v} for s, v in keep.scores],
         "metric": cfg.eval.metric,
     }
-    log.info("%s: best %s %.2f at step %s", name, cfg.eval.metric, keep.best_score, keep.best_step)
+    if keep.best_score is not None:
+        log.info("%s: best %s %.2f at step %s", name, cfg.eval.metric, keep.best_score, keep.best_step)
     return keep
