@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-RUNS = ("hf-adamw", "hf-adafactor", "stage2", "stage1")
+RUNS = ("hf-adamw", "hf-adafactor", "stage2", "stage1", "stage1-gc")
 
 
 def _model(name: str):
@@ -98,7 +98,8 @@ def worker(args: argparse.Namespace) -> dict:
              "eval_every": 0, "eval_on_start": False}
     with tempfile.TemporaryDirectory() as tmp:
         cfg = load_config({"model": {"name": args.model}, "data": {"train": "unused"}, "bf16": args.bf16,
-                           "stage1": {**stage, "lr": 0.3}, "stage2": stage, "output_dir": tmp})
+                           "stage1": {**stage, "lr": 0.3, "gradient_checkpointing": args.run == "stage1-gc"},
+                           "stage2": stage, "output_dir": tmp})
         if args.run.startswith("hf-"):
             targs = TrainingArguments(
                 output_dir=tmp, max_steps=args.steps, per_device_train_batch_size=args.batch_size,
@@ -110,7 +111,7 @@ def worker(args: argparse.Namespace) -> dict:
         else:
             ctx = StageContext(cfg, tok, None, rows, [], Path(tmp), callbacks=[timer])
             prompt = torch.randn(args.prompt_length, model.config.hidden_size) * 0.02
-            if args.run == "stage1":
+            if args.run.startswith("stage1"):
                 train_prompt(model, prompt, ctx)
             else:
                 train_model(model, prompt, METHODS["promot"], ctx)
@@ -162,8 +163,9 @@ def main() -> None:
     print(f"stage-2 tokens/s ÷ HF Trainer full FT ({anchor}): {med('stage2', 'tokens_per_s') / med(anchor, 'tokens_per_s'):.3f}"
           f"  (per position incl. the prompt: {med('stage2', 'positions_per_s') / med(anchor, 'positions_per_s'):.3f};"
           f" text/(text+P) = {args.seq_len / (args.seq_len + args.prompt_length):.3f})")
-    for a in ("hf-adamw", "hf-adafactor"):
-        print(f"stage-1 peak memory ÷ full FT peak memory ({a}): {med('stage1', 'peak_mb') / med(a, 'peak_mb'):.3f}")
+    for s1 in ("stage1", "stage1-gc"):
+        for a in ("hf-adamw", "hf-adafactor"):
+            print(f"{s1} peak memory ÷ full FT peak memory ({a}): {med(s1, 'peak_mb') / med(a, 'peak_mb'):.3f}")
     if args.json:
         print(json.dumps(results))
 

@@ -146,3 +146,14 @@ def test_trainer_checkpoints_hold_model_and_prompt_and_resume_exactly(tiny_dirs,
     resumed = run(tmp_path / "b", resume=str(ckpt))
     a, b = straight.state_dict(), resumed.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_gradient_checkpointing_trains_the_same_prompt(tiny_dirs, task_files, tmp_path):
+    stage = {"steps": 3, "lr": 0.3, "eval_every": 0, "eval_on_start": False}
+    prompts = []
+    for gc in (False, True):
+        over = {"method": "prompt-tuning", "stage1": {**stage, "gradient_checkpointing": gc}}
+        p = prepare(run_config(tiny_dirs["llama"], task_files, tmp_path / f"r{gc}", **over))
+        prompts.append(train_prompt(p.model, p.prompt, _context(p, tmp_path / f"r{gc}")))
+        assert not p.model.is_gradient_checkpointing  # switched off again after the stage
+    torch.testing.assert_close(prompts[0], prompts[1])

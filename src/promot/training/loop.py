@@ -164,8 +164,11 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
         seed=cfg.seed,
         report_to=cfg.report_to or "none",
         remove_unused_columns=False,
-        gradient_checkpointing=False,  # enabled on the inner model by the caller; the wrapper has no such method
+        gradient_checkpointing=False,  # enabled on the inner model above; the wrapper has no such method
     )
+    if st.gradient_checkpointing:
+        # Non-reentrant: works with a frozen model whose only trainable input is the prompt.
+        lm.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     keep = KeepBest(lm)
     trainer = PromotTrainer(
         model=lm,
@@ -180,6 +183,8 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
     if selecting and (not keep.scores or keep.scores[-1][0] != trainer.state.global_step):
         trainer.evaluate()  # the final weights always compete
     keep.restore()
+    if st.gradient_checkpointing:
+        lm.model.gradient_checkpointing_disable()
     ctx.history[name] = {
         "best_step": keep.best_step,
         "best_score": keep.best_score,

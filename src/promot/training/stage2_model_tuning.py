@@ -35,13 +35,9 @@ def train_model(
         model = add_lora(model, ctx)
     else:
         model.requires_grad_(True)
-    if ctx.cfg.model.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     lm = PromptedLM(model, prompt, train_prompt=method.prompt == "joint", label_smoothing=st.label_smoothing)
     frozen_prompt = None if lm.prompt is None or lm.prompt.requires_grad else lm.prompt.detach().clone()
     run_stage("stage2", lm, st, ctx, resume)
     if frozen_prompt is not None and not torch.equal(frozen_prompt, lm.prompt.detach()):
         raise RuntimeError("stage 2 changed the frozen prompt")  # an invariant, not a user error
-    if ctx.cfg.model.gradient_checkpointing:
-        model.gradient_checkpointing_disable()
     return lm
