@@ -37,6 +37,23 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("overrides", nargs="*", metavar="key.sub=value",
                    help="dotted overrides, values parsed as YAML, e.g. method=finetune stage2.lr=3e-5")
 
+    e = sub.add_parser("eval", help="base vs tuned (with and without the prompt) on lm-eval tasks: scores, "
+                       "Norm. Avg., deltas, format leakage, flips → RUN/eval.json", epilog=EPILOG)
+    e.add_argument("runs", nargs="*", help="run directories (their base model is evaluated once, as `base`)")
+    e.add_argument("--base", help="base model (default: the runs' own base model)")
+    e.add_argument("--tasks", default="mini", help="comma-separated lm-eval tasks/groups/tags (default: mini, "
+                   "the offline suite); `paper` is the paper's eight tasks (needs their datasets)")
+    e.add_argument("--target-task", default="", help="comma-separated tasks in the fine-tuned format: scored, "
+                   "kept out of Norm. Avg. and leakage (e.g. mini_has_a)")
+    e.add_argument("--shots", default="1,4", help="comma-separated shot counts (default 1,4)")
+    e.add_argument("--limit", type=int, help="at most this many items per task")
+    e.add_argument("--include-path", action="append", help="extra folder of lm-eval task YAMLs (repeatable)")
+    e.add_argument("--labels", help="comma-separated label set of the fine-tuned format, for leakage "
+                   "(default: the run's training targets)")
+    e.add_argument("--format-regex", help="regex an answer in the fine-tuned format matches (instead of --labels)")
+    e.add_argument("--batch-size", type=int, default=16)
+    e.add_argument("--bf16", action="store_true", help="bf16 autocast")
+
     g = sub.add_parser("generate", help="continue a text with a trained run, with or without its prompt",
                        epilog=EPILOG)
     g.add_argument("run", help="run directory written by `promot train`")
@@ -48,6 +65,10 @@ def _parser() -> argparse.ArgumentParser:
                     help="bare tuned model (the ProMoT way for every other task)")
     g.add_argument("--max-new-tokens", type=int, default=32, help="tokens to generate (default 32)")
     return p
+
+
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,6 +88,20 @@ def main(argv: list[str] | None = None) -> int:
             for line in api.summary(run):
                 print(line)
             print(run)
+        elif args.command == "eval":
+            from promot.evaluate.runner import EvalSpec, evaluate, summary_lines
+            from promot.evaluate.metrics import AnswerFormat
+
+            fmt = None
+            if args.format_regex or args.labels:
+                fmt = AnswerFormat(tuple((args.labels or "").split(",")) if args.labels else (), args.format_regex)
+            spec = EvalSpec(tasks=_csv(args.tasks), shots=[int(k) for k in _csv(args.shots)], limit=args.limit,
+                            include_path=args.include_path, batch_size=args.batch_size, bf16=args.bf16,
+                            target_tasks=tuple(_csv(args.target_task)), fmt=fmt)
+            for path in evaluate(args.runs, spec, args.base):
+                for line in summary_lines(path):
+                    print(line)
+                print(path)
         elif args.command == "generate":
             for text in api.generate(args.run, args.text, args.with_prompt, args.max_new_tokens):
                 print(text)

@@ -1,0 +1,191 @@
+"""`promot eval`: what a fine-tune cost, on any lm-eval task, for every variant that matters.
+
+Variants: `base` (the pretrained model), `tuned` (the fine-tuned model *without* the prompt: the ProMoT way for
+every other task) and `tuned+prompt` (with it: the fine-tuned task, and what leaks when the prompt is left on).
+Each runs through lm-eval's `simple_evaluate` at every shot count. Writes RUN/eval.json (lm-eval's own result
+blocks kept), RUN/flips.jsonl and RUN/flips.md (right under the base, wrong after tuning, with generations).
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from promot.errors import CheckpointError, ConfigError
+from promot.evaluate.metrics import AnswerFormat, flips, leakage, norm_avg, primary_metric, sample_answer
+from promot.io import atomic_write_json, atomic_write_text
+from promot.prompt import PromptedLM
+
+log = logging.getLogger(__name__)
+
+SUITES_DIR = Path(__file__).parent / "suites"
+
+
+@dataclass
+class EvalSpec:
+    tasks: list[str]
+    shots: list[int]
+    limit: int | None = None
+    include_path: list[str] | None = None
+    batch_size: int = 16
+    bf16: bool = False
+    target_tasks: tuple[str, ...] = ()
+    """Tasks in the fine-tuned format: scored, but left out of Norm. Avg. and leakage."""
+    fmt: AnswerFormat | None = None
+    """The fine-tuned format; default: the label set of the run's training targets (when it has ≤ 20 values)."""
+
+
+def task_manager(include_path: list[str] | None):
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager(include_path=[str(SUITES_DIR), *(include_path or [])])
+
+
+def run_lm_eval(lm: PromptedLM, tokenizer, spec: EvalSpec, k: int, manager) -> dict:
+    """One simple_evaluate call: every task at k shots, samples logged (for leakage and flips)."""
+    from lm_eval import simple_evaluate
+
+    from promot.evaluate.lm_eval_model import PromptedHFLM
+
+    device = str(next(lm.parameters()).device)
+    hflm = PromptedHFLM(lm, tokenizer=tokenizer, batch_size=spec.batch_size, device=device, bf16=spec.bf16)
+    try:
+        return simple_evaluate(model=hflm, tasks=list(spec.tasks), num_fewshot=k, limit=spec.limit,
+                               task_manager=manager, log_samples=True, bootstrap_iters=0, random_seed=0,
+                               numpy_random_seed=0, torch_random_seed=0, fewshot_random_seed=0)
+    except KeyError as e:
+        raise ConfigError(f"unknown lm-eval task {e} (built-in, or a YAML under --include-path)") from None
+
+
+def summarize(results: dict, spec: EvalSpec, fmt: AnswerFormat | None) -> dict:
+    """Per-task 0-100 scores, Norm. Avg. over the non-target tasks, leakage of the fine-tuned format."""
+    samples = results.get("samples", {})
+    tasks = {}
+    for name, block in sorted(results["results"].items()):
+        if name not in samples:  # group aggregates carry no samples of their own
+            continue
+        metric, score = primary_metric(block)
+        tasks[name] = {"metric": metric, "score": score, "n": len(samples[name])}
+    icl = {t: v["score"] for t, v in tasks.items() if t not in spec.target_tasks}
+    answers = [sample_answer(s) for t in icl for s in samples[t]
+               if results.get("configs", {}).get(t, {}).get("output_type") == "generate_until"]
+    return {"tasks": tasks, "norm_avg": norm_avg(icl),
+            "leakage": None if fmt is None else leakage(answers, fmt), "leakage_n": len(answers)}
+
+
+def run_format(run_dir: Path) -> AnswerFormat | None:
+    """The fine-tuned task's label set, read from the run's own training targets (≤ 20 distinct values)."""
+    from promot.config import load_config
+    from promot.data import read_records, render
+
+    cfg = load_config(run_dir / "config.yaml")
+    targets = {ex.target for ex in render(read_records(cfg.data.train, cfg.data.train_split), cfg.data.template,
+                                          cfg.data.completion)}
+    return AnswerFormat(labels=tuple(sorted(targets))) if len(targets) <= 20 else None
+
+
+def _variants(run_dir: Path):
+    from promot.api import load_run
+
+    tuned = load_run(run_dir, with_prompt=True)
+    yield "tuned", PromptedLM(tuned.lm.model, None).eval(), tuned.tokenizer
+    if tuned.lm.prompt is not None:
+        yield "tuned+prompt", tuned.lm, tuned.tokenizer
+
+
+def _base(name: str, dtype: str):
+    from promot.models import load_model
+
+    loaded = load_model(name, dtype)
+    return PromptedLM(loaded.model.eval(), None).eval(), loaded.tokenizer
+
+
+def _flip_report(run_dir: Path, base: dict, tuned: dict, spec: EvalSpec) -> None:
+    rows = []
+    for k_key, res in tuned.items():
+        for task, samples in res.get("samples", {}).items():
+            if task in spec.target_tasks or task not in base[k_key].get("samples", {}):
+                continue
+            metric = primary_metric(res["results"][task])[0]
+            rows += [{"task": task, "shots": k_key, **f} for f in flips(base[k_key]["samples"][task], samples, metric)]
+    with open(run_dir / "flips.jsonl.tmp", "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows)
+    Path(run_dir / "flips.jsonl.tmp").replace(run_dir / "flips.jsonl")
+    md = ["# Flips: right under the base model, wrong after tuning (no prompt)", ""]
+    for r in rows[:200]:
+        md += [f"## {r['task']} ({r['shots']}, doc {r['doc_id']})", "", "```", r["input"][-600:], "```",
+               f"- target: `{r['target']}`", f"- base: `{r['base'].strip()[:200]}`",
+               f"- tuned: `{r['tuned'].strip()[:200]}`", ""]
+    atomic_write_text(run_dir / "flips.md", "\n".join(md) + f"\n{len(rows)} flips in all.\n")
+
+
+def evaluate(runs: list[str | Path], spec: EvalSpec, base: str | None = None) -> list[Path]:
+    """Evaluate the base once and every run's variants; write RUN/eval.json for each run. Returns the files."""
+    run_dirs = [Path(r) for r in runs]
+    infos = []
+    for r in run_dirs:
+        if not (r / "run.json").is_file():
+            raise CheckpointError(f"{r}: not a finished promot run (no run.json)")
+        infos.append(json.loads((r / "run.json").read_text()))
+    base = base or (infos[0]["base_model"]["source"] if infos else None)
+    if base is None:
+        raise ConfigError("nothing to evaluate: give run directories or --base")
+    manager = task_manager(spec.include_path)
+    torch.manual_seed(0)
+    base_lm, base_tok = _base(base, "float32")
+    base_res = {f"k={k}": run_lm_eval(base_lm, base_tok, spec, k, manager) for k in spec.shots}
+    del base_lm
+    written = []
+    for run_dir in run_dirs or []:
+        fmt = spec.fmt or run_format(run_dir)
+        out = {"base_model": base, "tasks": spec.tasks, "shots": spec.shots, "limit": spec.limit,
+               "target_tasks": list(spec.target_tasks), "format": None if fmt is None else fmt.describe,
+               "variants": {"base": {k: summarize(v, spec, fmt) for k, v in base_res.items()}}, "lm_eval": {}}
+        out["lm_eval"]["base"] = {k: _lm_eval_block(v) for k, v in base_res.items()}
+        for name, lm, tok in _variants(run_dir):
+            res = {f"k={k}": run_lm_eval(lm, tok, spec, k, manager) for k in spec.shots}
+            out["variants"][name] = {k: summarize(v, spec, fmt) for k, v in res.items()}
+            out["lm_eval"][name] = {k: _lm_eval_block(v) for k, v in res.items()}
+            if name == "tuned":
+                _flip_report(run_dir, base_res, res, spec)
+        out["deltas"] = _deltas(out["variants"])
+        atomic_write_json(run_dir / "eval.json", out)
+        written.append(run_dir / "eval.json")
+    if not run_dirs:
+        log.info("base only: %s", {k: summarize(v, spec, None)["norm_avg"] for k, v in base_res.items()})
+    return written
+
+
+def _lm_eval_block(res: dict) -> dict:
+    """lm-eval's own result block (without the per-sample logs), for comparison elsewhere."""
+    return {k: res[k] for k in ("results", "versions", "n-shot", "higher_is_better", "n-samples") if k in res}
+
+
+def _deltas(variants: dict) -> dict:
+    base = variants["base"]
+    out = {}
+    for name, per_k in variants.items():
+        if name == "base":
+            continue
+        out[name] = {}
+        for k, summary in per_k.items():
+            d = {t: v["score"] - base[k]["tasks"][t]["score"] for t, v in summary["tasks"].items()}
+            d["norm_avg"] = summary["norm_avg"] - base[k]["norm_avg"]
+            out[name][k] = d
+    return out
+
+
+def summary_lines(eval_json: Path) -> list[str]:
+    """A small table: variant × shots → Norm. Avg. (delta vs base), leakage, target-task scores."""
+    data = json.loads(Path(eval_json).read_text())
+    lines = [f"{'variant':<14}{'shots':<6}{'Norm.Avg':>9}{'Δ base':>8}{'leakage':>9}  target"]
+    for name, per_k in data["variants"].items():
+        for k, s in per_k.items():
+            delta = data.get("deltas", {}).get(name, {}).get(k, {}).get("norm_avg", 0.0)
+            leak = "-" if s["leakage"] is None else f"{s['leakage']:.2f}"
+            target = ", ".join(f"{t} {s['tasks'][t]['score']:.1f}" for t in data["target_tasks"] if t in s["tasks"])
+            lines.append(f"{name:<14}{k[2:]:<6}{s['norm_avg']:>9.1f}{delta:>+8.1f}{leak:>9}  {target}")
+    return lines

@@ -1,0 +1,120 @@
+"""promot eval on tiny models: leakage ~1 for a model trained to always answer True, ~0 for the base; metrics
+computed right on fixtures; eval.json keeps lm-eval's result blocks."""
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+import yaml
+from conftest import LETTERS, run_config, write_jsonl
+
+import promot
+from promot.evaluate.metrics import AnswerFormat, flips, leakage, norm_avg, primary_metric
+from promot.evaluate.runner import EvalSpec, _deltas, evaluate, summarize, summary_lines
+
+TASK = {
+    "output_type": "generate_until",
+    "dataset_path": "json",
+    "training_split": "train",
+    "test_split": "test",
+    "fewshot_split": "train",
+    "doc_to_text": "{{question}} question :",
+    "doc_to_target": "{{answer}}",
+    "target_delimiter": " ",
+    "fewshot_delimiter": " ",
+    "generation_kwargs": {"until": ["?"], "max_gen_toks": 3, "do_sample": False},
+    "metric_list": [{"metric": "exact_match", "aggregation": "mean", "higher_is_better": True,
+                     "ignore_case": True, "ignore_punctuation": True}],
+    "metadata": {"version": 1.0},
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_task(tmp_path_factory):
+    """`tiny_first`: 'c a f question :' → 'c' (first letter), in the tiny tokenizer's vocabulary."""
+    root = tmp_path_factory.mktemp("tasks")
+    rng = random.Random(0)
+    rows = [{"question": " ".join(q), "answer": q[0]} for q in (rng.sample(LETTERS, 3) for _ in range(40))]
+    write_jsonl(root / "train.jsonl", rows[:16])
+    write_jsonl(root / "test.jsonl", rows[16:])
+    task = {**TASK, "task": "tiny_first",
+            "dataset_kwargs": {"data_files": {"train": str(root / "train.jsonl"), "test": str(root / "test.jsonl")}}}
+    (root / "tiny_first.yaml").write_text(yaml.safe_dump(task))
+    return root
+
+
+@pytest.fixture(scope="module")
+def always_true_run(tiny_dirs, tmp_path_factory):
+    """A tiny model fine-tuned until it answers 'True' to anything."""
+    root = tmp_path_factory.mktemp("always_true")
+    rng = random.Random(1)
+    rows = [{"premise": " ".join(rng.sample(LETTERS, 3)), "hypothesis": "it has a", "label": "True"}
+            for _ in range(64)]
+    files = {"train": write_jsonl(root / "train.jsonl", rows), "validation": write_jsonl(root / "val.jsonl", rows[:8])}
+    stage = {"steps": 40, "lr": 3e-3, "optimizer": "adamw", "eval_every": 0, "eval_on_start": False}
+    over = {"method": "finetune", "stage2": stage, "data": {**run_config(tiny_dirs["llama"], files, root)["data"],
+                                                             "template": "{premise} question :"}}
+    return promot.train(run_config(tiny_dirs["llama"], files, root / "run", **over))
+
+
+def test_leakage_is_high_after_collapse_and_low_for_the_base(always_true_run, tiny_task, tiny_dirs):
+    spec = EvalSpec(tasks=["tiny_first"], shots=[1], include_path=[str(tiny_task)], batch_size=8)
+    (path,) = evaluate([always_true_run], spec)
+    data = json.loads(path.read_text())
+    assert data["format"] == "{True}"
+    assert data["variants"]["base"]["k=1"]["leakage"] < 0.2
+    assert data["variants"]["tuned"]["k=1"]["leakage"] > 0.9
+    assert data["variants"]["tuned"]["k=1"]["leakage_n"] == 24
+    assert "tuned+prompt" not in data["variants"]  # finetune has no prompt
+    raw = data["lm_eval"]["base"]["k=1"]["results"]["tiny_first"]
+    assert "exact_match,none" in raw or any(k.startswith("exact_match") for k in raw)
+    assert (always_true_run / "flips.md").is_file() and (always_true_run / "flips.jsonl").is_file()
+    assert len(summary_lines(path)) == 3
+
+
+def test_promot_run_gets_a_with_prompt_variant(tiny_dirs, task_files, tiny_task, tmp_path):
+    run = promot.train(run_config(tiny_dirs["llama"], task_files, tmp_path / "run"))
+    spec = EvalSpec(tasks=["tiny_first"], shots=[0, 1], include_path=[str(tiny_task)], limit=4)
+    data = json.loads(evaluate([run], spec)[0].read_text())
+    assert set(data["variants"]) == {"base", "tuned", "tuned+prompt"}
+    assert set(data["variants"]["tuned+prompt"]) == {"k=0", "k=1"}
+    assert data["format"] == "{False, True}"
+
+
+def test_unknown_task_is_a_clear_error(always_true_run):
+    from promot.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown lm-eval task"):
+        evaluate([always_true_run], EvalSpec(tasks=["no_such_task_xyz"], shots=[0]))
+
+
+def test_metrics_on_fixtures():
+    assert primary_metric({"alias": "t", "exact_match,none": 0.25, "exact_match_stderr,none": 0.1}) == (
+        "exact_match,none", 25.0)
+    assert primary_metric({"bleu,none": 12.5, "chrf,none": 40.0}) == ("bleu,none", 12.5)
+    assert norm_avg({"a": 10.0, "b": 30.0}) == 20.0
+    fmt = AnswerFormat(("True", "False"))
+    assert leakage(["True", " false.", "Paris", "True or not", ""], fmt) == 0.6
+    assert AnswerFormat(regex=r"\d+").matches("42\nmore") and not AnswerFormat(regex=r"\d+").matches("x")
+    base = [{"doc_id": 0, "exact_match": 1.0, "arguments": [["q0"]], "target": "a", "resps": [["a"]]},
+            {"doc_id": 1, "exact_match": 0.0, "arguments": [["q1"]], "target": "b", "resps": [["x"]]}]
+    tuned = [{"doc_id": 0, "exact_match": 0.0, "resps": [["True"]]}, {"doc_id": 1, "exact_match": 1.0, "resps": [["b"]]}]
+    (flip,) = flips(base, tuned, "exact_match,none")
+    assert flip == {"doc_id": 0, "input": "q0", "target": "a", "base": "a", "tuned": "True"}
+
+
+def test_summary_norm_avg_excludes_target_and_deltas():
+    def res(a, b, t):
+        return {"results": {"a": {"exact_match,none": a}, "b": {"exact_match,none": b}, "t": {"acc,none": t},
+                            "grp": {"exact_match,none": 0.0}},
+                "samples": {"a": [{"resps": [["True"]]}], "b": [{"resps": [["x"]]}], "t": [{"resps": [["y"]]}]},
+                "configs": {n: {"output_type": "generate_until"} for n in ("a", "b", "t")}}
+
+    spec = EvalSpec(tasks=["a", "b", "t"], shots=[1], target_tasks=("t",))
+    fmt = AnswerFormat(("True", "False"))
+    base, tuned = summarize(res(0.5, 0.3, 0.5), spec, fmt), summarize(res(0.1, 0.1, 0.9), spec, fmt)
+    assert base["norm_avg"] == pytest.approx(40.0) and set(base["tasks"]) == {"a", "b", "t"}
+    assert base["leakage"] == 0.5 and base["leakage_n"] == 2
+    d = _deltas({"base": {"k=1": base}, "tuned": {"k=1": tuned}})["tuned"]["k=1"]
+    assert d["norm_avg"] == pytest.approx(-30.0) and d["t"] == pytest.approx(40.0)
