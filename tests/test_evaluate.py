@@ -118,3 +118,25 @@ def test_summary_norm_avg_excludes_target_and_deltas():
     assert base["leakage"] == 0.5 and base["leakage_n"] == 2
     d = _deltas({"base": {"k=1": base}, "tuned": {"k=1": tuned}})["tuned"]["k=1"]
     assert d["norm_avg"] == pytest.approx(-30.0) and d["t"] == pytest.approx(40.0)
+
+
+def test_monitor_logs_icl_score_and_leakage_during_stage2(tiny_dirs, task_files, tiny_task, tmp_path):
+    over = {"method": "finetune", "stage2": {"steps": 4, "lr": 1e-3, "eval_every": 0},
+            "monitor": {"tasks": ["tiny_first"], "every": 2, "limit": 4, "include_path": [str(tiny_task)]}}
+    run = promot.train(run_config(tiny_dirs["llama"], task_files, tmp_path / "run", **over))
+    logs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    probes = [r for r in logs if "icl_score" in r]
+    assert [r["step"] for r in probes] == [0, 2, 4] and all(r["stage"] == "stage2" for r in probes)
+    assert all(0 <= r["icl_leakage"] <= 1 for r in probes)
+
+
+def test_lm_eval_cli_with_the_promot_model(always_true_run, tiny_task, tmp_path):
+    from promot.cli import main
+
+    out = tmp_path / "lm_eval_out"
+    code = main(["lm-eval", "run", "--model", "promot", "--model_args", f"run={always_true_run},prompt=off",
+                 "--tasks", "tiny_first", "--include_path", str(tiny_task), "--limit", "3", "--device", "cpu",
+                 "--output_path", str(out)])
+    assert code == 0
+    (result,) = list(out.rglob("results_*.json"))
+    assert "tiny_first" in json.loads(result.read_text())["results"]

@@ -94,12 +94,26 @@ def prepare(config: RunConfig | str | Path | dict, overrides: list[str] | None =
     return Prepared(cfg, method, loaded.source, model, tok, tokenizing, data, rows, base_fp, prompt)
 
 
+def _monitor(p: Prepared):
+    """The specialization monitor, if configured; leakage is measured against the run's own target labels."""
+    m = p.cfg.monitor
+    if not m.tasks:
+        return None
+    from promot.evaluate.metrics import AnswerFormat
+    from promot.evaluate.monitor import SpecializationMonitor
+
+    fmt = AnswerFormat.from_targets(ex.target for ex in p.data.train)
+    return SpecializationMonitor(m.tasks, m.every, fmt, p.tokenizer, m.shots, m.limit, m.include_path,
+                                 p.cfg.eval.batch_size)
+
+
 def train(config: RunConfig | str | Path | dict, overrides: list[str] | None = None) -> Path:
     """Run one method end to end; returns the run directory. Everything is validated before anything is written."""
     p = prepare(config, overrides)                                                  # ① data, ② soft prompt
     run_dir = _claim_output_dir(p.cfg)
     atomic_write_text(run_dir / "config.yaml", dump_config(p.cfg))
-    ctx = StageContext(p.cfg, p.tokenizer, p.tokenizing, p.rows, p.data.validation, run_dir)
+    ctx = StageContext(p.cfg, p.tokenizer, p.tokenizing, p.rows, p.data.validation, run_dir,
+                       monitor=_monitor(p))
     started = time.time()
     model, prompt, lora_model = p.model, p.prompt, None
     if p.method.stage1:

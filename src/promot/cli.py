@@ -53,6 +53,16 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--format-regex", help="regex an answer in the fine-tuned format matches (instead of --labels)")
     e.add_argument("--batch-size", type=int, default=16)
     e.add_argument("--bf16", action="store_true", help="bf16 autocast")
+    e.add_argument("--out", help="where the base-only result goes when no run is given (default ./eval-base)")
+
+    sub.add_parser("lm-eval", help="lm-eval's CLI with `--model promot --model_args run=RUN,prompt=on|off` "
+                   "available; every other argument is lm_eval's", add_help=False)
+    r = sub.add_parser("report", help="HTML page + Markdown: scores, deltas, leakage, the monitor's curve, "
+                       "trade-off plot and flipped examples", epilog=EPILOG)
+    r.add_argument("runs", nargs="+", help="run directories (after `promot eval` for ICL scores)")
+    r.add_argument("--out", default="report", help="output folder (default ./report)")
+    r.add_argument("--base", action=argparse.BooleanOptionalAction, default=True,
+                   help="show the base model's column and deltas against it (default on)")
 
     g = sub.add_parser("generate", help="continue a text with a trained run, with or without its prompt",
                        epilog=EPILOG)
@@ -71,7 +81,20 @@ def _csv(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
+def lm_eval_cli(argv: list[str]) -> int:
+    """`promot lm-eval ARGS`: lm-eval's own CLI with the `promot` model registered (0.4.x has no plugin hook)."""
+    import promot.evaluate.lm_eval_model  # noqa: F401  (registers --model promot)
+    from lm_eval.__main__ import cli_evaluate
+
+    sys.argv = ["lm_eval", *argv]
+    cli_evaluate()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["lm-eval"]:
+        return lm_eval_cli(argv[1:])
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format="%(message)s")
     if not args.debug:
@@ -98,10 +121,14 @@ def main(argv: list[str] | None = None) -> int:
             spec = EvalSpec(tasks=_csv(args.tasks), shots=[int(k) for k in _csv(args.shots)], limit=args.limit,
                             include_path=args.include_path, batch_size=args.batch_size, bf16=args.bf16,
                             target_tasks=tuple(_csv(args.target_task)), fmt=fmt)
-            for path in evaluate(args.runs, spec, args.base):
+            for path in evaluate(args.runs, spec, args.base, args.out):
                 for line in summary_lines(path):
                     print(line)
                 print(path)
+        elif args.command == "report":
+            from promot.report.render import render
+
+            print(render(args.runs, args.out, args.base))
         elif args.command == "generate":
             for text in api.generate(args.run, args.text, args.with_prompt, args.max_new_tokens):
                 print(text)

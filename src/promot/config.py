@@ -127,6 +127,19 @@ class EvalConfig:
 
 
 @dataclass
+class MonitorConfig:
+    tasks: list[str] = field(default_factory=list)
+    """lm-eval tasks for the specialization monitor's ICL probe during stage 2 (empty: off), e.g. [mini]."""
+    every: int = 25
+    """Probe every N steps (and at step 0)."""
+    shots: int = 1
+    limit: int = 24
+    """Items per task per probe: keep it cheap."""
+    include_path: list[str] = field(default_factory=list)
+    """Extra folders of lm-eval task YAMLs."""
+
+
+@dataclass
 class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -139,6 +152,7 @@ class RunConfig:
     """Model tuning, shared by every method that trains weights so comparisons are fair."""
     lora: LoraConfig = field(default_factory=LoraConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
     output_dir: str = "runs/run"
     """The run directory (see README: model/, prompt/, run.json ...)."""
     overwrite: bool = False
@@ -206,7 +220,7 @@ def _build(cls: type, raw: Any, where: str) -> Any:
     return obj
 
 
-_NESTED = (ModelConfig, DataConfig, PromptConfig, StageConfig, LoraConfig, EvalConfig)
+_NESTED = (ModelConfig, DataConfig, PromptConfig, StageConfig, LoraConfig, EvalConfig, MonitorConfig)
 
 
 def _set_dotted(tree: dict, dotted: str) -> None:
@@ -256,6 +270,7 @@ def validate(cfg: RunConfig) -> RunConfig:
             check(isinstance(v, int) and v >= 0, f"{name}.{key} must be an integer >= 0, got {v!r}")
         check(isinstance(st.lr, (int, float)) and st.lr > 0, f"{name}.lr must be a positive number, got {st.lr!r}")
         check(0 <= st.label_smoothing < 1, f"{name}.label_smoothing must be in [0, 1)")
+    check(isinstance(cfg.monitor.every, int) and cfg.monitor.every > 0, "monitor.every must be a positive integer")
     if issues:
         raise ConfigError("; ".join(issues))
     return cfg

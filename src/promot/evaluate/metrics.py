@@ -43,6 +43,12 @@ class AnswerFormat:
         words = text.translate(_PUNCT).lower().split()
         return bool(words) and words[0] in {label.lower() for label in self.labels}
 
+    @classmethod
+    def from_targets(cls, targets) -> AnswerFormat | None:
+        """A classification task's label set (≤ 20 distinct targets); None for open-ended targets."""
+        labels = sorted(set(targets))
+        return cls(tuple(labels)) if len(labels) <= 20 else None
+
     @property
     def describe(self) -> str:
         return f"/{self.regex}/" if self.regex else "{" + ", ".join(self.labels) + "}"

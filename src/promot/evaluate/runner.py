@@ -17,11 +17,10 @@ import torch
 from promot.errors import CheckpointError, ConfigError
 from promot.evaluate.metrics import AnswerFormat, flips, leakage, norm_avg, primary_metric, sample_answer
 from promot.io import atomic_write_json, atomic_write_text
+from promot.evaluate.suites import SUITES_DIR
 from promot.prompt import PromptedLM
 
 log = logging.getLogger(__name__)
-
-SUITES_DIR = Path(__file__).parent / "suites"
 
 
 @dataclass
@@ -82,9 +81,8 @@ def run_format(run_dir: Path) -> AnswerFormat | None:
     from promot.data import read_records, render
 
     cfg = load_config(run_dir / "config.yaml")
-    targets = {ex.target for ex in render(read_records(cfg.data.train, cfg.data.train_split), cfg.data.template,
-                                          cfg.data.completion)}
-    return AnswerFormat(labels=tuple(sorted(targets))) if len(targets) <= 20 else None
+    records = read_records(cfg.data.train, cfg.data.train_split)
+    return AnswerFormat.from_targets(ex.target for ex in render(records, cfg.data.template, cfg.data.completion))
 
 
 def _variants(run_dir: Path):
@@ -122,8 +120,9 @@ def _flip_report(run_dir: Path, base: dict, tuned: dict, spec: EvalSpec) -> None
     atomic_write_text(run_dir / "flips.md", "\n".join(md) + f"\n{len(rows)} flips in all.\n")
 
 
-def evaluate(runs: list[str | Path], spec: EvalSpec, base: str | None = None) -> list[Path]:
-    """Evaluate the base once and every run's variants; write RUN/eval.json for each run. Returns the files."""
+def evaluate(runs: list[str | Path], spec: EvalSpec, base: str | None = None, out: str | Path | None = None) -> list[Path]:
+    """Evaluate the base once and every run's variants; write RUN/eval.json for each run (with no runs: the base
+    alone, to OUT/eval.json). Returns the files written."""
     run_dirs = [Path(r) for r in runs]
     infos = []
     for r in run_dirs:
@@ -139,23 +138,21 @@ def evaluate(runs: list[str | Path], spec: EvalSpec, base: str | None = None) ->
     base_res = {f"k={k}": run_lm_eval(base_lm, base_tok, spec, k, manager) for k in spec.shots}
     del base_lm
     written = []
-    for run_dir in run_dirs or []:
-        fmt = spec.fmt or run_format(run_dir)
-        out = {"base_model": base, "tasks": spec.tasks, "shots": spec.shots, "limit": spec.limit,
-               "target_tasks": list(spec.target_tasks), "format": None if fmt is None else fmt.describe,
-               "variants": {"base": {k: summarize(v, spec, fmt) for k, v in base_res.items()}}, "lm_eval": {}}
-        out["lm_eval"]["base"] = {k: _lm_eval_block(v) for k, v in base_res.items()}
-        for name, lm, tok in _variants(run_dir):
+    for run_dir in run_dirs or [Path(out or "eval-base")]:
+        fmt = spec.fmt or (run_format(run_dir) if run_dirs else None)
+        result = {"base_model": base, "tasks": spec.tasks, "shots": spec.shots, "limit": spec.limit,
+                  "target_tasks": list(spec.target_tasks), "format": None if fmt is None else fmt.describe,
+                  "variants": {"base": {k: summarize(v, spec, fmt) for k, v in base_res.items()}},
+                  "lm_eval": {"base": {k: _lm_eval_block(v) for k, v in base_res.items()}}}
+        for name, lm, tok in _variants(run_dir) if run_dirs else ():
             res = {f"k={k}": run_lm_eval(lm, tok, spec, k, manager) for k in spec.shots}
-            out["variants"][name] = {k: summarize(v, spec, fmt) for k, v in res.items()}
-            out["lm_eval"][name] = {k: _lm_eval_block(v) for k, v in res.items()}
+            result["variants"][name] = {k: summarize(v, spec, fmt) for k, v in res.items()}
+            result["lm_eval"][name] = {k: _lm_eval_block(v) for k, v in res.items()}
             if name == "tuned":
                 _flip_report(run_dir, base_res, res, spec)
-        out["deltas"] = _deltas(out["variants"])
-        atomic_write_json(run_dir / "eval.json", out)
+        result["deltas"] = _deltas(result["variants"])
+        atomic_write_json(run_dir / "eval.json", result)
         written.append(run_dir / "eval.json")
-    if not run_dirs:
-        log.info("base only: %s", {k: summarize(v, spec, None)["norm_avg"] for k, v in base_res.items()})
     return written
 
 
@@ -188,4 +185,7 @@ def summary_lines(eval_json: Path) -> list[str]:
             leak = "-" if s["leakage"] is None else f"{s['leakage']:.2f}"
             target = ", ".join(f"{t} {s['tasks'][t]['score']:.1f}" for t in data["target_tasks"] if t in s["tasks"])
             lines.append(f"{name:<14}{k[2:]:<6}{s['norm_avg']:>9.1f}{delta:>+8.1f}{leak:>9}  {target}")
+    if list(data["variants"]) == ["base"]:  # base only: the per-task scores are the point
+        for k, s in data["variants"]["base"].items():
+            lines += [f"  {k[2:]}-shot {t:<24}{v['score']:>6.1f}  (n={v['n']})" for t, v in s["tasks"].items()]
     return lines

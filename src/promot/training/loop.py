@@ -41,7 +41,9 @@ class StageContext:
     history: dict = field(default_factory=dict)
     """Per stage: the selection record written to run.json."""
     callbacks: list = field(default_factory=list)
-    """Extra TrainerCallbacks for every stage (monitors, timers)."""
+    """Extra TrainerCallbacks for every stage (timers, user hooks)."""
+    monitor: TrainerCallback | None = None
+    """The specialization monitor, for the stage that tunes the model."""
 
 
 class MetricsLog(TrainerCallback):
@@ -136,7 +138,8 @@ def _set_dropout(model: torch.nn.Module, p: float) -> None:
             module.attention_dropout = p
 
 
-def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, resume: str | None = None) -> KeepBest:
+def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, resume: str | None = None,
+              callbacks: tuple = ()) -> KeepBest:
     """Train whatever in `lm` has requires_grad, select the best checkpoint by target score, restore it."""
     cfg = ctx.cfg
     selecting = bool(ctx.validation)  # no validation set: nothing to select on, the final weights stand
@@ -176,9 +179,12 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
         train_dataset=ctx.train_rows,
         eval_dataset=ctx.validation,
         data_collator=Collator(ctx.tokenizer.pad_token_id),
-        callbacks=[MetricsLog(ctx.run_dir / "metrics.jsonl", name), keep, *ctx.callbacks],
+        callbacks=[MetricsLog(ctx.run_dir / "metrics.jsonl", name), keep, *ctx.callbacks, *callbacks],
         ctx=ctx,
     )
+    for cb in (*ctx.callbacks, *callbacks):
+        if hasattr(cb, "bind"):
+            cb.bind(trainer)  # callbacks that log through the Trainer (the monitor)
     trainer.train(resume_from_checkpoint=resume)
     if selecting and (not keep.scores or keep.scores[-1][0] != trainer.state.global_step):
         trainer.evaluate()  # the final weights always compete

@@ -1,0 +1,69 @@
+"""The specialization monitor: watch format specialization happen, live, in your own run (paper Fig. 1-2).
+
+Every N steps (and at step 0) a cheap ICL probe — a few lm-eval tasks, a few dozen items, the bare model with no
+prompt — logs `icl_score` (Norm. Avg.) and `icl_leakage` (share of answers in the fine-tuned format) through the
+Trainer's log: metrics.jsonl, TensorBoard and whatever `report_to` names.
+"""
+from __future__ import annotations
+
+import logging
+
+from transformers import TrainerCallback
+
+from promot.evaluate.metrics import AnswerFormat
+from promot.prompt import PromptedLM
+
+log = logging.getLogger(__name__)
+
+
+class SpecializationMonitor(TrainerCallback):
+    def __init__(self, tasks: list[str], every: int, fmt: AnswerFormat | None, tokenizer, shots: int = 1,
+                 limit: int = 24, include_path: list[str] | None = None, batch_size: int = 16) -> None:
+        self.tasks, self.every, self.fmt, self.tokenizer = tasks, every, fmt, tokenizer
+        self.shots, self.limit, self.include_path, self.batch_size = shots, limit, include_path, batch_size
+        self.trainer = None
+        self._loaded = None
+
+    def bind(self, trainer) -> None:
+        """The Trainer whose model is probed and whose log receives the scores."""
+        self.trainer = trainer
+
+    def _tasks(self):
+        if self._loaded is None:  # build once: datasets and few-shot samplers are reused by every probe
+            from promot.evaluate.runner import task_manager
+
+            self._loaded = task_manager(self.include_path).load(self.tasks)
+            for task in self._loaded["tasks"].values():
+                task.set_config(key="num_fewshot", value=self.shots)
+                task.set_fewshot_seed(seed=0)
+        return self._loaded
+
+    def probe(self) -> dict[str, float]:
+        from lm_eval.evaluator import evaluate
+
+        from promot.evaluate.lm_eval_model import PromptedHFLM
+        from promot.evaluate.runner import EvalSpec, summarize
+
+        lm: PromptedLM = self.trainer.accelerator.unwrap_model(self.trainer.model)
+        was_training = lm.training
+        bare = PromptedLM(lm.model, None)  # shares the weights being trained; no prompt
+        hflm = PromptedHFLM(bare, tokenizer=self.tokenizer, batch_size=self.batch_size,
+                            device=str(next(lm.parameters()).device), bf16=self.trainer.args.bf16)
+        results = evaluate(lm=hflm, task_dict=self._tasks(), limit=self.limit, log_samples=True, bootstrap_iters=0,
+                           verbosity="ERROR")
+        lm.train(was_training)
+        summary = summarize(results, EvalSpec(tasks=self.tasks, shots=[self.shots]), self.fmt)
+        metrics = {"icl_score": summary["norm_avg"]}
+        if summary["leakage"] is not None:
+            metrics["icl_leakage"] = summary["leakage"]
+        return metrics
+
+    def _maybe_probe(self, state) -> None:
+        if self.trainer is not None and state.global_step % self.every == 0:
+            self.trainer.log(self.probe())
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._maybe_probe(state)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self._maybe_probe(state)

@@ -1,0 +1,1 @@
+"""⑤ The report: a pure function of run directories (no torch import); matplotlib only in plots.py."""

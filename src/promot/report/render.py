@@ -1,0 +1,75 @@
+"""`promot report RUN…`: one self-contained HTML page (plots embedded) and a Markdown twin, from run directories."""
+from __future__ import annotations
+
+import html
+import time
+from pathlib import Path
+
+from promot import __version__
+from promot.io import atomic_write_text
+from promot.report import plots
+from promot.report.tables import RunView, load_runs, markdown, shot_keys, summary_table, task_table
+
+CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:.6em 0 1.4em;font-size:.9em}th,td{border:1px solid #ccc;padding:.3em .6em;
+text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}img{max-width:100%}
+.flip{background:#fafafa;border-left:3px solid #c33;padding:.4em .8em;margin:.5em 0;font-size:.85em}
+code,pre{font-size:.95em}pre{white-space:pre-wrap}.note{color:#666;font-size:.9em}"""
+
+
+def _html_table(rows: list[list[str]]) -> str:
+    if not rows:
+        return "<p class=note>no data</p>"
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows[1:])
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _img(b64: str | None, alt: str) -> str:
+    return f'<img alt="{alt}" src="data:image/png;base64,{b64}">' if b64 else f"<p class=note>{alt}: no data</p>"
+
+
+def _flips(runs: list[RunView], per_run: int = 6) -> tuple[str, str]:
+    h, m = [], []
+    for r in runs:
+        for f in r.flips[:per_run]:
+            h.append(f"<div class=flip><b>{html.escape(r.name)}</b> · {html.escape(f['task'])} · {f['shots']}<pre>"
+                     f"{html.escape(f['input'][-300:])}</pre>target <code>{html.escape(str(f['target']))}</code> · "
+                     f"base <code>{html.escape(f['base'].strip()[:80])}</code> · tuned "
+                     f"<code>{html.escape(f['tuned'].strip()[:80])}</code></div>")
+            m.append(f"- **{r.name}** {f['task']} ({f['shots']}): target `{f['target']}`, base "
+                     f"`{f['base'].strip()[:80]}`, tuned `{f['tuned'].strip()[:80]}`")
+    return "".join(h) or "<p class=note>no flips recorded (run `promot eval` first)</p>", "\n".join(m)
+
+
+def render(run_paths: list[str | Path], out_dir: str | Path = "report", with_base: bool = True) -> Path:
+    """Write report.html and report.md into out_dir; return the HTML path."""
+    runs = load_runs(run_paths)
+    out = Path(out_dir)
+    ks = shot_keys(runs)
+    base = next((r.eval["base_model"] for r in runs if r.eval), runs[0].info["base_model"]["source"] if runs else "")
+    fmt = next((r.eval.get("format") for r in runs if r.eval), None)
+    title = f"promot report — {', '.join(f'{r.name} ({r.method})' for r in runs)}"
+    figs = {"curve": plots.icl_over_steps(runs), "tradeoff": plots.target_vs_icl(runs)}
+    h = [f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(title)}</title><style>{CSS}</style>"
+         f"</head><body><h1>{html.escape(title)}</h1><p class=note>base model <code>{html.escape(str(base))}</code>"
+         f" · fine-tuned format {html.escape(str(fmt))} · promot {__version__} · {time.strftime('%Y-%m-%d %H:%M')}"
+         "</p><p class=note>no prompt = the tuned model alone (ProMoT's way for other tasks); prompt on = with the"
+         " run's soft prompt. Leakage = share of answers on other tasks that fall in the fine-tuned format.</p>"]
+    m = [f"# {title}", "", f"base model `{base}` · fine-tuned format {fmt} · promot {__version__}", ""]
+    for k in ks:
+        summary, tasks = summary_table(runs, k, with_base), task_table(runs, k, with_base)
+        h += [f"<h2>Summary, {k[2:]}-shot</h2>", _html_table(summary), f"<h3>Per task, {k[2:]}-shot</h3>",
+              _html_table(tasks), _img(plots.task_bars(tasks), f"per-task scores, {k[2:]}-shot")]
+        m += [f"## Summary, {k[2:]}-shot", "", markdown(summary), f"### Per task, {k[2:]}-shot", "", markdown(tasks)]
+    if not ks:
+        h.append("<p class=note>no eval.json in these runs: run `promot eval RUN…` for ICL scores.</p>")
+    h += ["<h2>Specialization during training</h2>", _img(figs["curve"], "ICL score and leakage over steps "
+          "(set monitor.tasks when training)"), "<h2>Target score vs ICL over checkpoints</h2>",
+          _img(figs["tradeoff"], "trade-off (needs monitor.every aligned with stage2.eval_every)")]
+    flips_html, flips_md = _flips(runs)
+    h += ["<h2>Examples that flipped (right under base, wrong after tuning)</h2>", flips_html, "</body></html>"]
+    m += ["## Examples that flipped", "", flips_md or "_none recorded_", ""]
+    atomic_write_text(out / "report.html", "".join(h))
+    atomic_write_text(out / "report.md", "\n".join(m))
+    return out / "report.html"

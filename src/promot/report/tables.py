@@ -1,0 +1,126 @@
+"""Report data: a pure function of run directories (run.json, eval.json, metrics.jsonl, flips.jsonl). No torch."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from promot.errors import CheckpointError
+
+
+@dataclass
+class RunView:
+    name: str
+    path: Path
+    info: dict
+    eval: dict | None
+    metrics: list[dict] = field(default_factory=list)
+    flips: list[dict] = field(default_factory=list)
+
+    @property
+    def method(self) -> str:
+        return self.info["method"]
+
+    def best_target(self) -> float | None:
+        stages = self.info.get("stages", {})
+        last = stages.get("stage2") or stages.get("stage1")
+        return None if not last else last.get("best_score")
+
+
+def _jsonl(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def load_runs(paths: list[str | Path]) -> list[RunView]:
+    views = []
+    for p in map(Path, paths):
+        if not (p / "run.json").is_file():
+            raise CheckpointError(f"{p}: not a finished promot run (no run.json)")
+        info = json.loads((p / "run.json").read_text())
+        ev = json.loads((p / "eval.json").read_text()) if (p / "eval.json").is_file() else None
+        views.append(RunView(p.name, p, info, ev, _jsonl(p / "metrics.jsonl"), _jsonl(p / "flips.jsonl")))
+    return views
+
+
+def _fmt(x: float | None, delta: float | None = None) -> str:
+    if x is None:
+        return "–"
+    return f"{x:.1f}" if delta is None else f"{x:.1f} ({delta:+.1f})"
+
+
+def shot_keys(runs: list[RunView]) -> list[str]:
+    keys = []
+    for r in runs:
+        for per_k in (r.eval or {}).get("variants", {}).values():
+            keys += [k for k in per_k if k not in keys]
+    return keys
+
+
+def summary_table(runs: list[RunView], k: str, with_base: bool = True) -> list[list[str]]:
+    """One row per run: method, target score, Norm. Avg. (Δ vs base) and leakage, without and with the prompt."""
+    head = ["run", "method", "target (val, selected)", "ICL Norm.Avg, no prompt (Δ)", "leakage, no prompt",
+            "ICL Norm.Avg, prompt on (Δ)", "leakage, prompt on"]
+    rows = [head]
+    if with_base and runs and runs[0].eval and k in runs[0].eval["variants"]["base"]:
+        b = runs[0].eval["variants"]["base"][k]
+        rows.append(["base", "–", "–", _fmt(b["norm_avg"]), _fmt_leak(b["leakage"]), "–", "–"])
+    for r in runs:
+        v = (r.eval or {}).get("variants", {})
+        d = (r.eval or {}).get("deltas", {})
+        cells = [r.name, r.method, _fmt(r.best_target())]
+        for name in ("tuned", "tuned+prompt"):
+            s = v.get(name, {}).get(k)
+            delta = d.get(name, {}).get(k, {}).get("norm_avg") if with_base else None
+            cells += [_fmt(s["norm_avg"], delta), _fmt_leak(s["leakage"])] if s else ["–", "–"]
+        rows.append(cells)
+    return rows
+
+
+def _fmt_leak(x: float | None) -> str:
+    return "–" if x is None else f"{x:.2f}"
+
+
+def task_table(runs: list[RunView], k: str, with_base: bool = True) -> list[list[str]]:
+    """Tasks × (base, each run's variants): 0-100 scores with Δ vs base."""
+    columns: list[tuple[str, RunView | None, str]] = []
+    if with_base and runs and runs[0].eval:
+        columns.append(("base", runs[0], "base"))
+    for r in runs:
+        for name in ("tuned", "tuned+prompt"):
+            if r.eval and k in r.eval["variants"].get(name, {}):
+                columns.append((f"{r.name} {'+prompt' if name == 'tuned+prompt' else 'no prompt'}", r, name))
+    if not columns:
+        return []
+    tasks = sorted({t for _, r, n in columns for t in r.eval["variants"][n][k]["tasks"]})
+    rows = [["task", *(c[0] for c in columns)]]
+    for t in [*tasks, "Norm.Avg"]:
+        row = [t]
+        for _, r, n in columns:
+            s = r.eval["variants"][n][k]
+            score = s["norm_avg"] if t == "Norm.Avg" else s["tasks"].get(t, {}).get("score")
+            key = "norm_avg" if t == "Norm.Avg" else t
+            delta = None if n == "base" or not with_base else r.eval["deltas"].get(n, {}).get(k, {}).get(key)
+            row.append(_fmt(score, delta))
+        rows.append(row)
+    return rows
+
+
+def curve(run: RunView, key: str, stage: str = "stage2") -> list[tuple[int, float]]:
+    """(step, value) pairs logged in metrics.jsonl for one stage (e.g. icl_score, eval_target_score)."""
+    return [(m["step"], m[key]) for m in run.metrics if m.get("stage") == stage and key in m]
+
+
+def tradeoff(run: RunView) -> list[tuple[int, float, float]]:
+    """(step, target score, ICL score) at steps where both were measured (paper App. C.3)."""
+    icl = dict(curve(run, "icl_score"))
+    return [(s, t, icl[s]) for s, t in curve(run, "eval_target_score") if s in icl]
+
+
+def markdown(rows: list[list[str]]) -> str:
+    if not rows:
+        return "_no data_\n"
+    out = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+    out += ["| " + " | ".join(r) + " |" for r in rows[1:]]
+    return "\n".join(out) + "\n"
