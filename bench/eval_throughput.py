@@ -21,6 +21,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--prompt-length", type=int, default=20)
+    ap.add_argument("--bf16", action="store_true", help="bf16 autocast for every class")
     args = ap.parse_args()
 
     import torch
@@ -38,26 +39,31 @@ def main() -> None:
     prompt = init_prompt("vocab", args.prompt_length, model, tok)
     manager = task_manager(None)
     tasks = args.tasks.split(",")
+    kw = {"tokenizer": tok, "batch_size": args.batch_size, "device": "cpu",
+          "mixed_precision_dtype": torch.bfloat16 if args.bf16 else None}
     makers = {
-        "lm-eval HFLM": lambda: HFLM(pretrained=model, tokenizer=tok, batch_size=args.batch_size, device="cpu"),
-        "promot, no prompt": lambda: PromptedHFLM(PromptedLM(model, None), tokenizer=tok, batch_size=args.batch_size,
-                                                  device="cpu"),
-        "promot, prompt on": lambda: PromptedHFLM(PromptedLM(model, prompt), tokenizer=tok,
-                                                  batch_size=args.batch_size, device="cpu"),
+        "lm-eval HFLM": lambda: HFLM(pretrained=model, **kw),
+        "promot, no prompt": lambda: PromptedHFLM(PromptedLM(model, None), **kw),
+        "promot, prompt on": lambda: PromptedHFLM(PromptedLM(model, prompt), **kw),
     }
     times: dict[str, list[float]] = {k: [] for k in makers}
     scores: dict[str, float] = {}
     n_items = len(tasks) * args.limit
+
+    def run(lm):
+        return simple_evaluate(model=lm, tasks=tasks, num_fewshot=args.shots, limit=args.limit, task_manager=manager,
+                               bootstrap_iters=0, random_seed=0, numpy_random_seed=0, torch_random_seed=0,
+                               fewshot_random_seed=0, verbosity="ERROR")
+
+    run(makers["lm-eval HFLM"]())  # warm-up, untimed: dataset building and first-call costs
     for _ in range(args.repeats):
         for name, make in makers.items():
             lm = make()
             t = time.perf_counter()
-            res = simple_evaluate(model=lm, tasks=tasks, num_fewshot=args.shots, limit=args.limit,
-                                  task_manager=manager, bootstrap_iters=0, random_seed=0, numpy_random_seed=0,
-                                  torch_random_seed=0, fewshot_random_seed=0, verbosity="ERROR")
+            res = run(lm)
             times[name].append(time.perf_counter() - t)
             scores[name] = statistics.mean(v["exact_match,none"] for k, v in res["results"].items() if k in tasks)
-    print(f"model={args.model} tasks={args.tasks} limit={args.limit} shots={args.shots} "
+    print(f"model={args.model} tasks={args.tasks} limit={args.limit} shots={args.shots} bf16={args.bf16} "
           f"batch={args.batch_size} repeats={args.repeats} (items per run: {n_items})")
     print(f"{'class':<20}{'median s':>10}{'items/s':>10}{'exact_match':>13}")
     for name in makers:

@@ -43,3 +43,14 @@ def test_promot_on_smollm2_from_gguf(tmp_path):
     (text,) = promot.generate(run, "Anna has a dog, a map and a rug. question: Anna has a map. "
                                    "Is it true or false? answer:", max_new_tokens=3)
     assert isinstance(text, str)
+
+
+def test_eval_smollm2_on_the_mini_suite_is_above_chance(tmp_path):
+    """Recorded in docs/RESULTS.md: k-shot scores of SmolLM2-135M-Instruct on the offline mini suite."""
+    from promot.evaluate.runner import EvalSpec, evaluate
+
+    spec = EvalSpec(tasks=["mini"], shots=[4], limit=20, batch_size=16, bf16=True)
+    (path,) = evaluate([], spec, base="smollm2-135m-instruct", out=tmp_path)
+    scores = {t: v["score"] for t, v in json.loads(path.read_text())["variants"]["base"]["k=4"]["tasks"].items()}
+    assert len(scores) == 10
+    assert sum(s >= 25 for s in scores.values()) >= 5, scores  # exact match on open answers: chance is ~0

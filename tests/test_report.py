@@ -63,8 +63,8 @@ def test_report_renders_tables_plots_and_flips(tmp_path):
             "trade-off (needs monitor.every aligned with stage2.eval_every)"} <= alts
     assert all(img["src"].startswith("data:image/png;base64,") and len(img["src"]) > 1000 for img in parser.imgs)
     md = (tmp_path / "out" / "report.md").read_text()
-    assert "| pm | promot | 94.0 | 50.0 (+0.0) | 0.01 | 2.5 (-47.5) | 0.90 |" in md
-    assert "| ft | finetune | 95.0 | 5.0 (-45.0) | 0.95 | – | – |" in md
+    assert "| pm | promot | 94.0 | – | 50.0 (+0.0) | 0.01 | 2.5 (-47.5) | 0.90 |" in md
+    assert "| ft | finetune | 95.0 | – | 5.0 (-45.0) | 0.95 | – | – |" in md
     assert "| capitals | 60.0 | 10.0 (-50.0) | 58.0 (-2.0) | 5.0 (-55.0) |" in md
     assert "tuned `True`" in md and "Paris" in text
 

@@ -93,6 +93,13 @@ def test_every_method_runs_end_to_end(method, tiny_dirs, task_files, tmp_path):
     assert changed == (m.stage2 is not None)
     out = promot.generate(run, ["a b c question : it has a ? answer :"], with_prompt=True, max_new_tokens=2)
     assert len(out) == 1 and isinstance(out[0], str)
+    if m.stage2 == "lora":  # the saved adapter on the base model reproduces the merged model
+        from peft import PeftModel
+
+        ids = torch.tensor([[1, 4, 5, 6, 14]])
+        adapted = PeftModel.from_pretrained(base, run / "lora").eval()
+        with torch.no_grad():
+            torch.testing.assert_close(adapted(input_ids=ids).logits, tuned.eval()(ids).logits)
 
 
 @pytest.mark.parametrize("arch", ["gpt2", "t5"])
@@ -130,19 +137,21 @@ def test_selection_keeps_the_best_checkpoint_and_earlier_on_ties(tiny_dirs, task
     assert any(not torch.equal(final[k], snaps.seen[4][k]) for k in final)
 
 
-def test_trainer_checkpoints_hold_model_and_prompt_and_resume_exactly(tiny_dirs, task_files, tmp_path):
+@pytest.mark.parametrize("method", ["random-prompt", "lora"])
+def test_trainer_checkpoints_hold_model_and_prompt_and_resume_exactly(method, tiny_dirs, task_files, tmp_path):
     """Checkpoint at step 2 of 4, resume from it in a fresh process state: same final weights as straight through."""
     stage = {"steps": 4, "lr": 1e-2, "eval_every": 0, "eval_on_start": False, "save_every": 2}
-    over = {"method": "random-prompt", "stage2": stage}
+    over = {"method": method, "stage2": stage}
 
     def run(out, resume=None):
         p = prepare(run_config(tiny_dirs["llama"], task_files, out, **over))
-        ctx = _context(p, out)
-        return train_model(p.model, p.prompt, METHODS["random-prompt"], ctx, resume=resume)
+        return train_model(p.model, p.prompt, METHODS[method], _context(p, out), resume=resume)
 
     straight = run(tmp_path / "a")
     ckpt = tmp_path / "a" / "stage2" / "checkpoint-2"
-    assert (ckpt / "model" / "model.safetensors").is_file() and (ckpt / "prompt" / "adapter_config.json").is_file()
+    weights = "adapter_model.safetensors" if method == "lora" else "model.safetensors"
+    assert (ckpt / "model" / weights).is_file()
+    assert (ckpt / "prompt" / "adapter_config.json").is_file() == (method == "random-prompt")
     resumed = run(tmp_path / "b", resume=str(ckpt))
     a, b = straight.state_dict(), resumed.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)

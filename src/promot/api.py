@@ -50,13 +50,19 @@ def _initial_prompt(cfg: RunConfig, model, tokenizer, base_fp: str) -> torch.Ten
     return init_prompt(kind, cfg.prompt.length, model, tokenizer, cfg.prompt.init_text, cfg.seed)
 
 
-def _claim_output_dir(cfg: RunConfig) -> Path:
+def _check_output_dir(cfg: RunConfig) -> Path:
+    """Refuse to clobber a non-empty directory unless overwrite is set (checked before anything loads)."""
     run_dir = Path(cfg.output_dir)
-    if run_dir.exists() and any(run_dir.iterdir()):
-        if not cfg.overwrite:
-            raise ConfigError(f"{run_dir}: output directory exists and is not empty (set overwrite=true)")
+    if run_dir.exists() and any(run_dir.iterdir()) and not cfg.overwrite:
+        raise ConfigError(f"{run_dir}: output directory exists and is not empty (set overwrite=true)")
+    return run_dir
+
+
+def _claim_output_dir(cfg: RunConfig) -> Path:
+    run_dir = _check_output_dir(cfg)
+    if run_dir.exists():
         shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir.mkdir(parents=True)
     return run_dir
 
 
@@ -81,6 +87,7 @@ def prepare(config: RunConfig | str | Path | dict, overrides: list[str] | None =
     from transformers import set_seed
 
     cfg = config if isinstance(config, RunConfig) else load_config(config, overrides)
+    _check_output_dir(cfg)
     method = METHODS[cfg.method]
     set_seed(cfg.seed)
     loaded = load_model(cfg.model.name, cfg.model.dtype, cfg.model.trust_remote_code)
@@ -115,23 +122,22 @@ def train(config: RunConfig | str | Path | dict, overrides: list[str] | None = N
     ctx = StageContext(p.cfg, p.tokenizer, p.tokenizing, p.rows, p.data.validation, run_dir,
                        monitor=_monitor(p))
     started = time.time()
-    model, prompt, lora_model = p.model, p.prompt, None
+    model, prompt = p.model, p.prompt
     if p.method.stage1:
         prompt = train_prompt(model, prompt, ctx)                                   # ③ stage 1: prompt tuning
     if p.method.stage2:
         lm = train_model(model, prompt, p.method, ctx)                              # ④ stage 2: model tuning
         prompt = None if lm.prompt is None else lm.prompt.detach().clone()
         if p.method.stage2 == "lora":
-            lora_model, model = lm.model, lm.model.merge_and_unload()
-    return _write_run(run_dir, p, model, prompt, lora_model, ctx, started)      # ⑤ run directory
+            save_model(run_dir / "lora", lm.model, p.tokenizer)  # the adapter, before merging consumes it
+            model = lm.model.merge_and_unload()
+    return _write_run(run_dir, p, model, prompt, ctx, started)                  # ⑤ run directory
 
 
-def _write_run(run_dir: Path, p: Prepared, model, prompt, lora_model, ctx: StageContext, started: float) -> Path:
-    """⑤ The run directory: model/, prompt/, lora/, then run.json last (its presence means 'complete')."""
+def _write_run(run_dir: Path, p: Prepared, model, prompt, ctx: StageContext, started: float) -> Path:
+    """⑤ The run directory: model/, prompt/ (lora/ is already there), then run.json last ('complete')."""
     cfg, tok, source, base_fp = p.cfg, p.tokenizer, p.source, p.base_fingerprint
     model.requires_grad_(False)
-    if lora_model is not None:
-        lora_model.save_pretrained(run_dir / "lora")
     save_model(run_dir / "model", model, tok)
     model_fp = fingerprint(model, tok)
     if prompt is not None:

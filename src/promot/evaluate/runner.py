@@ -59,19 +59,26 @@ def run_lm_eval(lm: PromptedLM, tokenizer, spec: EvalSpec, k: int, manager) -> d
         raise ConfigError(f"unknown lm-eval task {e} (built-in, or a YAML under --include-path)") from None
 
 
+def target_tasks(results: dict, spec: EvalSpec) -> set[str]:
+    """Tasks in the fine-tuned format: named in the spec, or declaring `metadata.labels` in their YAML."""
+    declared = {t for t, c in results.get("configs", {}).items() if (c.get("metadata") or {}).get("labels")}
+    return set(spec.target_tasks) | declared
+
+
 def summarize(results: dict, spec: EvalSpec, fmt: AnswerFormat | None) -> dict:
     """Per-task 0-100 scores, Norm. Avg. over the non-target tasks, leakage of the fine-tuned format."""
     samples = results.get("samples", {})
+    targets = target_tasks(results, spec)
     tasks = {}
     for name, block in sorted(results["results"].items()):
         if name not in samples:  # group aggregates carry no samples of their own
             continue
         metric, score = primary_metric(block)
         tasks[name] = {"metric": metric, "score": score, "n": len(samples[name])}
-    icl = {t: v["score"] for t, v in tasks.items() if t not in spec.target_tasks}
+    icl = {t: v["score"] for t, v in tasks.items() if t not in targets}
     answers = [sample_answer(s) for t in icl for s in samples[t]
                if results.get("configs", {}).get(t, {}).get("output_type") == "generate_until"]
-    return {"tasks": tasks, "norm_avg": norm_avg(icl),
+    return {"tasks": tasks, "norm_avg": norm_avg(icl), "target_tasks": sorted(targets & set(tasks)),
             "leakage": None if fmt is None else leakage(answers, fmt), "leakage_n": len(answers)}
 
 
@@ -104,8 +111,9 @@ def _base(name: str, dtype: str):
 def _flip_report(run_dir: Path, base: dict, tuned: dict, spec: EvalSpec) -> None:
     rows = []
     for k_key, res in tuned.items():
+        targets = target_tasks(res, spec)
         for task, samples in res.get("samples", {}).items():
-            if task in spec.target_tasks or task not in base[k_key].get("samples", {}):
+            if task in targets or task not in base[k_key].get("samples", {}):
                 continue
             metric = primary_metric(res["results"][task])[0]
             rows += [{"task": task, "shots": k_key, **f} for f in flips(base[k_key]["samples"][task], samples, metric)]
@@ -183,7 +191,7 @@ def summary_lines(eval_json: Path) -> list[str]:
         for k, s in per_k.items():
             delta = data.get("deltas", {}).get(name, {}).get(k, {}).get("norm_avg", 0.0)
             leak = "-" if s["leakage"] is None else f"{s['leakage']:.2f}"
-            target = ", ".join(f"{t} {s['tasks'][t]['score']:.1f}" for t in data["target_tasks"] if t in s["tasks"])
+            target = ", ".join(f"{t} {s['tasks'][t]['score']:.1f}" for t in s.get("target_tasks", []))
             lines.append(f"{name:<14}{k[2:]:<6}{s['norm_avg']:>9.1f}{delta:>+8.1f}{leak:>9}  {target}")
     if list(data["variants"]) == ["base"]:  # base only: the per-task scores are the point
         for k, s in data["variants"]["base"].items():

@@ -70,7 +70,7 @@ def _file_digest(path: Path) -> str:
 
 def dequantize_gguf(gguf: Path) -> Path:
     """Load a GGUF file once, copy it into a plain model, save it under the cache; return that directory."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     out = cache_dir() / "models" / f"{gguf.stem}-{_file_digest(gguf)}"
     if (out / "config.json").is_file():
@@ -104,9 +104,7 @@ def resolve(name: str) -> Path | str:
     return name
 
 
-def load_model(
-    name: str, dtype: str = "float32", trust_remote_code: bool = False, tokenizer_from: str | None = None
-) -> LoadedModel:
+def load_model(name: str, dtype: str = "float32", trust_remote_code: bool = False) -> LoadedModel:
     """Load a causal LM or a T5-family seq2seq LM plus its tokenizer (pad token set if missing)."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
@@ -117,8 +115,8 @@ def load_model(
         model = cls.from_pretrained(
             path, dtype=DTYPES[dtype], use_safetensors=True, trust_remote_code=trust_remote_code
         )
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_from or path, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError, EnvironmentError) as e:
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ModelError(f"{name}: cannot load model ({first})") from None
     prepare_tokenizer(tokenizer)

@@ -60,22 +60,29 @@ def shot_keys(runs: list[RunView]) -> list[str]:
 
 def summary_table(runs: list[RunView], k: str, with_base: bool = True) -> list[list[str]]:
     """One row per run: method, target score, Norm. Avg. (Δ vs base) and leakage, without and with the prompt."""
-    head = ["run", "method", "target (val, selected)", "ICL Norm.Avg, no prompt (Δ)", "leakage, no prompt",
-            "ICL Norm.Avg, prompt on (Δ)", "leakage, prompt on"]
+    head = ["run", "method", "target (val, selected)", "target task (eval)", "ICL Norm.Avg, no prompt (Δ)",
+            "leakage, no prompt", "ICL Norm.Avg, prompt on (Δ)", "leakage, prompt on"]
     rows = [head]
     if with_base and runs and runs[0].eval and k in runs[0].eval["variants"]["base"]:
         b = runs[0].eval["variants"]["base"][k]
-        rows.append(["base", "–", "–", _fmt(b["norm_avg"]), _fmt_leak(b["leakage"]), "–", "–"])
+        rows.append(["base", "–", "–", _target(b), _fmt(b["norm_avg"]), _fmt_leak(b["leakage"]), "–", "–"])
     for r in runs:
         v = (r.eval or {}).get("variants", {})
         d = (r.eval or {}).get("deltas", {})
-        cells = [r.name, r.method, _fmt(r.best_target())]
+        used = v.get("tuned+prompt", v.get("tuned", {})).get(k)  # the variant that serves the fine-tuned task
+        cells = [r.name, r.method, _fmt(r.best_target()), _target(used) if used else "–"]
         for name in ("tuned", "tuned+prompt"):
             s = v.get(name, {}).get(k)
             delta = d.get(name, {}).get(k, {}).get("norm_avg") if with_base else None
             cells += [_fmt(s["norm_avg"], delta), _fmt_leak(s["leakage"])] if s else ["–", "–"]
         rows.append(cells)
     return rows
+
+
+def _target(summary: dict) -> str:
+    """Mean score over the fine-tuned-format tasks of one variant's summary."""
+    names = summary.get("target_tasks", [])
+    return _fmt(sum(summary["tasks"][t]["score"] for t in names) / len(names)) if names else "–"
 
 
 def _fmt_leak(x: float | None) -> str:

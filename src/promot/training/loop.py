@@ -20,7 +20,8 @@ from promot.config import RunConfig, StageConfig
 from promot.data import Collator, Example, Tokenizing
 from promot.errors import CheckpointError
 from promot.evaluate.target import target_score
-from promot.prompt import PromptedLM
+from promot.prompt import PromptedLM, load_prompt
+from promot.training.artifacts import save_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +106,6 @@ class PromotTrainer(Trainer):
         return metrics
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
-        from promot.training.artifacts import save_checkpoint
-
         if self.args.should_save:
             save_checkpoint(Path(output_dir or self.args.output_dir), self.accelerator.unwrap_model(self.model),
                             self.ctx.tokenizer)
@@ -119,13 +118,15 @@ class PromotTrainer(Trainer):
             state.update(load_file(f))
         if not state:
             raise CheckpointError(f"{folder}: no model weights in checkpoint")
-        result = lm.model.load_state_dict(state, strict=False)
-        unexpected = [k for k in result.unexpected_keys]
+        if hasattr(lm.model, "peft_config"):  # a LoRA checkpoint holds the adapter only
+            from peft import set_peft_model_state_dict
+
+            unexpected = set_peft_model_state_dict(lm.model, state).unexpected_keys
+        else:
+            unexpected = lm.model.load_state_dict(state, strict=False).unexpected_keys
         if unexpected:
             raise CheckpointError(f"{folder}: checkpoint does not fit the model ({unexpected[0]} …)")
         if lm.prompt is not None:
-            from promot.prompt import load_prompt
-
             with torch.no_grad():
                 lm.prompt.copy_(load_prompt(folder / "prompt").embeddings)
 
