@@ -98,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format="%(message)s")
     if not args.debug:
-        for noisy in ("transformers", "peft", "accelerate", "datasets", "httpx", "huggingface_hub"):
+        for noisy in ("transformers", "peft", "accelerate", "datasets", "httpx", "huggingface_hub", "lm_eval",
+                      "lm-eval"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
         from transformers.utils import logging as hf_logging
 
