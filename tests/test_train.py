@@ -166,3 +166,16 @@ def test_gradient_checkpointing_trains_the_same_prompt(tiny_dirs, task_files, tm
         prompts.append(train_prompt(p.model, p.prompt, _context(p, tmp_path / f"r{gc}")))
         assert not p.model.is_gradient_checkpointing  # switched off again after the stage
     torch.testing.assert_close(prompts[0], prompts[1])
+
+
+def test_stage2_warns_when_the_target_is_already_solved(tiny_dirs, task_files, tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr("promot.training.loop.target_score", lambda *a, **k: 100.0)
+    over = {"method": "random-prompt", "stage2": {"steps": 2, "lr": 1e-2, "eval_every": 1}}
+    p = prepare(run_config(tiny_dirs["llama"], task_files, tmp_path / "run", **over))
+    ctx = _context(p, tmp_path)
+    before = _state(p.model)
+    with caplog.at_level("WARNING", logger="promot.training.loop"):
+        train_model(p.model, p.prompt, METHODS["random-prompt"], ctx)
+    assert "already solved at step 0" in caplog.text
+    assert ctx.history["stage2"]["best_step"] == 0  # ties keep the untouched model
+    assert all(torch.equal(before[k], v) for k, v in _state(p.model).items())

@@ -74,6 +74,10 @@ class KeepBest(TrainerCallback):
         if score is None:
             return
         self.scores.append((state.global_step, score))
+        if state.global_step == 0 and score >= 100.0 and self.lm.prompt is not None:
+            log.warning("the target task is already solved at step 0 (score %.1f) with the prompt attached: this "
+                        "stage can only move the format into the weights; step 0 is kept unless a later "
+                        "checkpoint scores higher", score)
         if self.best_score is None or score > self.best_score:
             self.best_score, self.best_step = score, state.global_step
             self.best_state = {n: p.detach().to("cpu", copy=True) for n, p in self.lm.named_parameters() if p.requires_grad}
