@@ -140,3 +140,13 @@ def test_lm_eval_cli_with_the_promot_model(always_true_run, tiny_task, tmp_path)
     assert code == 0
     (result,) = list(out.rglob("results_*.json"))
     assert "tiny_first" in json.loads(result.read_text())["results"]
+
+
+def test_target_tasks_are_scored_at_target_shots(always_true_run, tiny_task, tmp_path):
+    spec = EvalSpec(tasks=["tiny_first"], shots=[1], include_path=[str(tiny_task)], limit=4,
+                    target_tasks=("tiny_first",))
+    (path,) = evaluate([always_true_run], spec)
+    data = json.loads(path.read_text())
+    assert data["lm_eval"]["tuned"]["k=1"]["n-shot"]["tiny_first"] == 0
+    tuned = data["variants"]["tuned"]["k=1"]
+    assert tuned["target_tasks"] == ["tiny_first"] and tuned["leakage_n"] == 0  # targets are not "other tasks"

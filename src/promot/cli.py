@@ -46,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--target-task", default="", help="comma-separated tasks in the fine-tuned format: scored, "
                    "kept out of Norm. Avg. and leakage (e.g. mini_has_a)")
     e.add_argument("--shots", default="1,4", help="comma-separated shot counts (default 1,4)")
+    e.add_argument("--target-shots", type=int, default=0,
+                   help="shots for the target tasks, scored as trained (default 0, as in the paper)")
     e.add_argument("--limit", type=int, help="at most this many items per task")
     e.add_argument("--include-path", action="append", help="extra folder of lm-eval task YAMLs (repeatable)")
     e.add_argument("--labels", help="comma-separated label set of the fine-tuned format, for leakage "
@@ -121,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                 fmt = AnswerFormat(tuple((args.labels or "").split(",")) if args.labels else (), args.format_regex)
             spec = EvalSpec(tasks=_csv(args.tasks), shots=[int(k) for k in _csv(args.shots)], limit=args.limit,
                             include_path=args.include_path, batch_size=args.batch_size, bf16=args.bf16,
-                            target_tasks=tuple(_csv(args.target_task)), fmt=fmt)
+                            target_tasks=tuple(_csv(args.target_task)), fmt=fmt, target_shots=args.target_shots)
             for path in evaluate(args.runs, spec, args.base, args.out):
                 for line in summary_lines(path):
                     print(line)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -35,6 +35,9 @@ class EvalSpec:
     """Tasks in the fine-tuned format: scored, but left out of Norm. Avg. and leakage."""
     fmt: AnswerFormat | None = None
     """The fine-tuned format; default: the label set of the run's training targets (when it has ≤ 20 values)."""
+    target_shots: int = 0
+    """Shots for the target tasks, whatever `shots` says: a fine-tuned task is scored as it was trained (paper:
+    0-shot); k-shot exemplars in front of a soft prompt's input are not what the prompt was tuned for."""
 
 
 def task_manager(include_path: list[str] | None):
@@ -63,6 +66,18 @@ def target_tasks(results: dict, spec: EvalSpec) -> set[str]:
     """Tasks in the fine-tuned format: named in the spec, or declaring `metadata.labels` in their YAML."""
     declared = {t for t, c in results.get("configs", {}).items() if (c.get("metadata") or {}).get("labels")}
     return set(spec.target_tasks) | declared
+
+
+def run_all_shots(lm: PromptedLM, tokenizer, spec: EvalSpec, manager) -> dict[str, dict]:
+    """Every shot count; then the target tasks again at `target_shots`, substituted into each result."""
+    res = {f"k={k}": run_lm_eval(lm, tokenizer, spec, k, manager) for k in spec.shots}
+    targets = sorted(set().union(*(target_tasks(r, spec) for r in res.values())))
+    if targets and spec.shots != [spec.target_shots]:
+        t = run_lm_eval(lm, tokenizer, replace(spec, tasks=targets), spec.target_shots, manager)
+        for r in res.values():
+            for key in ("results", "samples", "configs", "n-shot"):
+                r.setdefault(key, {}).update({n: v for n, v in t.get(key, {}).items() if n in targets})
+    return res
 
 
 def summarize(results: dict, spec: EvalSpec, fmt: AnswerFormat | None) -> dict:
@@ -143,17 +158,18 @@ def evaluate(runs: list[str | Path], spec: EvalSpec, base: str | None = None, ou
     manager = task_manager(spec.include_path)
     torch.manual_seed(0)
     base_lm, base_tok = _base(base, "float32")
-    base_res = {f"k={k}": run_lm_eval(base_lm, base_tok, spec, k, manager) for k in spec.shots}
+    base_res = run_all_shots(base_lm, base_tok, spec, manager)
     del base_lm
     written = []
     for run_dir in run_dirs or [Path(out or "eval-base")]:
         fmt = spec.fmt or (run_format(run_dir) if run_dirs else None)
         result = {"base_model": base, "tasks": spec.tasks, "shots": spec.shots, "limit": spec.limit,
-                  "target_tasks": list(spec.target_tasks), "format": None if fmt is None else fmt.describe,
+                  "target_tasks": list(spec.target_tasks), "target_shots": spec.target_shots,
+                  "format": None if fmt is None else fmt.describe,
                   "variants": {"base": {k: summarize(v, spec, fmt) for k, v in base_res.items()}},
                   "lm_eval": {"base": {k: _lm_eval_block(v) for k, v in base_res.items()}}}
         for name, lm, tok in _variants(run_dir) if run_dirs else ():
-            res = {f"k={k}": run_lm_eval(lm, tok, spec, k, manager) for k in spec.shots}
+            res = run_all_shots(lm, tok, spec, manager)
             result["variants"][name] = {k: summarize(v, spec, fmt) for k, v in res.items()}
             result["lm_eval"][name] = {k: _lm_eval_block(v) for k, v in res.items()}
             if name == "tuned":
