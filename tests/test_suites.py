@@ -144,3 +144,10 @@ def test_paper_templates_on_fake_docs(monkeypatch):
     res = out["results"]
     assert res["paper_rte"]["exact_match,first_word"] == 0.0 and "bleu,none" in res["paper_wmt14_en_fr"]
     assert "rouge2,none" in res["paper_wikilingua_en"]
+
+
+def test_only_fine_tuning_targets_are_marked():
+    """promot eval keeps tasks marked `fine_tuning_target` out of Norm. Avg. and leakage: only the targets."""
+    marked = {p.stem for p in SUITES_DIR.glob("*/*.yaml")
+              if (load_yaml(p).get("metadata") or {}).get("fine_tuning_target")}
+    assert marked == {"mini_has_a", "paper_rte", "paper_wmt14_en_fr"}

@@ -63,8 +63,9 @@ def run_lm_eval(lm: PromptedLM, tokenizer, spec: EvalSpec, k: int, manager) -> d
 
 
 def target_tasks(results: dict, spec: EvalSpec) -> set[str]:
-    """Tasks in the fine-tuned format: named in the spec, or declaring `metadata.labels` in their YAML."""
-    declared = {t for t, c in results.get("configs", {}).items() if (c.get("metadata") or {}).get("labels")}
+    """Tasks in the fine-tuned format: named in the spec, or marked `metadata.fine_tuning_target` in their YAML."""
+    declared = {t for t, c in results.get("configs", {}).items()
+                if (c.get("metadata") or {}).get("fine_tuning_target")}
     return set(spec.target_tasks) | declared
 
 
