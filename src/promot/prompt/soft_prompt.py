@@ -16,6 +16,16 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def _accepts_logits_mask(model: nn.Module) -> bool:
+    """Does this causal LM take a boolean [B, T] `logits_to_keep`? transformers' shared `slice_logits_to_keep`
+    does (5.x: nearly every model); a model with its own slicing may not, and then gets full logits."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # see through PEFT wrappers
+    try:
+        return "slice_logits_to_keep" in inspect.getsource(type(base).forward)
+    except (OSError, TypeError):
+        return False
+
+
 class PromptedLM(nn.Module):
     """A HF LM plus an optional soft prompt. `prompt=None` is the plain model, bit for bit."""
 
@@ -36,6 +46,7 @@ class PromptedLM(nn.Module):
         params = inspect.signature(model.forward).parameters
         self._takes_position_ids = "position_ids" in params and not self.is_seq2seq
         self._takes_logits_to_keep = "logits_to_keep" in params
+        self._masks_logits = _accepts_logits_mask(model)
 
     @property
     def num_virtual_tokens(self) -> int:
@@ -76,7 +87,7 @@ class PromptedLM(nn.Module):
         if self.is_seq2seq:
             out = self.model(**inputs, labels=labels, **kwargs)
             logits, targets = out.logits, labels
-        elif self.training and labels is not None and self._takes_logits_to_keep:
+        elif self.training and labels is not None and self._masks_logits:
             # Training: project only the positions that predict a target token. The LM head and its fp32 softmax
             # over the input part are often the largest activation (49k-262k vocabularies); out.logits is [N, V].
             wanted = labels[:, 1:] != -100                                            # [B, T-1]
