@@ -179,3 +179,16 @@ def test_stage2_warns_when_the_target_is_already_solved(tiny_dirs, task_files, t
     assert "already solved at step 0" in caplog.text
     assert ctx.history["stage2"]["best_step"] == 0  # ties keep the untouched model
     assert all(torch.equal(before[k], v) for k, v in _state(p.model).items())
+
+
+def test_training_can_start_from_a_peft_adapter_made_elsewhere(tiny_dirs, task_files, tmp_path):
+    from peft import PromptTuningConfig, get_peft_model
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_dirs["llama"])
+    get_peft_model(base, PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=6)).save_pretrained(tmp_path / "a")
+    stage = {"steps": 2, "lr": 0.3, "eval_every": 0, "eval_on_start": False}
+    over = {"method": "prompt-tuning", "stage1": stage, "prompt": {"from_adapter": str(tmp_path / "a")}}
+    p = prepare(run_config(tiny_dirs["llama"], task_files, tmp_path / "run", **over))
+    assert torch.equal(p.prompt, load_prompt(tmp_path / "a").embeddings)
+    run = promot.train(p.cfg)
+    assert load_prompt(run / "prompt").embeddings.shape == (6, 32)
