@@ -91,3 +91,13 @@ def test_real_process_exit_code_and_no_traceback(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip() == f"promot: error: {tmp_path / 'missing.yaml'}: config file not found"
     assert bad.exists()
+
+
+def test_disk_full_is_reported_as_such(monkeypatch, capsys, tmp_path):
+    import errno
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "run" / "model"))
+
+    monkeypatch.setattr("promot.api.train", full)
+    _fails(["train", "whatever.yaml"], capsys, f"{tmp_path / 'run' / 'model'}: No space left on device")

@@ -140,6 +140,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"promot: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # disk full, permission denied, ...: the system's own words, and where
+        if args.debug:
+            raise
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"promot: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("promot: interrupted", file=sys.stderr)
         return 130
