@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from promot.errors import CheckpointError, ConfigError
+from promot.errors import CheckpointError, ConfigError, PromotError
 from promot.evaluate.metrics import AnswerFormat, flips, leakage, norm_avg, primary_metric, sample_answer
 from promot.io import atomic_write_json, atomic_write_text
 from promot.evaluate.suites import SUITES_DIR
@@ -104,7 +104,11 @@ def run_format(run_dir: Path) -> AnswerFormat | None:
     from promot.data import read_records, render
 
     cfg = load_config(run_dir / "config.yaml")
-    records = read_records(cfg.data.train, cfg.data.train_split)
+    try:
+        records = read_records(cfg.data.train, cfg.data.train_split)
+    except PromotError as e:  # e.g. a relative data path from another working directory
+        log.warning("no leakage format for %s (%s); pass --labels or --format-regex", run_dir, e)
+        return None
     return AnswerFormat.from_targets(ex.target for ex in render(records, cfg.data.template, cfg.data.completion))
 
 
@@ -133,9 +137,7 @@ def _flip_report(run_dir: Path, base: dict, tuned: dict, spec: EvalSpec) -> None
                 continue
             metric = primary_metric(res["results"][task])[0]
             rows += [{"task": task, "shots": k_key, **f} for f in flips(base[k_key]["samples"][task], samples, metric)]
-    with open(run_dir / "flips.jsonl.tmp", "w") as f:
-        f.writelines(json.dumps(r) + "\n" for r in rows)
-    Path(run_dir / "flips.jsonl.tmp").replace(run_dir / "flips.jsonl")
+    atomic_write_text(run_dir / "flips.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     md = ["# Flips: right under the base model, wrong after tuning (no prompt)", ""]
     for r in rows[:200]:
         md += [f"## {r['task']} ({r['shots']}, doc {r['doc_id']})", "", "```", r["input"][-600:], "```",
