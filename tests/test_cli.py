@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 import yaml
-from conftest import make_model, run_config, write_jsonl
+from conftest import make_model, run_config
 
 from promot.cli import main
 from promot.prompt import save_prompt
@@ -85,12 +85,10 @@ def test_train_then_generate_with_and_without_prompt(tmp_path, tiny_dirs, task_f
 
 
 def test_real_process_exit_code_and_no_traceback(tmp_path):
-    bad = write_jsonl(tmp_path / "x.jsonl", [])
     proc = subprocess.run([sys.executable, "-m", "promot", "train", str(tmp_path / "missing.yaml")],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip() == f"promot: error: {tmp_path / 'missing.yaml'}: config file not found"
-    assert bad.exists()
 
 
 def test_disk_full_is_reported_as_such(monkeypatch, capsys, tmp_path):

@@ -69,15 +69,27 @@ def target_tasks(results: dict, spec: EvalSpec) -> set[str]:
     return set(spec.target_tasks) | declared
 
 
+def split_tasks(spec: EvalSpec, manager) -> tuple[list[str], list[str]]:
+    """Expand groups/tags into leaf tasks: (ICL tasks, target tasks), so each target is run only once."""
+    try:
+        loaded = manager.load(list(spec.tasks))["tasks"]
+    except KeyError as e:
+        raise ConfigError(f"unknown lm-eval task {e} (built-in, or a YAML under --include-path)") from None
+    targets = sorted(n for n, t in loaded.items()
+                     if n in spec.target_tasks or (t.config.metadata or {}).get("fine_tuning_target"))
+    return [n for n in loaded if n not in targets], targets
+
+
 def run_all_shots(lm: PromptedLM, tokenizer, spec: EvalSpec, manager) -> dict[str, dict]:
-    """Every shot count; then the target tasks again at `target_shots`, substituted into each result."""
-    res = {f"k={k}": run_lm_eval(lm, tokenizer, spec, k, manager) for k in spec.shots}
-    targets = sorted(set().union(*(target_tasks(r, spec) for r in res.values())))
-    if targets and spec.shots != [spec.target_shots]:
+    """ICL tasks at every shot count; target tasks once, at `target_shots`, merged into each result."""
+    icl, targets = split_tasks(spec, manager)
+    res = {f"k={k}": run_lm_eval(lm, tokenizer, replace(spec, tasks=icl), k, manager) if icl else {}
+           for k in spec.shots}
+    if targets:
         t = run_lm_eval(lm, tokenizer, replace(spec, tasks=targets), spec.target_shots, manager)
         for r in res.values():
             for key in ("results", "samples", "configs", "n-shot"):
-                r.setdefault(key, {}).update({n: v for n, v in t.get(key, {}).items() if n in targets})
+                r.setdefault(key, {}).update(t.get(key, {}))
     return res
 
 
