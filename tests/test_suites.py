@@ -150,4 +150,23 @@ def test_only_fine_tuning_targets_are_marked():
     """promot eval keeps tasks marked `fine_tuning_target` out of Norm. Avg. and leakage: only the targets."""
     marked = {p.stem for p in SUITES_DIR.glob("*/*.yaml")
               if (load_yaml(p).get("metadata") or {}).get("fine_tuning_target")}
-    assert marked == {"mini_has_a", "paper_rte", "paper_wmt14_en_fr"}
+    assert marked == {"mini_has_a", "paper_rte", "paper_wmt14_en_fr", "world_true_false", "world_brackets"}
+
+
+def test_world_suite_scores_gold_and_uses_the_world_separator():
+    from promot.world.tasks import ICL_TASKS
+
+    tm = TaskManager(include_path=str(suite_dir("world")), include_defaults=False)
+    world = [f"world_{n}" for n in ICL_TASKS]
+    out = lm_eval.simple_evaluate(model=OracleWorldLM(), tasks=["world", "world_target"], num_fewshot=3, limit=2,
+                                  task_manager=tm, log_samples=True)
+    res = out["results"]
+    assert all(res[t]["exact_match,none"] == 1.0 for t in [*world, "world_true_false", "world_brackets", "world"])
+    prompt = out["samples"]["world_reverse"][0]["arguments"][0][0]
+    assert prompt.count(" ; ") == 3 and prompt.startswith("in: ") and prompt.endswith("out:")
+    assert out["samples"]["world_reverse"][0]["arguments"][0][1]["until"] == [";"]
+
+
+class OracleWorldLM(DummyLM):
+    def generate_until(self, requests, disable_tqdm: bool = False):
+        return [f" {r.doc['answer']} " for r in requests]

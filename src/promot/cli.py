@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from promot.errors import PromotError
 
@@ -66,6 +67,21 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--base", action=argparse.BooleanOptionalAction, default=True,
                    help="show the base model's column and deltas against it (default on)")
 
+    d = sub.add_parser("demo", help="the ICL world: every method on a True/False target from the shipped tiny "
+                       "model, evaluated and reported (offline, minutes on 2 CPU cores)")
+    d.add_argument("--out", default="runs/demo", help="where runs and the report go (default runs/demo)")
+    d.add_argument("--methods", default=",".join(_demo_methods()), help="comma-separated methods")
+    d.add_argument("--quick", action="store_true", help="tiny budget: checks the pipeline, not the effect")
+    d.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides for every method's run "
+                   "(see `promot train --help` for the keys), e.g. stage2.lr=3e-4")
+    w = sub.add_parser("world", help="the ICL world: re-create the shipped model or the `world` eval suite")
+    wsub = w.add_subparsers(dest="world_command", required=True)
+    wp = wsub.add_parser("pretrain", help="pretrain the world model from scratch on k-shot episodes "
+                         "(the shipped one: default settings, ~15 min on 2 CPU cores)")
+    wp.add_argument("--out", default="runs/world-pretrain", help="output model directory")
+    wp.add_argument("--steps", type=int, help="optimizer steps (default: the shipped model's)")
+    we = wsub.add_parser("export", help="write the `world` lm-eval suite (YAML + JSONL)")
+    we.add_argument("--out", help="folder (default: promot's own suites/world)")
     g = sub.add_parser("generate", help="continue a text with a trained run, with or without its prompt",
                        epilog=EPILOG)
     g.add_argument("run", help="run directory written by `promot train`")
@@ -77,6 +93,31 @@ def _parser() -> argparse.ArgumentParser:
                     help="bare tuned model (the ProMoT way for every other task)")
     g.add_argument("--max-new-tokens", type=int, default=32, help="tokens to generate (default 32)")
     return p
+
+
+def _demo_methods() -> tuple[str, ...]:
+    from promot.world.demo import METHODS
+
+    return METHODS
+
+
+def _world(args) -> None:
+    from dataclasses import replace
+
+    if args.world_command == "pretrain":
+        from promot.world.pretrain import PretrainConfig, pretrain
+
+        cfg = PretrainConfig() if args.steps is None else replace(PretrainConfig(), steps=args.steps)
+        info = pretrain(args.out, cfg)
+        for k, acc in info["icl_accuracy"].items():
+            print(f"{k}-shot ICL accuracy {acc['mean']:.3f}")
+        print(args.out)
+    else:
+        from promot.evaluate.suites import SUITES_DIR
+        from promot.world.export import export_suite
+
+        files = export_suite(args.out or SUITES_DIR / "world")
+        print(f"{len(files)} files in {files[0].parent}")
 
 
 def _csv(text: str) -> list[str]:
@@ -132,6 +173,16 @@ def main(argv: list[str] | None = None) -> int:
             from promot.report.render import render
 
             print(render(args.runs, args.out, args.base))
+        elif args.command == "demo":
+            from promot.world.demo import DemoSettings, format_rows, run_demo
+
+            rows, report = run_demo(DemoSettings(out=Path(args.out), methods=tuple(_csv(args.methods)),
+                                                 quick=args.quick, overrides=tuple(args.overrides)))
+            for line in format_rows(rows):
+                print(line)
+            print(report)
+        elif args.command == "world":
+            _world(args)
         elif args.command == "generate":
             for text in api.generate(args.run, args.text, args.with_prompt, args.max_new_tokens):
                 print(text)

@@ -32,7 +32,7 @@ class SpecializationMonitor(TrainerCallback):
         if self._loaded is None:  # build once: datasets and few-shot samplers are reused by every probe
             from promot.evaluate.runner import task_manager
 
-            self._loaded = task_manager(self.include_path).load(self.tasks)
+            self._loaded = task_manager(self.include_path, list(self.tasks)).load(self.tasks)
             for task in self._loaded["tasks"].values():
                 task.set_config(key="num_fewshot", value=self.shots)
                 task.set_fewshot_seed(seed=0)

@@ -43,7 +43,13 @@ def _gemma3() -> Path:
     return target
 
 
+def _world_tiny() -> Path:
+    # The ICL world's shipped model: a plain HF directory inside the package (found by path, not imported).
+    return Path(__file__).resolve().parents[1] / "world" / "assets" / "world-tiny"
+
+
 ALIASES = {"smollm2-135m-instruct": _smollm2, "gemma-3-270m": _gemma3}
+LOCAL_ALIASES = {"world-tiny": _world_tiny}
 
 
 def cache_dir() -> Path:
@@ -96,6 +102,8 @@ def resolve(name: str) -> Path | str:
     """Alias or `.gguf` → a plain local directory; a directory or hub id is returned unchanged."""
     if name in ALIASES:
         return dequantize_gguf(ALIASES[name]())
+    if name in LOCAL_ALIASES:
+        return LOCAL_ALIASES[name]()
     if name.endswith(".gguf"):
         path = Path(name)
         if not path.is_file():

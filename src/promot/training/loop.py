@@ -158,7 +158,7 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
         learning_rate=st.lr,
         optim=OPTIMIZERS[st.optimizer],
         lr_scheduler_type=st.lr_scheduler,
-        warmup_steps=st.warmup_steps,
+        warmup_steps=st.warmup_steps if st.warmup_steps < 1 else int(st.warmup_steps),
         weight_decay=st.weight_decay,
         max_grad_norm=st.max_grad_norm,
         logging_steps=max(1, min(10, st.steps // 10)),

@@ -1,0 +1,105 @@
+"""The ICL world: tasks, tokenizer, shipped model, suite export, pretraining and the demo."""
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from promot.cli import main
+from promot.evaluate.suites import suite_dir
+from promot.world.export import export_suite
+from promot.world.pretrain import EpisodeDataset, PretrainConfig, pretrain
+from promot.world.tasks import ICL_TASKS, TARGET_TASKS, episode, render
+from promot.world.tokenizer import build_tokenizer
+
+
+def test_tasks_are_seeded_and_have_many_formats():
+    assert len(ICL_TASKS) >= 12
+    assert len({t.answer_format for t in ICL_TASKS.values()}) >= 6
+    for task in [*ICL_TASKS.values(), *TARGET_TASKS.values()]:
+        a = episode(random.Random(7), task, 4)
+        assert a == episode(random.Random(7), task, 4)
+        assert all(x and y for x, y in a)
+
+
+def test_episode_defined_tasks_change_mapping_between_episodes():
+    task = ICL_TASKS["map_letters"]
+    rng = random.Random(0)
+    maps = {tuple(sorted(task.new_state(rng)["map"].items())) for _ in range(20)}
+    assert len(maps) > 15  # a fresh mapping per episode: only the demonstrations say what it is
+
+
+def test_targets_never_appear_in_pretraining():
+    tok = build_tokenizer()
+    data = EpisodeDataset(tok, 500, seed=0, max_shots=7)
+    assert not {t.name for t in data.tasks} & set(TARGET_TASKS)
+    markers = set(tok.convert_tokens_to_ids([">>", "[", "]"]))  # the generation target's own format
+    for i in range(len(data)):
+        assert not markers & set(data[i]["input_ids"])
+
+
+def test_tokenizer_round_trips_and_saves(tmp_path):
+    from transformers import AutoTokenizer
+
+    tok = build_tokenizer()
+    tok.save_pretrained(tmp_path)
+    loaded = AutoTokenizer.from_pretrained(tmp_path)
+    text = render(TARGET_TASKS["brackets"], ("a c f", "[ d f i ]"))
+    ids = loaded(text)["input_ids"]
+    assert ids[0] == loaded.bos_token_id and loaded.unk_token_id not in ids
+    assert loaded.decode(ids, skip_special_tokens=True) == text
+
+
+def test_shipped_model_loads_as_a_plain_hf_model():
+    from promot.models import load_model
+
+    loaded = load_model("world-tiny")
+    assert type(loaded.model).__name__ == "LlamaForCausalLM"
+    assert sum(p.numel() for p in loaded.model.parameters()) < 2_000_000
+    info = json.loads((suite_dir("world").parents[2] / "world" / "assets" / "world-tiny" / "world.json").read_text())
+    assert info["icl_accuracy"]["4"]["mean"] > info["icl_accuracy"]["0"]["mean"] + 0.2
+
+
+def test_exported_suite_matches_the_shipped_one(tmp_path):
+    files = export_suite(tmp_path)
+    shipped = suite_dir("world")
+    for f in files:
+        assert f.read_bytes() == (shipped / f.relative_to(tmp_path)).read_bytes(), f.name
+    test = [json.loads(line) for line in (shipped / "data" / "true_false.test.jsonl").read_text().splitlines()]
+    train = [json.loads(line) for line in (shipped / "data" / "true_false.train.jsonl").read_text().splitlines()]
+    assert not {r["question"] for r in test} & {r["question"] for r in train}
+    assert 0.35 < sum(r["answer"] == "true" for r in test) / len(test) < 0.65
+
+
+def test_short_pretraining_learns_in_context(tmp_path):
+    info = pretrain(tmp_path / "m", PretrainConfig(steps=80, eval_items=16), eval_shots=(0, 4))
+    losses = info["train_loss"]
+    assert losses[-1] < losses[0] - 0.5
+    assert info["icl_accuracy"]["4"]["mean"] > info["icl_accuracy"]["0"]["mean"]
+    assert (tmp_path / "m" / "model.safetensors").is_file() and (tmp_path / "m" / "tokenizer.json").is_file()
+
+
+def test_demo_quick_runs_end_to_end(tmp_path, capsys):
+    assert main(["demo", "--quick", "--out", str(tmp_path), "--methods", "finetune,promot"]) == 0
+    out = capsys.readouterr().out
+    assert "base" in out and "promot" in out and "finetune" in out
+    assert (tmp_path / "report" / "report.html").is_file()
+    ev = json.loads((tmp_path / "promot" / "eval.json").read_text())
+    assert ev["variants"]["tuned+prompt"]["k=1"]["leakage"] is not None
+    assert "world_true_false" in ev["variants"]["tuned+prompt"]["k=1"]["tasks"]
+
+
+def test_demo_rejects_unknown_method(tmp_path, capsys):
+    assert main(["demo", "--quick", "--out", str(tmp_path), "--methods", "fintune"]) == 2
+    assert "fintune" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_demo_shows_the_effect(tmp_path):
+    from promot.world.demo import DemoSettings, run_demo
+
+    rows, _ = run_demo(DemoSettings(out=tmp_path, methods=("finetune", "promot")))
+    by = {r["model"]: r for r in rows}
+    assert by["finetune"]["leakage"]["k=4"] >= 0.5
+    assert by["promot"]["leakage"]["k=4"] <= 0.05
