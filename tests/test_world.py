@@ -73,7 +73,7 @@ def test_exported_suite_matches_the_shipped_one(tmp_path):
 
 
 def test_short_pretraining_learns_in_context(tmp_path):
-    info = pretrain(tmp_path / "m", PretrainConfig(steps=80, eval_items=16), eval_shots=(0, 4))
+    info = pretrain(tmp_path / "m", PretrainConfig(steps=60, eval_items=16), eval_shots=(0, 4))
     losses = info["train_loss"]
     assert losses[-1] < losses[0] - 0.5
     assert info["icl_accuracy"]["4"]["mean"] > info["icl_accuracy"]["0"]["mean"]
@@ -88,6 +88,8 @@ def test_demo_quick_runs_end_to_end(tmp_path, capsys):
     ev = json.loads((tmp_path / "promot" / "eval.json").read_text())
     assert ev["variants"]["tuned+prompt"]["k=1"]["leakage"] is not None
     assert "world_true_false" in ev["variants"]["tuned+prompt"]["k=1"]["tasks"]
+    metrics = [json.loads(line) for line in (tmp_path / "finetune" / "metrics.jsonl").read_text().splitlines()]
+    assert {m["step"] for m in metrics if "icl_leakage" in m} == {0, 20}  # the monitor's curve
 
 
 def test_demo_rejects_unknown_method(tmp_path, capsys):
@@ -99,7 +101,18 @@ def test_demo_rejects_unknown_method(tmp_path, capsys):
 def test_demo_shows_the_effect(tmp_path):
     from promot.world.demo import DemoSettings, run_demo
 
-    rows, _ = run_demo(DemoSettings(out=tmp_path, methods=("finetune", "promot")))
-    by = {r["model"]: r for r in rows}
-    assert by["finetune"]["leakage"]["k=4"] >= 0.5
-    assert by["promot"]["leakage"]["k=4"] <= 0.05
+    runs, _ = run_demo(DemoSettings(out=tmp_path, methods=("finetune", "promot")))
+    ev = {r.name: json.loads((r / "eval.json").read_text())["variants"] for r in runs}
+    base = ev["promot"]["base"]["k=4"]["norm_avg"]
+    assert ev["finetune"]["tuned"]["k=4"]["leakage"] >= 0.5
+    assert ev["finetune"]["tuned"]["k=4"]["norm_avg"] < 0.5 * base
+    assert ev["promot"]["tuned"]["k=4"]["leakage"] <= 0.02
+    assert ev["promot"]["tuned"]["k=4"]["norm_avg"] >= 0.9 * base
+
+
+def test_eval_suite_world_scores_the_shipped_model(tmp_path, capsys):
+    assert main(["eval", "--base", "world-tiny", "--suite", "world", "--shots", "0,4", "--limit", "12",
+                 "--out", str(tmp_path)]) == 0
+    ev = json.loads((tmp_path / "eval.json").read_text())["variants"]["base"]
+    assert ev["k=4"]["norm_avg"] > ev["k=0"]["norm_avg"] + 20  # it learns in context
+    assert "world_true_false" in ev["k=4"]["target_tasks"]

@@ -4,6 +4,7 @@ The CLI is a thin layer over these functions: `train(config)`, `load_run(run_dir
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -14,7 +15,7 @@ from pathlib import Path
 import torch
 
 from promot import __version__
-from promot.config import RunConfig, dump_config, load_config
+from promot.config import RunConfig, dump_config, load_config, validate
 from promot.data import TaskData, Tokenizing, load_task_data
 from promot.errors import CheckpointError, ConfigError
 from promot.evaluate.target import generate_texts
@@ -101,17 +102,24 @@ def prepare(config: RunConfig | str | Path | dict, overrides: list[str] | None =
     return Prepared(cfg, method, loaded.source, model, tok, tokenizing, data, rows, base_fp, prompt)
 
 
-def _monitor(p: Prepared):
-    """The specialization monitor, if configured; leakage is measured against the run's own target labels."""
-    m = p.cfg.monitor
-    if not m.tasks:
-        return None
-    from promot.evaluate.metrics import AnswerFormat
-    from promot.evaluate.monitor import SpecializationMonitor
+def _monitors(p: Prepared) -> tuple:
+    """Stage-2 probes, if configured: the specialization monitor (leakage measured against the run's own target
+    labels) and gradient alignment (real vs shuffled labels on fixed training batches)."""
+    m, out = p.cfg.monitor, []
+    if m.tasks:
+        from promot.evaluate.metrics import AnswerFormat
+        from promot.evaluate.monitor import SpecializationMonitor
 
-    fmt = AnswerFormat.from_targets(ex.target for ex in p.data.train)
-    return SpecializationMonitor(m.tasks, m.every, fmt, p.tokenizer, m.shots, m.limit, m.include_path,
-                                 p.cfg.eval.batch_size)
+        fmt = AnswerFormat.from_targets(ex.target for ex in p.data.train)
+        out.append(SpecializationMonitor(m.tasks, m.every, fmt, p.tokenizer, m.shots, m.limit, m.include_path,
+                                         p.cfg.eval.batch_size))
+    if m.alignment_every:
+        from promot.evaluate.gradient_alignment import GradientAlignmentProbe, probe_batches
+
+        real, fake = probe_batches(p.data.train, p.tokenizing, p.tokenizer.pad_token_id, m.alignment_batches,
+                                   p.cfg.stage2.batch_size, p.cfg.seed)
+        out.append(GradientAlignmentProbe(real, fake, m.alignment_every, m.alignment_layers))
+    return tuple(out)
 
 
 def train(config: RunConfig | str | Path | dict, overrides: list[str] | None = None) -> Path:
@@ -120,7 +128,7 @@ def train(config: RunConfig | str | Path | dict, overrides: list[str] | None = N
     run_dir = _claim_output_dir(p.cfg)
     atomic_write_text(run_dir / "config.yaml", dump_config(p.cfg))
     ctx = StageContext(p.cfg, p.tokenizer, p.tokenizing, p.rows, p.data.validation, run_dir,
-                       monitor=_monitor(p))
+                       monitors=_monitors(p))
     started = time.time()
     model, prompt = p.model, p.prompt
     if p.method.stage1:
@@ -132,6 +140,17 @@ def train(config: RunConfig | str | Path | dict, overrides: list[str] | None = N
             save_model(run_dir / "lora", lm.model, p.tokenizer)  # the adapter, before merging consumes it
             model = lm.model.merge_and_unload()
     return _write_run(run_dir, p, model, prompt, ctx, started)                  # ⑤ run directory
+
+
+def diagnose_gradient_alignment(config: RunConfig | str | Path | dict, overrides: list[str] | None = None,
+                                every: int = 25) -> Path:
+    """Plain fine-tuning on the config's task with gradient alignment logged every `every` steps (paper §3.3).
+    Writes to `<output_dir>-gradient-alignment` unless an override names output_dir."""
+    cfg = config if isinstance(config, RunConfig) else load_config(config, overrides)
+    named = any(o.startswith("output_dir=") for o in overrides or [])
+    cfg = dataclasses.replace(cfg, method="finetune", monitor=dataclasses.replace(cfg.monitor, alignment_every=every),
+                              output_dir=cfg.output_dir if named else f"{cfg.output_dir}-gradient-alignment")
+    return train(validate(cfg))
 
 
 def _write_run(run_dir: Path, p: Prepared, model, prompt, ctx: StageContext, started: float) -> Path:

@@ -44,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--base", help="base model (default: the runs' own base model)")
     e.add_argument("--tasks", default="mini", help="comma-separated lm-eval tasks/groups/tags (default: mini, "
                    "the offline suite); `paper` is the paper's eight tasks (needs their datasets)")
+    e.add_argument("--suite", help="a shipped suite (mini, world, paper): its ICL tasks and its fine-tuning targets "
+                   "(<suite>_target), instead of --tasks")
     e.add_argument("--target-task", default="", help="comma-separated tasks in the fine-tuned format: scored, "
                    "kept out of Norm. Avg. and leakage (e.g. mini_has_a)")
     e.add_argument("--shots", default="1,4", help="comma-separated shot counts (default 1,4)")
@@ -74,6 +76,13 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--quick", action="store_true", help="tiny budget: checks the pipeline, not the effect")
     d.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides for every method's run "
                    "(see `promot train --help` for the keys), e.g. stage2.lr=3e-4")
+    dg = sub.add_parser("diagnose", help="training diagnostics")
+    dsub = dg.add_subparsers(dest="diagnostic", required=True)
+    ga = dsub.add_parser("gradient-alignment", help="plain fine-tune on CONFIG's task, logging the cosine between "
+                         "the gradients on real and on shuffled labels per module of the last block (paper §3.3)")
+    ga.add_argument("config", help="YAML run config (its data, model and stage2 settings are used)")
+    ga.add_argument("overrides", nargs="*", metavar="key.sub=value")
+    ga.add_argument("--every", type=int, default=25, help="measure every N steps (default 25, and at step 0)")
     w = sub.add_parser("world", help="the ICL world: re-create the shipped model or the `world` eval suite")
     wsub = w.add_subparsers(dest="world_command", required=True)
     wp = wsub.add_parser("pretrain", help="pretrain the world model from scratch on k-shot episodes "
@@ -162,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
             fmt = None
             if args.format_regex or args.labels:
                 fmt = AnswerFormat(tuple((args.labels or "").split(",")) if args.labels else (), args.format_regex)
-            spec = EvalSpec(tasks=_csv(args.tasks), shots=[int(k) for k in _csv(args.shots)], limit=args.limit,
+            tasks = [args.suite, f"{args.suite}_target"] if args.suite else _csv(args.tasks)
+            spec = EvalSpec(tasks=tasks, shots=[int(k) for k in _csv(args.shots)], limit=args.limit,
                             include_path=args.include_path, batch_size=args.batch_size, bf16=args.bf16,
                             target_tasks=tuple(_csv(args.target_task)), fmt=fmt, target_shots=args.target_shots)
             for path in evaluate(args.runs, spec, args.base, args.out):
@@ -174,13 +184,22 @@ def main(argv: list[str] | None = None) -> int:
 
             print(render(args.runs, args.out, args.base))
         elif args.command == "demo":
-            from promot.world.demo import DemoSettings, format_rows, run_demo
+            from promot.report.tables import console_curves, console_summary, load_runs
+            from promot.world.demo import DemoSettings, run_demo
 
-            rows, report = run_demo(DemoSettings(out=Path(args.out), methods=tuple(_csv(args.methods)),
+            runs, report = run_demo(DemoSettings(out=Path(args.out), methods=tuple(_csv(args.methods)),
                                                  quick=args.quick, overrides=tuple(args.overrides)))
-            for line in format_rows(rows):
+            views = load_runs(runs)
+            for line in [*console_curves(views), "", *console_summary(views)]:
                 print(line)
             print(report)
+        elif args.command == "diagnose":
+            from promot.report.tables import alignment_table, load_runs
+
+            run = api.diagnose_gradient_alignment(args.config, args.overrides, args.every)
+            for row in alignment_table(load_runs([run])):
+                print("".join(f"{c:>10}" for c in row[1:]))
+            print(run)
         elif args.command == "world":
             _world(args)
         elif args.command == "generate":

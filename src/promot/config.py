@@ -136,6 +136,13 @@ class MonitorConfig:
     shots: int = 1
     limit: int = 24
     """Items per task per probe: keep it cheap."""
+    alignment_every: int = 0
+    """Log gradient alignment (paper §3.3: cosine of the gradients on real vs shuffled target labels, per module of
+    the last block) every N stage-2 steps and at step 0; 0: off. `promot diagnose gradient-alignment` sets it."""
+    alignment_batches: int = 2
+    """Fixed training batches the alignment is summed over."""
+    alignment_layers: int = 1
+    """How many of the last blocks the alignment covers."""
     include_path: list[str] = field(default_factory=list)
     """Extra folders of lm-eval task YAMLs."""
 
@@ -277,6 +284,10 @@ def validate(cfg: RunConfig) -> RunConfig:
         check(isinstance(st.lr, (int, float)) and st.lr > 0, f"{name}.lr must be a positive number, got {st.lr!r}")
         check(0 <= st.label_smoothing < 1, f"{name}.label_smoothing must be in [0, 1)")
     check(isinstance(cfg.monitor.every, int) and cfg.monitor.every > 0, "monitor.every must be a positive integer")
+    m = cfg.monitor
+    check(isinstance(m.alignment_every, int) and m.alignment_every >= 0, "monitor.alignment_every must be an integer >= 0")
+    for key in ("alignment_batches", "alignment_layers"):
+        check(isinstance(getattr(m, key), int) and getattr(m, key) > 0, f"monitor.{key} must be a positive integer")
     if issues:
         raise ConfigError("; ".join(issues))
     return cfg

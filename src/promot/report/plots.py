@@ -44,6 +44,22 @@ def icl_over_steps(runs: list[RunView]) -> str | None:
     return _png(fig)
 
 
+def alignment_over_steps(runs: list[RunView]) -> str | None:
+    """Gradient alignment (real vs shuffled labels) per module kind against stage-2 steps (paper Fig. 3 / 7)."""
+    series = [(r, k[len("align_"):]) for r in runs
+              for k in sorted({k for m in r.metrics for k in m if k.startswith("align_")})]
+    if not series:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for r, kind in series:
+        ax.plot(*zip(*curve(r, f"align_{kind}")), marker="o", label=f"{r.name}: {kind}")
+    ax.set(title="gradient alignment: real vs shuffled labels", xlabel="step", ylabel="cosine", ylim=(-0.05, 1.05))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
 def target_vs_icl(runs: list[RunView]) -> str | None:
     """Trade-off over checkpoints: target score vs ICL Norm.Avg (paper App. C.3), step annotated."""
     if not any(tradeoff(r) for r in runs):

@@ -8,7 +8,7 @@ from pathlib import Path
 from promot import __version__
 from promot.io import atomic_write_text
 from promot.report import plots
-from promot.report.tables import RunView, load_runs, markdown, shot_keys, summary_table, task_table
+from promot.report.tables import RunView, alignment_table, load_runs, markdown, shot_keys, summary_table, task_table
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.6em 0 1.4em;font-size:.9em}th,td{border:1px solid #ccc;padding:.3em .6em;
@@ -67,6 +67,10 @@ def render(run_paths: list[str | Path], out_dir: str | Path = "report", with_bas
     h += ["<h2>Specialization during training</h2>", _img(figs["curve"], "ICL score and leakage over steps "
           "(set monitor.tasks when training)"), "<h2>Target score vs ICL over checkpoints</h2>",
           _img(figs["tradeoff"], "trade-off (needs monitor.every aligned with stage2.eval_every)")]
+    if align := alignment_table(runs):
+        h += ["<h2>Gradient alignment (format share of the update)</h2>", _html_table(align),
+              _img(plots.alignment_over_steps(runs), "gradient alignment over steps")]
+        m += ["## Gradient alignment", "", markdown(align)]
     flips_html, flips_md = _flips(runs)
     h += ["<h2>Examples that flipped (right under base, wrong after tuning)</h2>", flips_html, "</body></html>"]
     m += ["## Examples that flipped", "", flips_md or "_none recorded_", ""]

@@ -131,3 +131,53 @@ def markdown(rows: list[list[str]]) -> str:
     out = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
     out += ["| " + " | ".join(r) + " |" for r in rows[1:]]
     return "\n".join(out) + "\n"
+
+
+def console_summary(runs: list[RunView]) -> list[str]:
+    """Fixed-width text for a terminal: base, then each run - the target score of the variant that serves the
+    fine-tuned task (with the prompt where there is one), and per shot count the ICL Norm.Avg (Δ vs base) and
+    leakage of the variant that serves every other task (no prompt)."""
+    if not runs or not runs[0].eval:
+        return []
+    keys = shot_keys(runs)
+    head = f"{'model':<15}{'target':>8}" + "".join(f"{'ICL ' + k[2:] + '-shot (Δ)':>20}{'leak':>7}" for k in keys)
+    lines = [head, "-" * len(head)]
+    entries = [("base", runs[0].eval["variants"]["base"], runs[0].eval["variants"]["base"])]
+    for r in runs:
+        v = (r.eval or {}).get("variants", {})
+        if "tuned" in v:
+            entries.append((r.name, v["tuned"], v.get("tuned+prompt", v["tuned"])))
+    base = runs[0].eval["variants"]["base"]
+    for name, icl, served in entries:
+        first = served[keys[0]]
+        cells = "".join(f"{icl[k]['norm_avg']:>11.1f} ({icl[k]['norm_avg'] - base[k]['norm_avg']:+6.1f})"
+                        f"{_fmt_leak(icl[k]['leakage']):>7}" for k in keys)
+        lines.append(f"{name:<15}{_target(first):>8}{cells}")
+    return lines
+
+
+def console_curves(runs: list[RunView]) -> list[str]:
+    """The trade-off over stage-2 checkpoints, one line per run: step: target score / ICL score / leakage."""
+    lines = []
+    for r in runs:
+        target, icl, leak = (dict(curve(r, k)) for k in ("eval_target_score", "icl_score", "icl_leakage"))
+        steps = sorted(set(target) | set(icl))
+        if steps:
+            cells = (f"{s}: {_fmt(target.get(s))} / {_fmt(icl.get(s))} / {_fmt_leak(leak.get(s))}" for s in steps)
+            lines.append(f"{r.name:<15}" + "  ".join(cells))
+    return ["stage 2 - step: target / ICL / leakage", *lines] if lines else []
+
+
+def alignment_table(runs: list[RunView]) -> list[list[str]]:
+    """Gradient alignment per run and stage-2 step: cosine(real-label, shuffled-label gradient) per module kind."""
+    kinds = sorted({k[len("align_"):] for r in runs for m in r.metrics for k in m if k.startswith("align_")})
+    if not kinds:
+        return []
+    rows = [["run", "step", *kinds]]
+    for r in runs:
+        per_step: dict[int, dict] = {}
+        for kind in kinds:
+            for step, value in curve(r, f"align_{kind}"):
+                per_step.setdefault(step, {})[kind] = value
+        rows += [[r.name, str(s), *(f"{v[k]:.3f}" if k in v else "–" for k in kinds)] for s, v in sorted(per_step.items())]
+    return rows

@@ -43,8 +43,8 @@ class StageContext:
     """Per stage: the selection record written to run.json."""
     callbacks: list = field(default_factory=list)
     """Extra TrainerCallbacks for every stage (timers, user hooks)."""
-    monitor: TrainerCallback | None = None
-    """The specialization monitor, for the stage that tunes the model."""
+    monitors: tuple[TrainerCallback, ...] = ()
+    """Probes of the stage that tunes the model: the specialization monitor, gradient alignment."""
 
 
 class MetricsLog(TrainerCallback):
@@ -172,7 +172,7 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
         seed=cfg.seed,
         report_to=cfg.report_to or "none",
         remove_unused_columns=False,
-        gradient_checkpointing=False,  # enabled on the inner model above; the wrapper has no such method
+        activation_checkpointing=False,  # enabled on the inner model below; the wrapper has no such method
     )
     if st.gradient_checkpointing:
         # Non-reentrant: works with a frozen model whose only trainable input is the prompt.

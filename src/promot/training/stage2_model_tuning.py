@@ -37,7 +37,7 @@ def train_model(
         model.requires_grad_(True)
     lm = PromptedLM(model, prompt, train_prompt=method.prompt == "joint", label_smoothing=st.label_smoothing)
     frozen_prompt = None if lm.prompt is None or lm.prompt.requires_grad else lm.prompt.detach().clone()
-    run_stage("stage2", lm, st, ctx, resume, callbacks=(ctx.monitor,) if ctx.monitor else ())
+    run_stage("stage2", lm, st, ctx, resume, callbacks=ctx.monitors)
     if frozen_prompt is not None and not torch.equal(frozen_prompt, lm.prompt.detach()):
         raise RuntimeError("stage 2 changed the frozen prompt")  # an invariant, not a user error
     return lm

@@ -7,7 +7,6 @@ into other tasks), and renders the HTML report. Only the public API is used: thi
 from __future__ import annotations
 
 import copy
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ METHODS = ("finetune", "prompt-tuning", "joint", "lora", "promot")
 TARGET_TASK = "world_true_false"
 # --quick: the same pipeline at a budget that checks it runs end to end (CI), not one that shows the effect.
 QUICK = {"stage1.steps": 20, "stage2.steps": 20, "stage1.eval_every": 10, "stage2.eval_every": 10,
-         "stage2.warmup_steps": 5, "eval.limit": 16, "monitor.every": 10, "monitor.limit": 4}
+         "stage2.warmup_steps": 5, "eval.limit": 16, "monitor.every": 20, "monitor.limit": 4}
 
 
 @dataclass
@@ -50,8 +49,8 @@ def demo_config(method: str, out: Path, quick: bool = False) -> dict:
     return copy.deepcopy(cfg)
 
 
-def run_demo(settings: DemoSettings = DemoSettings()) -> tuple[list[dict], Path]:
-    """Train every method, evaluate, render the report. Returns (summary rows, report.html path)."""
+def run_demo(settings: DemoSettings = DemoSettings()) -> tuple[list[Path], Path]:
+    """Train every method, evaluate, render the report. Returns (run directories, report.html path)."""
     from promot import api
     from promot.evaluate.runner import EvalSpec, evaluate
     from promot.report.render import render
@@ -61,47 +60,8 @@ def run_demo(settings: DemoSettings = DemoSettings()) -> tuple[list[dict], Path]
         log.info("[%d/%d] training %s", i, len(settings.methods), method)
         runs.append(api.train(demo_config(method, settings.out, settings.quick), list(settings.overrides)))
     log.info("evaluating base and %d runs on the world suite", len(runs))
-    spec = EvalSpec(tasks=["world", TARGET_TASK], shots=list(settings.shots),
-                    limit=16 if settings.quick else settings.limit, target_tasks=(TARGET_TASK,), batch_size=64)
+    spec = EvalSpec(tasks=["world", TARGET_TASK], shots=list(settings.shots[:1] if settings.quick else settings.shots),
+                    limit=8 if settings.quick else settings.limit, target_tasks=(TARGET_TASK,), batch_size=64)
     evaluate(runs, spec)
     report = render(runs, settings.out / "report")
-    return summary_rows(runs), report
-
-
-def summary_rows(runs: list[Path]) -> list[dict]:
-    """One row per model: target score (with the prompt where there is one), ICL Norm.Avg per shot count (without
-    it) and its change from base, format leakage."""
-    rows = []
-    for i, run in enumerate(runs):
-        ev = json.loads((Path(run) / "eval.json").read_text())
-        variants = ev["variants"]
-        names = [("base", "base")] if i == 0 else []
-        names.append((json.loads((Path(run) / "run.json").read_text())["method"], "tuned"))
-        for label, name in names:
-            icl = variants[name]
-            with_target = variants.get("tuned+prompt", icl) if name == "tuned" else icl
-            first = next(iter(with_target.values()))
-            rows.append({
-                "model": label,
-                "target": first["tasks"].get(TARGET_TASK, {}).get("score"),
-                "norm_avg": {k: v["norm_avg"] for k, v in icl.items()},
-                "delta": {k: v["norm_avg"] - variants["base"][k]["norm_avg"] for k, v in icl.items()},
-                "leakage": {k: v["leakage"] for k, v in icl.items()},
-            })
-    return rows
-
-
-def format_rows(rows: list[dict]) -> list[str]:
-    shots = list(rows[0]["norm_avg"])
-    head = f"{'model':<15}{'target':>8}" + "".join(f"{'ICL ' + k[2:] + '-shot (Δ)':>20}{'leak':>7}" for k in shots)
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        target = "-" if r["target"] is None else f"{r['target']:.1f}"
-        cells = "".join(f"{r['norm_avg'][k]:>11.1f} ({r['delta'][k]:+6.1f}){_leak(r['leakage'][k]):>7}"
-                        for k in shots)
-        lines.append(f"{r['model']:<15}{target:>8}{cells}")
-    return lines
-
-
-def _leak(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
+    return runs, report

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -128,8 +129,6 @@ def pretrain(out_dir: str | Path, cfg: PretrainConfig = PretrainConfig(), size: 
             "parameters": sum(p.numel() for p in model.parameters()),
             "icl_accuracy": {str(k): {"mean": sum(v.values()) / len(v), **v} for k, v in accuracy.items()},
         }
-        import shutil
-
         shutil.rmtree(tmp / "trainer", ignore_errors=True)
         model.config.use_cache = True  # the Trainer turned it off for training; generation wants it
         model.save_pretrained(tmp)
