@@ -164,7 +164,7 @@ def console_curves(runs: list[RunView]) -> list[str]:
         steps = sorted(set(target) | set(icl))
         if steps:
             cells = (f"{s}: {_fmt(target.get(s))} / {_fmt(icl.get(s))} / {_fmt_leak(leak.get(s))}" for s in steps)
-            lines.append(f"{r.name:<15}" + "  ".join(cells))
+            lines.append(f"{r.name:<15} " + "  ".join(cells))
     return ["stage 2 - step: target / ICL / leakage", *lines] if lines else []
 
 
