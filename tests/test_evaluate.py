@@ -82,6 +82,16 @@ def test_promot_run_gets_a_with_prompt_variant(tiny_dirs, task_files, tiny_task,
     assert data["format"] == "{False, True}"
 
 
+def test_sequential_run_scores_each_carried_prompt(tiny_dirs, task_files, tiny_task, tmp_path):
+    first = promot.train(run_config(tiny_dirs["llama"], task_files, tmp_path / "first"))
+    cfg = run_config(tiny_dirs["llama"], task_files, tmp_path / "second", seed=1)
+    cfg["model"] = {"init_from": str(first)}
+    second = promot.train(cfg)
+    spec = EvalSpec(tasks=["tiny_first"], shots=[0], include_path=[str(tiny_task)], limit=4)
+    data = json.loads(evaluate([second], spec, base=str(tiny_dirs["llama"]))[0].read_text())
+    assert set(data["variants"]) == {"base", "tuned", "tuned+prompt", "tuned+prompt:first"}
+
+
 def test_unknown_task_is_a_clear_error(always_true_run):
     from promot.errors import ConfigError
 

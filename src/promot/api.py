@@ -17,11 +17,12 @@ import torch
 from promot import __version__
 from promot.config import RunConfig, dump_config, load_config, validate
 from promot.data import TaskData, Tokenizing, load_task_data
-from promot.errors import CheckpointError, ConfigError
+from promot.errors import ConfigError
 from promot.evaluate.target import generate_texts
 from promot.io import atomic_write_json, atomic_write_text
 from promot.models import fingerprint, load_model
 from promot.prompt import PromptedLM, check_compatible, init_prompt, load_prompt, save_prompt
+from promot.runs import carried_prompts, load_tuned_model, prompt_dir, read_info, save_carried
 from promot.training.artifacts import save_model
 from promot.training.loop import StageContext
 from promot.training.methods import METHODS, Method
@@ -81,6 +82,8 @@ class Prepared:
     rows: list[dict]
     base_fingerprint: str
     prompt: torch.Tensor | None
+    carried: dict = dataclasses.field(default_factory=dict)
+    """Earlier runs' prompts (sequential training, `model.init_from`), re-saved under prompts/<name>/."""
 
 
 def prepare(config: RunConfig | str | Path | dict, overrides: list[str] | None = None) -> Prepared:
@@ -91,7 +94,14 @@ def prepare(config: RunConfig | str | Path | dict, overrides: list[str] | None =
     _check_output_dir(cfg)
     method = METHODS[cfg.method]
     set_seed(cfg.seed)
-    loaded = load_model(cfg.model.name, cfg.model.dtype, cfg.model.trust_remote_code)
+    carried = {}
+    if cfg.model.init_from:  # sequential: continue an earlier run's tuned model, carrying its prompts along
+        info = read_info(cfg.model.init_from)
+        loaded, _ = load_tuned_model(cfg.model.init_from, info, cfg.model.dtype, cfg.model.trust_remote_code)
+        loaded.source = f"{cfg.model.init_from}/model"
+        carried = carried_prompts(cfg.model.init_from, info)
+    else:
+        loaded = load_model(cfg.model.name, cfg.model.dtype, cfg.model.trust_remote_code)
     model, tok = loaded.model, loaded.tokenizer
     data = load_task_data(cfg.data, tok, cfg.seed)
     tokenizing = _tokenizing(cfg, tok, bool(model.config.is_encoder_decoder))
@@ -99,7 +109,7 @@ def prepare(config: RunConfig | str | Path | dict, overrides: list[str] | None =
     tokenizing.encode_all(data.validation)  # a bad validation record fails now, not mid-training
     base_fp = fingerprint(model, tok)
     prompt = _initial_prompt(cfg, model, tok, base_fp) if method.prompt else None
-    return Prepared(cfg, method, loaded.source, model, tok, tokenizing, data, rows, base_fp, prompt)
+    return Prepared(cfg, method, loaded.source, model, tok, tokenizing, data, rows, base_fp, prompt, carried)
 
 
 def _monitors(p: Prepared) -> tuple:
@@ -161,12 +171,15 @@ def _write_run(run_dir: Path, p: Prepared, model, prompt, ctx: StageContext, sta
     model_fp = fingerprint(model, tok)
     if prompt is not None:
         save_prompt(run_dir / "prompt", prompt, model, source, sorted({base_fp, model_fp}))
+    save_carried(run_dir, p.carried, model, model_fp)
     atomic_write_json(run_dir / "run.json", {
         "promot_version": __version__,
         "method": cfg.method,
         "base_model": {"source": source, "fingerprint": base_fp},
         "model": {"path": "model", "fingerprint": model_fp},
         "prompt": None if prompt is None else {"path": "prompt", "length": prompt.shape[0]},
+        "init_from": cfg.model.init_from,
+        "prompts": {name: f"prompts/{name}" for name in p.carried},
         "target_metric": cfg.eval.metric,
         "stages": ctx.history,
         "seconds": round(time.time() - started, 1),
@@ -196,25 +209,18 @@ class LoadedRun:
     tokenizing: Tokenizing
 
 
-def load_run(run_dir: str | Path, with_prompt: bool = True) -> LoadedRun:
-    """Load a finished run; the prompt is fingerprint-checked against the tuned model before it attaches."""
+def load_run(run_dir: str | Path, with_prompt: bool = True, prompt_name: str | None = None) -> LoadedRun:
+    """Load a finished run; the prompt - its own, or an earlier run's it carries (`prompt_name`) - is
+    fingerprint-checked against the tuned model before it attaches."""
     run_dir = Path(run_dir)
-    info_path = run_dir / "run.json"
-    if not info_path.is_file():
-        raise CheckpointError(f"{run_dir}: not a finished promot run (no run.json)")
-    try:
-        info = json.loads(info_path.read_text())
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{info_path}: invalid JSON ({e.msg}, line {e.lineno})") from None
+    info = read_info(run_dir)
     cfg = load_config(run_dir / "config.yaml")
-    loaded = load_model(str(run_dir / "model"), cfg.model.dtype, cfg.model.trust_remote_code)
-    model_fp = fingerprint(loaded.model, loaded.tokenizer)
-    if model_fp != info["model"]["fingerprint"]:
-        raise CheckpointError(f"{run_dir / 'model'}: weights changed since the run was written (fingerprint)")
+    loaded, model_fp = load_tuned_model(run_dir, info, cfg.model.dtype, cfg.model.trust_remote_code)
     prompt = None
-    if with_prompt and info.get("prompt"):
-        saved = load_prompt(run_dir / "prompt")
-        check_compatible(saved, loaded.model, model_fp, str(run_dir / "prompt"))
+    if with_prompt and (info.get("prompt") or prompt_name):
+        where = prompt_dir(run_dir, prompt_name)
+        saved = load_prompt(where)
+        check_compatible(saved, loaded.model, model_fp, str(where))
         prompt = saved.embeddings
     loaded.model.eval()
     seq2seq = bool(loaded.model.config.is_encoder_decoder)
@@ -222,11 +228,12 @@ def load_run(run_dir: str | Path, with_prompt: bool = True) -> LoadedRun:
                      _tokenizing(cfg, loaded.tokenizer, seq2seq))
 
 
-def generate(run_dir: str | Path, texts: list[str] | str, with_prompt: bool = True, max_new_tokens: int = 32) -> list[str]:
-    """Continue each text with the tuned model, with or without the run's prompt (greedy)."""
+def generate(run_dir: str | Path, texts: list[str] | str, with_prompt: bool = True, max_new_tokens: int = 32,
+             prompt_name: str | None = None) -> list[str]:
+    """Continue each text with the tuned model, with or without the run's prompt (or a carried one), greedy."""
     from promot.data import Example, with_chat_template
 
-    run = load_run(run_dir, with_prompt)
+    run = load_run(run_dir, with_prompt, prompt_name)
     texts = [texts] if isinstance(texts, str) else texts
     examples = [Example(t, "", "<cli>") for t in texts]
     if run.config.data.chat_template:

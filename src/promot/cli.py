@@ -101,6 +101,8 @@ def _parser() -> argparse.ArgumentParser:
     on.add_argument("--no-prompt", dest="with_prompt", action="store_false",
                     help="bare tuned model (the ProMoT way for every other task)")
     g.add_argument("--max-new-tokens", type=int, default=32, help="tokens to generate (default 32)")
+    g.add_argument("--prompt-name", help="use an earlier run's prompt this run carries (sequential training: "
+                   "prompts/<name>/) instead of its own")
     return p
 
 
@@ -203,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "world":
             _world(args)
         elif args.command == "generate":
-            for text in api.generate(args.run, args.text, args.with_prompt, args.max_new_tokens):
+            for text in api.generate(args.run, args.text, args.with_prompt, args.max_new_tokens, args.prompt_name):
                 print(text)
     except PromotError as e:
         if args.debug:

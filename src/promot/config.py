@@ -29,6 +29,9 @@ class ModelConfig:
     """Weights dtype while training; bf16 autocast is the top-level `bf16`."""
     trust_remote_code: bool = False
     """Run model code shipped with a checkpoint. Off unless you trust the checkpoint."""
+    init_from: str | None = None
+    """Sequential training: start from this finished run's tuned model instead of `name`. The earlier run's
+    prompts stay usable on the new model (saved again under prompts/<earlier run's name>/)."""
 
 
 @dataclass
@@ -258,7 +261,7 @@ def validate(cfg: RunConfig) -> RunConfig:
         if not ok:
             issues.append(msg)
 
-    check(bool(cfg.model.name), "model.name is required")
+    check(bool(cfg.model.name) or bool(cfg.model.init_from), "model.name (or model.init_from) is required")
     check(bool(cfg.data.train), "data.train is required")
     check(cfg.method in METHODS, f"method '{cfg.method}' is not one of {', '.join(METHODS)}")
     check(cfg.prompt.init in PROMPT_INITS, f"prompt.init '{cfg.prompt.init}' is not one of {', '.join(PROMPT_INITS)}")

@@ -1,0 +1,66 @@
+"""Sequential ProMoT (`model.init_from`): the earlier run's prompt stays usable, and fingerprint-checked."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from conftest import run_config
+
+import promot
+from promot.api import load_run
+from promot.cli import main
+from promot.errors import CheckpointError
+from promot.models import fingerprint, load_model
+from promot.prompt import check_compatible, load_prompt
+
+
+@pytest.fixture(scope="module")
+def chain(tiny_dirs, task_files, tmp_path_factory):
+    root = tmp_path_factory.mktemp("seq")
+    a = promot.train(run_config(tiny_dirs["llama"], task_files, root / "task_a"))
+    b_cfg = run_config(tiny_dirs["llama"], task_files, root / "task_b", seed=1)  # another prompt init
+    b_cfg["model"] = {"init_from": str(a)}
+    b = promot.train(b_cfg)
+    c_cfg = run_config(tiny_dirs["llama"], task_files, root / "task_c", method="finetune")
+    c_cfg["model"] = {"init_from": str(b)}
+    c = promot.train(c_cfg)
+    return a, b, c
+
+
+def test_sequential_run_starts_from_the_earlier_model_and_carries_its_prompt(chain):
+    a, b, _ = chain
+    info_a, info_b = (json.loads((r / "run.json").read_text()) for r in (a, b))
+    assert info_b["base_model"]["fingerprint"] == info_a["model"]["fingerprint"]
+    assert info_b["init_from"] == str(a) and info_b["prompts"] == {"task_a": "prompts/task_a"}
+    carried, own = load_prompt(b / "prompts" / "task_a"), load_prompt(a / "prompt")
+    assert torch.equal(carried.embeddings, own.embeddings)  # bit-identical: stage 2 of B never touched it
+    assert info_b["model"]["fingerprint"] in carried.fingerprints
+
+
+def test_carried_prompt_attaches_to_the_final_model_only_by_name(chain):
+    a, b, _ = chain
+    run = load_run(b, prompt_name="task_a")
+    assert torch.equal(run.lm.prompt.detach(), load_prompt(a / "prompt").embeddings)
+    assert not torch.equal(load_run(b).lm.prompt.detach(), run.lm.prompt.detach())  # B's own prompt differs
+    with pytest.raises(CheckpointError, match="no prompt named 'nope'.*task_a"):
+        load_run(b, prompt_name="nope")
+
+
+def test_carried_prompt_refuses_an_unrelated_model(chain, tiny_dirs):
+    _, b, _ = chain
+    other = load_model(str(tiny_dirs["llama"]))
+    with torch.no_grad():
+        other.model.get_input_embeddings().weight.add_(0.01)  # same architecture, other weights
+    with pytest.raises(CheckpointError, match="another model"):
+        check_compatible(load_prompt(b / "prompts" / "task_a"), other.model,
+                         fingerprint(other.model, other.tokenizer), "prompts/task_a")
+
+
+def test_prompts_carry_down_a_chain_and_generate_uses_them(chain, capsys):
+    _, _, c = chain
+    assert sorted(p.name for p in (c / "prompts").iterdir()) == ["task_a", "task_b"]
+    assert main(["generate", str(c), "a b c question : it has a ? answer :", "--prompt-name", "task_a",
+                 "--max-new-tokens", "2"]) == 0
+    assert main(["generate", str(c), "x", "--prompt-name", "task_z"]) == 2
+    assert "no prompt named 'task_z'" in capsys.readouterr().err
