@@ -21,6 +21,8 @@ VOWELS = set("aeio")
 WORD_PAIRS = [("red", "blue"), ("hot", "cold"), ("up", "down"), ("on", "off"), ("big", "small"), ("true", "false")]
 EVAL_CLASSIFY_PAIR = ("hot", "cold")
 MARKERS = ["in:", "out:", ";", "?", ">>", "[", "]"]
+# `?` marked an earlier true_false target's inputs (a marker lets the weights confine the format to it: no leakage,
+# see docs/RESULTS.md); unused now, kept so the shipped tokenizer's vocabulary and model stay valid.
 
 Example = tuple[str, str]
 State = dict
