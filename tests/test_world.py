@@ -93,8 +93,9 @@ def test_demo_quick_runs_end_to_end(tmp_path, capsys):
 
 
 def test_demo_rejects_unknown_method(tmp_path, capsys):
-    assert main(["demo", "--quick", "--out", str(tmp_path), "--methods", "fintune"]) == 2
-    assert "fintune" in capsys.readouterr().err
+    assert main(["demo", "--quick", "--out", str(tmp_path / "d"), "--methods", "finetune,fintune"]) == 2
+    assert "unknown fintune" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()  # refused before the first method trained
 
 
 @pytest.mark.slow

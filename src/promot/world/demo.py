@@ -6,7 +6,6 @@ into other tasks), and renders the HTML report. Only the public API is used: thi
 """
 from __future__ import annotations
 
-import copy
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +45,7 @@ def demo_config(method: str, out: Path, quick: bool = False) -> dict:
     for key, value in (QUICK if quick else {}).items():
         section, field = key.split(".")
         cfg.setdefault(section, {})[field] = value
-    return copy.deepcopy(cfg)
+    return cfg
 
 
 def run_demo(settings: DemoSettings = DemoSettings()) -> tuple[list[Path], Path]:
@@ -55,6 +54,11 @@ def run_demo(settings: DemoSettings = DemoSettings()) -> tuple[list[Path], Path]
     from promot.evaluate.runner import EvalSpec, evaluate
     from promot.report.render import render
 
+    from promot.errors import ConfigError
+    from promot.training import METHODS as KNOWN
+
+    if unknown := [m for m in settings.methods if m not in KNOWN]:  # before any run is trained
+        raise ConfigError(f"--methods: unknown {', '.join(unknown)}; known: {', '.join(KNOWN)}")
     runs = []
     for i, method in enumerate(settings.methods, 1):
         log.info("[%d/%d] training %s", i, len(settings.methods), method)
