@@ -268,13 +268,13 @@ def _deltas(variants: dict) -> dict:
 def summary_lines(eval_json: Path) -> list[str]:
     """A small table: variant × shots → Norm. Avg. (delta vs base), leakage, target-task scores."""
     data = json.loads(Path(eval_json).read_text())
-    lines = [f"{'variant':<14}{'shots':<6}{'Norm.Avg':>9}{'Δ base':>8}{'leakage':>9}  target"]
+    lines = [f"{'variant':<14} {'shots':<5}{'Norm.Avg':>9}{'Δ base':>8}{'leakage':>9}  target"]
     for name, per_k in data["variants"].items():
         for k, s in per_k.items():
             delta = data.get("deltas", {}).get(name, {}).get(k, {}).get("norm_avg", 0.0)
             leak = "-" if s["leakage"] is None else f"{s['leakage']:.2f}"
             target = ", ".join(f"{t} {s['tasks'][t]['score']:.1f}" for t in s.get("target_tasks", []))
-            lines.append(f"{name:<14}{k[2:]:<6}{s['norm_avg']:>9.1f}{delta:>+8.1f}{leak:>9}  {target}")
+            lines.append(f"{name:<14} {k[2:]:<5}{s['norm_avg']:>9.1f}{delta:>+8.1f}{leak:>9}  {target}")
     if list(data["variants"]) == ["base"]:  # base only: the per-task scores are the point
         for k, s in data["variants"]["base"].items():
             lines += [f"  {k[2:]}-shot {t:<24}{v['score']:>6.1f}  (n={v['n']})" for t, v in s["tasks"].items()]
