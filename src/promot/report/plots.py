@@ -54,7 +54,8 @@ def alignment_over_steps(runs: list[RunView]) -> str | None:
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for r, kind in series:
         ax.plot(*zip(*curve(r, f"align_{kind}")), marker="o", label=f"{r.name}: {kind}")
-    ax.set(title="gradient alignment: real vs shuffled labels", xlabel="step", ylabel="cosine", ylim=(-0.05, 1.05))
+    ax.axhline(0.0, color="grey", lw=0.8)
+    ax.set(title="gradient alignment: real vs shuffled labels", xlabel="step", ylabel="cosine", ylim=(-1.02, 1.02))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _png(fig)
