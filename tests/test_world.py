@@ -90,6 +90,7 @@ def test_demo_quick_runs_end_to_end(tmp_path, capsys):
     assert "world_true_false" in ev["variants"]["tuned+prompt"]["k=1"]["tasks"]
     metrics = [json.loads(line) for line in (tmp_path / "finetune" / "metrics.jsonl").read_text().splitlines()]
     assert {m["step"] for m in metrics if "icl_leakage" in m} == {0, 20}  # the monitor's curve
+    assert {m["step"] for m in metrics if "align_mlp" in m} == {0, 20}  # gradient alignment
 
 
 def test_demo_rejects_unknown_method(tmp_path, capsys):

@@ -21,7 +21,8 @@ METHODS = ("finetune", "prompt-tuning", "joint", "lora", "promot")
 TARGET_TASK = "world_true_false"
 # --quick: the same pipeline at a budget that checks it runs end to end (CI), not one that shows the effect.
 QUICK = {"stage1.steps": 20, "stage2.steps": 20, "stage1.eval_every": 10, "stage2.eval_every": 10,
-         "stage2.warmup_steps": 5, "eval.limit": 16, "monitor.every": 20, "monitor.limit": 4}
+         "stage2.warmup_steps": 5, "eval.limit": 16, "monitor.every": 20, "monitor.limit": 4,
+         "monitor.alignment_every": 20}
 
 
 @dataclass
