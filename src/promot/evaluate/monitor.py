@@ -42,8 +42,9 @@ class SpecializationMonitor(TrainerCallback):
         from lm_eval.evaluator import evaluate
 
         from promot.evaluate.lm_eval_model import PromptedHFLM
-        from promot.evaluate.runner import EvalSpec, summarize
+        from promot.evaluate.runner import EvalSpec, lean_lm_eval, summarize
 
+        lean_lm_eval()
         lm: PromptedLM = self.trainer.accelerator.unwrap_model(self.trainer.model)
         was_training = lm.training
         bare = PromptedLM(lm.model, None)  # shares the weights being trained; no prompt

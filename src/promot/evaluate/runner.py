@@ -72,7 +72,7 @@ def _env_info() -> dict:
     return info
 
 
-def _lean_lm_eval() -> None:
+def lean_lm_eval() -> None:
     """Take out lm-eval's per-call overheads that dwarf a small model's evaluation; results are unchanged.
     - the environment block (above) is collected once per process;
     - Jinja templates are compiled once per template string, not once per document and field (12k compiles for
@@ -92,7 +92,7 @@ def run_lm_eval(lm: PromptedLM, tokenizer, spec: EvalSpec, k: int, manager) -> d
     """One simple_evaluate call: every task at k shots, samples logged (for leakage and flips)."""
     from lm_eval import simple_evaluate
 
-    _lean_lm_eval()
+    lean_lm_eval()
 
     from promot.evaluate.lm_eval_model import PromptedHFLM
 
@@ -170,7 +170,6 @@ def run_format(run_dir: Path) -> AnswerFormat | None:
 
 def _variants(run_dir: Path):
     from promot.api import load_run
-
     from promot.prompt import check_compatible, load_prompt
     from promot.runs import prompt_dir, prompt_names
 
