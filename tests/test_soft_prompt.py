@@ -140,3 +140,33 @@ def test_training_loss_on_target_positions_only_equals_full_logits_loss(arch):
     full.loss.backward()
     torch.testing.assert_close(fast.loss, full.loss)
     torch.testing.assert_close(g_fast, lm.prompt.grad)
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2", "t5"])
+def test_a_mixed_batch_gives_each_example_its_own_prompt(arch):
+    """Multi-task ProMoT: a prompt bank [T, P, H]; each example's logits equal a single-prompt pass with its task's."""
+    model = make_model(arch).eval()
+    bank = torch.randn(3, 4, 32, generator=torch.Generator().manual_seed(0)) * 2
+    ids = torch.randint(4, 20, (4, 6), generator=torch.Generator().manual_seed(3))
+    labels = ids.clone()
+    task_ids = torch.tensor([2, 0, 1, 2])
+    mixed = PromptedLM(model, bank).eval()
+    with torch.no_grad():
+        out = mixed(ids, labels=labels, task_ids=task_ids)
+        for i, t in enumerate(task_ids.tolist()):
+            single = PromptedLM(model, bank[t]).eval()(ids[i : i + 1], labels=labels[i : i + 1])
+            assert torch.allclose(out.logits[i], single.logits[0], atol=1e-5), (arch, i)
+        gen = mixed.generate(ids[:2], task_ids=task_ids[:2], max_new_tokens=3, do_sample=False, pad_token_id=0)
+        alone = PromptedLM(model, bank[2]).eval().generate(ids[:1], max_new_tokens=3, do_sample=False, pad_token_id=0)
+    assert torch.equal(gen[0], alone[0])
+    with pytest.raises(ValueError, match="task_ids"):
+        mixed(ids)
+
+
+def test_collator_passes_task_ids():
+    from promot.data import Collator
+
+    batch = Collator(0)([{"input_ids": [1, 2], "labels": [-100, 2], "task_id": 1},
+                         {"input_ids": [1], "labels": [1], "task_id": 0}])
+    assert batch["task_ids"].tolist() == [1, 0]
+    assert "task_ids" not in Collator(0)([{"input_ids": [1], "labels": [1]}])

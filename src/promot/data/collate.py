@@ -88,8 +88,11 @@ class Collator:
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
         ids = [r["input_ids"] for r in rows]
-        return {
+        batch = {
             "input_ids": pad(ids, self.pad_id),
             "attention_mask": pad([[1] * len(s) for s in ids], 0),
             "labels": pad([r["labels"] for r in rows], IGNORE),
         }
+        if "task_id" in rows[0]:  # multi-task rows: which prompt of the bank each example gets
+            batch["task_ids"] = torch.tensor([r["task_id"] for r in rows])
+        return batch

@@ -27,7 +27,10 @@ def _accepts_logits_mask(model: nn.Module) -> bool:
 
 
 class PromptedLM(nn.Module):
-    """A HF LM plus an optional soft prompt. `prompt=None` is the plain model, bit for bit."""
+    """A HF LM plus an optional soft prompt. `prompt=None` is the plain model, bit for bit.
+
+    `prompt` is one prompt [P, H], or a bank of per-task prompts [T, P, H] (multi-task ProMoT); with a bank, every
+    call names each example's task with `task_ids` [B], so one mixed batch carries each example's own prompt."""
 
     accepts_loss_kwargs = True  # lets Trainer pass num_items_in_batch, so grad accumulation averages correctly
 
@@ -50,21 +53,31 @@ class PromptedLM(nn.Module):
 
     @property
     def num_virtual_tokens(self) -> int:
-        return 0 if self.prompt is None else self.prompt.shape[0]
+        return 0 if self.prompt is None else self.prompt.shape[-2]
 
-    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _prompts(self, batch: int, task_ids: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
+        """[B, P, H]: the one prompt for every example, or each example's own from the bank."""
+        if self.prompt.dim() == 2:
+            return self.prompt.to(dtype).unsqueeze(0).expand(batch, -1, -1)
+        if task_ids is None:
+            raise ValueError("a prompt bank [T, P, H] needs task_ids [B] naming each example's task")
+        return self.prompt[task_ids.to(self.prompt.device)].to(dtype)
+
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+              task_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """[B, T] ids → ([B, P+T, H] embeddings, [B, P+T] mask), prompt first."""
         embeds = self.model.get_input_embeddings()(input_ids)
         batch = input_ids.shape[0]
-        prompt = self.prompt.to(embeds.dtype).unsqueeze(0).expand(batch, -1, -1)
+        prompt = self._prompts(batch, task_ids, embeds.dtype)
         mask = torch.cat([attention_mask.new_ones(batch, self.num_virtual_tokens), attention_mask], dim=1)
         return torch.cat([prompt, embeds], dim=1), mask
 
-    def _inputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict:
+    def _inputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                task_ids: torch.Tensor | None = None) -> dict:
         if self.prompt is None:
             inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
         else:
-            embeds, mask = self.embed(input_ids, attention_mask)
+            embeds, mask = self.embed(input_ids, attention_mask, task_ids)
             inputs = {"inputs_embeds": embeds, "attention_mask": mask}
         if self._takes_position_ids:
             # Positions count real tokens only, so left padding (which sits between prompt and text) is harmless.
@@ -77,13 +90,14 @@ class PromptedLM(nn.Module):
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         num_items_in_batch: int | torch.Tensor | None = None,
+        task_ids: torch.Tensor | None = None,
         **kwargs,
     ):
         """Causal: labels [B, T] align with input_ids (shifted inside); logits [B, T, V], or [N, V] over the N target
         positions in training mode with labels. Seq2seq: labels [B, L] are decoder targets, logits [B, L, V]."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        inputs = self._inputs(input_ids, attention_mask)
+        inputs = self._inputs(input_ids, attention_mask, task_ids)
         if self.is_seq2seq:
             out = self.model(**inputs, labels=labels, **kwargs)
             logits, targets = out.logits, labels
@@ -119,14 +133,15 @@ class PromptedLM(nn.Module):
         return total / count
 
     @torch.no_grad()
-    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **gen_kwargs) -> torch.Tensor:
+    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                 task_ids: torch.Tensor | None = None, **gen_kwargs) -> torch.Tensor:
         """Greedy/sampled continuation through HF `generate` (KV cache; prompt injected once at prefill).
 
         Causal inputs must be left-padded. Returns only the new tokens, [B, N].
         """
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        inputs = self._inputs(input_ids, attention_mask)
+        inputs = self._inputs(input_ids, attention_mask, task_ids)
         inputs.pop("position_ids", None)  # generate derives positions from the mask itself
         out = self.model.generate(**inputs, **gen_kwargs)
         if self.is_seq2seq:
