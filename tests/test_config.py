@@ -40,5 +40,5 @@ def test_bad_yaml_names_the_line(tmp_path):
 
 
 def test_missing_required_fields():
-    with pytest.raises(ConfigError, match="model.name \\(or model.init_from\\) is required; data.train is required"):
+    with pytest.raises(ConfigError, match="model.name \\(or model.init_from\\) is required; data.train \\(or tasks\\) is required"):
         load_config({})

@@ -84,6 +84,9 @@ class Prepared:
     prompt: torch.Tensor | None
     carried: dict = dataclasses.field(default_factory=dict)
     """Earlier runs' prompts (sequential training, `model.init_from`), re-saved under prompts/<name>/."""
+    tasks: list = dataclasses.field(default_factory=list)
+    """Multi-task: one TaskTarget per task (prompt[i] is task i's), and each task's own training rows."""
+    task_rows: list = dataclasses.field(default_factory=list)
 
 
 def prepare(config: RunConfig | str | Path | dict, overrides: list[str] | None = None) -> Prepared:
@@ -103,13 +106,41 @@ def prepare(config: RunConfig | str | Path | dict, overrides: list[str] | None =
     else:
         loaded = load_model(cfg.model.name, cfg.model.dtype, cfg.model.trust_remote_code)
     model, tok = loaded.model, loaded.tokenizer
+    base_fp = fingerprint(model, tok)
+    if cfg.tasks:
+        return _prepare_tasks(cfg, method, loaded.source, model, tok, base_fp, carried)
     data = load_task_data(cfg.data, tok, cfg.seed)
     tokenizing = _tokenizing(cfg, tok, bool(model.config.is_encoder_decoder))
     rows = tokenizing.encode_all(data.train)
     tokenizing.encode_all(data.validation)  # a bad validation record fails now, not mid-training
-    base_fp = fingerprint(model, tok)
     prompt = _initial_prompt(cfg, model, tok, base_fp) if method.prompt else None
     return Prepared(cfg, method, loaded.source, model, tok, tokenizing, data, rows, base_fp, prompt, carried)
+
+
+def _prepare_tasks(cfg: RunConfig, method: Method, source: str, model, tok, base_fp: str, carried: dict) -> Prepared:
+    """Multi-task: every task's data and tokenizing, the stage-2 mixture, one initial prompt per task."""
+    from promot.training.multitask import TaskTarget, mixing_weights, mixture
+
+    seq2seq = bool(model.config.is_encoder_decoder)
+    targets, task_rows, train = [], [], []
+    for i, t in enumerate(cfg.tasks):
+        data = load_task_data(t.data, tok, cfg.seed)
+        tokenizing = _tokenizing(dataclasses.replace(cfg, data=t.data), tok, seq2seq)
+        task_rows.append(tokenizing.encode_all(data.train))
+        tokenizing.encode_all(data.validation)
+        targets.append(TaskTarget(t.name, i, tokenizing, data.validation, t.metric or cfg.eval.metric,
+                                  t.max_new_tokens or cfg.eval.max_new_tokens))
+        train += data.train
+    weights = mixing_weights([len(r) for r in task_rows], cfg.mixing, cfg.mixing_temperature,
+                             [t.weight for t in cfg.tasks])
+    st = cfg.stage2
+    rows = mixture(task_rows, weights, st.steps * st.batch_size * st.grad_accum, cfg.seed)
+    prompt = None
+    if method.prompt:
+        prompt = torch.stack([_initial_prompt(dataclasses.replace(cfg, seed=cfg.seed + i), model, tok, base_fp)
+                              for i in range(len(cfg.tasks))])
+    return Prepared(cfg, method, source, model, tok, targets[0].tokenizing, TaskData(train, []), rows, base_fp,
+                    prompt, carried, targets, task_rows)
 
 
 def _monitors(p: Prepared) -> tuple:
@@ -138,10 +169,13 @@ def train(config: RunConfig | str | Path | dict, overrides: list[str] | None = N
     run_dir = _claim_output_dir(p.cfg)
     atomic_write_text(run_dir / "config.yaml", dump_config(p.cfg))
     ctx = StageContext(p.cfg, p.tokenizer, p.tokenizing, p.rows, p.data.validation, run_dir,
-                       monitors=_monitors(p))
+                       monitors=_monitors(p), targets=p.tasks)
     started = time.time()
     model, prompt = p.model, p.prompt
-    if p.method.stage1:
+    if p.method.stage1 and p.tasks:                                                 # ③ one prompt per task
+        prompt = torch.stack([train_prompt(model, prompt[i], dataclasses.replace(
+            ctx, train_rows=p.task_rows[i], targets=[t]), name=f"stage1-{t.name}") for i, t in enumerate(p.tasks)])
+    elif p.method.stage1:
         prompt = train_prompt(model, prompt, ctx)                                   # ③ stage 1: prompt tuning
     if p.method.stage2:
         lm = train_model(model, prompt, p.method, ctx)                              # ④ stage 2: model tuning
@@ -169,17 +203,22 @@ def _write_run(run_dir: Path, p: Prepared, model, prompt, ctx: StageContext, sta
     model.requires_grad_(False)
     save_model(run_dir / "model", model, tok)
     model_fp = fingerprint(model, tok)
-    if prompt is not None:
-        save_prompt(run_dir / "prompt", prompt, model, source, sorted({base_fp, model_fp}))
+    fps = sorted({base_fp, model_fp})
+    if prompt is not None and p.tasks:  # multi-task: prompts/<task>/, picked by name like carried prompts
+        for i, t in enumerate(p.tasks):
+            save_prompt(run_dir / "prompts" / t.name, prompt[i], model, source, fps)
+    elif prompt is not None:
+        save_prompt(run_dir / "prompt", prompt, model, source, fps)
     save_carried(run_dir, p.carried, model, model_fp)
     atomic_write_json(run_dir / "run.json", {
         "promot_version": __version__,
         "method": cfg.method,
         "base_model": {"source": source, "fingerprint": base_fp},
         "model": {"path": "model", "fingerprint": model_fp},
-        "prompt": None if prompt is None else {"path": "prompt", "length": prompt.shape[0]},
+        "prompt": None if prompt is None or p.tasks else {"path": "prompt", "length": prompt.shape[0]},
         "init_from": cfg.model.init_from,
-        "prompts": {name: f"prompts/{name}" for name in p.carried},
+        "tasks": [t.name for t in p.tasks],
+        "prompts": {name: f"prompts/{name}" for name in [*p.carried, *(t.name for t in p.tasks if prompt is not None)]},
         "target_metric": cfg.eval.metric,
         "stages": ctx.history,
         "seconds": round(time.time() - started, 1),

@@ -151,6 +151,19 @@ class MonitorConfig:
 
 
 @dataclass
+class TaskConfig:
+    name: str = ""
+    """The task's name: its prompt is saved as prompts/<name>/ and picked by that name at inference."""
+    data: DataConfig = field(default_factory=DataConfig)
+    metric: str | None = None
+    """Selection metric for this task (default: eval.metric)."""
+    max_new_tokens: int | None = None
+    """Generation budget when scoring this task (default: eval.max_new_tokens)."""
+    weight: float | None = None
+    """Share of stage-2 batches for `mixing: explicit`."""
+
+
+@dataclass
 class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -163,6 +176,13 @@ class RunConfig:
     """Model tuning, shared by every method that trains weights so comparisons are fair. Defaults from the
     gemma-3-270m measurements (docs/RESULTS.md): at lr 1e-4 the weights of plain fine-tuning *and* ProMoT collapse
     to the target's format within 20 steps, warmup or not; 3e-5 with warmup learns the target and keeps ICL."""
+    tasks: list[TaskConfig] = field(default_factory=list)
+    """Multi-task ProMoT: one prompt per task (stage 1 trains each alone), stage 2 on the task mixture with every
+    example carrying its own task's frozen prompt. When set, `data` is unused."""
+    mixing: str = "proportional"
+    """Stage-2 task mixture: `proportional` (to training-set sizes), `temperature` (sizes^(1/T)), `explicit`
+    (tasks[].weight)."""
+    mixing_temperature: float = 2.0
     lora: LoraConfig = field(default_factory=LoraConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
@@ -222,6 +242,11 @@ def _build(cls: type, raw: Any, where: str) -> Any:
             raise ConfigError(f"unknown config key '{path}'{_suggest(str(key), list(fields))}")
         ftype = fields[key].type
         sub = next((c for c in _NESTED if c.__name__ == ftype), None)
+        if ftype == "list[TaskConfig]":
+            if not isinstance(value, list):
+                raise ConfigError(f"{path}: expected a list of tasks")
+            kwargs[key] = [_build(TaskConfig, v, f"{path}[{i}]") for i, v in enumerate(value)]
+            continue
         kwargs[key] = _build(sub, value, path) if sub else _coerce(value, ftype)
     obj = cls(**kwargs)
     if cls is RunConfig:
@@ -233,7 +258,7 @@ def _build(cls: type, raw: Any, where: str) -> Any:
     return obj
 
 
-_NESTED = (ModelConfig, DataConfig, PromptConfig, StageConfig, LoraConfig, EvalConfig, MonitorConfig)
+_NESTED = (ModelConfig, DataConfig, PromptConfig, StageConfig, LoraConfig, EvalConfig, MonitorConfig, TaskConfig)
 
 
 def _set_dotted(tree: dict, dotted: str) -> None:
@@ -262,7 +287,18 @@ def validate(cfg: RunConfig) -> RunConfig:
             issues.append(msg)
 
     check(bool(cfg.model.name) or bool(cfg.model.init_from), "model.name (or model.init_from) is required")
-    check(bool(cfg.data.train), "data.train is required")
+    check(bool(cfg.data.train) or bool(cfg.tasks), "data.train (or tasks) is required")
+    names = [t.name for t in cfg.tasks]
+    check(all(names) and len(set(names)) == len(names), "tasks[].name must be set and unique")
+    check(all(t.data.train for t in cfg.tasks), "tasks[].data.train is required")
+    check(cfg.mixing in ("proportional", "temperature", "explicit"),
+          f"mixing '{cfg.mixing}' is not one of proportional, temperature, explicit")
+    check(cfg.mixing != "explicit" or all((t.weight or 0) > 0 for t in cfg.tasks),
+          "mixing: explicit needs a positive tasks[].weight for every task")
+    check(not cfg.tasks or cfg.method in ("promot", "finetune", "prompt-tuning"),
+          "multi-task training supports method promot, finetune or prompt-tuning")
+    check(not cfg.tasks or not cfg.monitor.alignment_every, "monitor.alignment_every is for single-task runs")
+    check(all(t.metric is None or t.metric in METRICS for t in cfg.tasks), f"tasks[].metric must be one of {', '.join(METRICS)}")
     check(cfg.method in METHODS, f"method '{cfg.method}' is not one of {', '.join(METHODS)}")
     check(cfg.prompt.init in PROMPT_INITS, f"prompt.init '{cfg.prompt.init}' is not one of {', '.join(PROMPT_INITS)}")
     check(cfg.prompt.init != "text" or bool(cfg.prompt.init_text), "prompt.init 'text' needs prompt.init_text")

@@ -45,6 +45,8 @@ class StageContext:
     """Extra TrainerCallbacks for every stage (timers, user hooks)."""
     monitors: tuple[TrainerCallback, ...] = ()
     """Probes of the stage that tunes the model: the specialization monitor, gradient alignment."""
+    targets: list = field(default_factory=list)
+    """Multi-task stage 2: one TaskTarget per task; selection then uses their mean target score."""
 
 
 class MetricsLog(TrainerCallback):
@@ -100,10 +102,15 @@ class PromotTrainer(Trainer):
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
         ev = self.ctx.cfg.eval
-        examples = self.ctx.validation[: ev.limit] if ev.limit else self.ctx.validation
         lm = self.accelerator.unwrap_model(self.model)
-        value = target_score(lm, self.ctx.tokenizing, examples, ev.metric, ev.max_new_tokens, ev.batch_size,
-                             self.args.bf16)
+        if self.ctx.targets:
+            from promot.training.multitask import mean_target_score
+
+            value = mean_target_score(lm, self.ctx.targets, ev.batch_size, self.args.bf16, ev.limit)
+        else:
+            examples = self.ctx.validation[: ev.limit] if ev.limit else self.ctx.validation
+            value = target_score(lm, self.ctx.tokenizing, examples, ev.metric, ev.max_new_tokens, ev.batch_size,
+                                 self.args.bf16)
         metrics = {f"{metric_key_prefix}_target_score": value}
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
@@ -147,7 +154,7 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
               callbacks: tuple = ()) -> KeepBest:
     """Train whatever in `lm` has requires_grad, select the best checkpoint by target score, restore it."""
     cfg = ctx.cfg
-    selecting = bool(ctx.validation)  # no validation set: nothing to select on, the final weights stand
+    selecting = bool(ctx.validation or ctx.targets)  # no validation set: nothing to select on, the final weights stand
     if st.dropout is not None:
         _set_dropout(lm.model, st.dropout)
     args = TrainingArguments(
@@ -196,12 +203,15 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
     keep.restore()
     if st.gradient_checkpointing:
         lm.model.gradient_checkpointing_disable()
+    metric = cfg.eval.metric
+    if ctx.targets:  # multi-task: one task's own metric, or the mean over tasks
+        metric = ctx.targets[0].metric if len(ctx.targets) == 1 else "mean target score"
     ctx.history[name] = {
         "best_step": keep.best_step,
         "best_score": keep.best_score,
         "scores": [{"step": s, "target_score": v} for s, v in keep.scores],
-        "metric": cfg.eval.metric,
+        "metric": metric,
     }
     if keep.best_score is not None:
-        log.info("%s: best %s %.2f at step %s", name, cfg.eval.metric, keep.best_score, keep.best_step)
+        log.info("%s: best %s %.2f at step %s", name, metric, keep.best_score, keep.best_step)
     return keep

@@ -1,0 +1,66 @@
+"""Multi-task ProMoT (paper Table 5): one soft prompt per task, a stage-2 mixture in which every example carries its
+own task's frozen prompt. The multi-task fine-tuning baseline is the same mixture with no prompts.
+
+Stage 1 trains each task's prompt alone (the model is frozen, so the tasks cannot interact). Stage 2 trains the
+model on the mixture with a prompt bank [T, P, H] (`PromptedLM`, `task_ids` per example); checkpoints are selected
+by the mean target score over the tasks, each scored with its own prompt.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from promot.data import Example, Tokenizing
+from promot.evaluate.target import target_score
+from promot.prompt import PromptedLM
+
+
+@dataclass
+class TaskTarget:
+    """What selection needs to score one task: its validation examples, how they tokenize, its metric."""
+
+    name: str
+    index: int
+    tokenizing: Tokenizing
+    validation: list[Example]
+    metric: str
+    max_new_tokens: int
+
+
+def mixing_weights(sizes: list[int], mode: str, temperature: float = 2.0,
+                   explicit: list[float | None] | None = None) -> list[float]:
+    """Share of stage-2 examples per task: proportional to sizes, sizes^(1/T) (T5's temperature mixing), or given."""
+    if mode == "explicit":
+        raw = [float(w) for w in explicit or []]
+    elif mode == "temperature":
+        raw = [n ** (1.0 / temperature) for n in sizes]
+    else:
+        raw = [float(n) for n in sizes]
+    total = sum(raw)
+    return [w / total for w in raw]
+
+
+def mixture(rows: list[list[dict]], weights: list[float], n: int, seed: int) -> list[dict]:
+    """n rows drawn task-by-weight, each task's rows in a seeded shuffled cycle; every row gets its `task_id`."""
+    rng = random.Random(seed)
+    orders = [rng.sample(range(len(r)), len(r)) for r in rows]
+    cursor = [0] * len(rows)
+    out = []
+    for t in rng.choices(range(len(rows)), weights=weights, k=n):
+        if cursor[t] == len(orders[t]):
+            orders[t], cursor[t] = rng.sample(range(len(rows[t])), len(rows[t])), 0
+        out.append({**rows[t][orders[t][cursor[t]]], "task_id": t})
+        cursor[t] += 1
+    return out
+
+
+def mean_target_score(lm: PromptedLM, targets: list[TaskTarget], batch_size: int, bf16: bool,
+                      limit: int | None = None) -> float:
+    """Mean over tasks of the target score, each task generated with its own prompt from the bank (if any)."""
+    scores = []
+    for t in targets:
+        bank = lm.prompt is not None and lm.prompt.dim() == 3
+        view = PromptedLM(lm.model, lm.prompt.detach()[t.index]) if bank else lm
+        examples = t.validation[:limit] if limit else t.validation
+        scores.append(target_score(view, t.tokenizing, examples, t.metric, t.max_new_tokens, batch_size, bf16))
+    return sum(scores) / len(scores)
