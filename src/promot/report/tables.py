@@ -95,9 +95,10 @@ def task_table(runs: list[RunView], k: str, with_base: bool = True) -> list[list
     if with_base and runs and runs[0].eval:
         columns.append(("base", runs[0], "base"))
     for r in runs:
-        for name in ("tuned", "tuned+prompt"):
-            if r.eval and k in r.eval["variants"].get(name, {}):
-                columns.append((f"{r.name} {'+prompt' if name == 'tuned+prompt' else 'no prompt'}", r, name))
+        for name in (r.eval or {}).get("variants", {}):  # tuned, tuned+prompt, tuned+prompt:<task> (multi-task, sequential)
+            if name != "base" and k in r.eval["variants"][name]:
+                label = {"tuned": "no prompt", "tuned+prompt": "+prompt"}.get(name, "+" + name.split(":", 1)[-1])
+                columns.append((f"{r.name} {label}", r, name))
     if not columns:
         return []
     tasks = sorted({t for _, r, n in columns for t in r.eval["variants"][n][k]["tasks"]})
