@@ -75,3 +75,12 @@ def test_multitask_config_errors(tiny_dirs, task_files, tmp_path, capsys):
     (tmp_path / "c.yaml").write_text(json.dumps(cfg))
     assert main(["train", str(tmp_path / "c.yaml")]) == 2
     assert "unique" in capsys.readouterr().err
+
+
+def test_shipped_multitask_example_loads():
+    from pathlib import Path
+
+    from promot.config import load_config
+
+    cfg = load_config(Path(__file__).parents[1] / "examples" / "world" / "multitask.yaml")
+    assert [t.name for t in cfg.tasks] == ["true_false", "brackets"] and cfg.tasks[1].metric == "exact_match"

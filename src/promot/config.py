@@ -386,4 +386,9 @@ def describe() -> list[tuple[str, object, str]]:
                 rows.append((f"{f.name}.{sub.name}", getattr(value, sub.name), docs.get((type(value).__name__, sub.name), "")))
         else:
             rows.append((f.name, value, docs.get(("RunConfig", f.name), "")))
+            if f.name == "tasks":  # a list of TaskConfig: show its item keys
+                task = TaskConfig()
+                rows += [(f"tasks[].{sub.name}", None if sub.name == "data" else getattr(task, sub.name),
+                          docs.get(("TaskConfig", sub.name), "") or ("a data section, as above" if sub.name == "data" else ""))
+                         for sub in dataclasses.fields(TaskConfig)]
     return rows
