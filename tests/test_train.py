@@ -192,3 +192,22 @@ def test_training_can_start_from_a_peft_adapter_made_elsewhere(tiny_dirs, task_f
     assert torch.equal(p.prompt, load_prompt(tmp_path / "a").embeddings)
     run = promot.train(p.cfg)
     assert load_prompt(run / "prompt").embeddings.shape == (6, 32)
+
+
+def test_nan_loss_stops_with_one_clear_line(tiny_dirs, task_files, tmp_path, monkeypatch, capsys):
+    from promot.cli import main
+    from promot.prompt import PromptedLM
+
+    real_loss = PromptedLM._loss
+
+    def poisoned(self, logits, targets, num_items):
+        loss = real_loss(self, logits, targets, num_items)
+        return loss * float("nan") if self.prompt is None else loss  # stage 2 of finetune diverges
+
+    monkeypatch.setattr(PromptedLM, "_loss", poisoned)
+    cfg = run_config(tiny_dirs["llama"], task_files, tmp_path / "run", method="finetune")
+    (tmp_path / "c.yaml").write_text(json.dumps(cfg))
+    assert main(["train", str(tmp_path / "c.yaml")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "stage2 step 1: loss is nan" in err[0] and "Traceback" not in err[0]
+    assert not (tmp_path / "run" / "run.json").exists()  # never looks complete

@@ -20,3 +20,7 @@ class CheckpointError(PromotError):
 
 class ModelError(PromotError):
     """A model cannot be found or loaded."""
+
+
+class TrainingError(PromotError):
+    """Training diverged (NaN/inf loss): stopped, with what was written so far kept."""

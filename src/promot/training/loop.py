@@ -18,7 +18,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from promot.config import RunConfig, StageConfig
 from promot.data import Collator, Example, Tokenizing
-from promot.errors import CheckpointError
+from promot.errors import CheckpointError, TrainingError
 from promot.evaluate.target import target_score
 from promot.prompt import PromptedLM, load_prompt
 from promot.training.artifacts import save_checkpoint
@@ -99,6 +99,16 @@ class PromotTrainer(Trainer):
     def __init__(self, *args, ctx: StageContext, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.ctx = ctx
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        if not torch.isfinite(loss):
+            # Stop before the optimizer applies a NaN/inf update; Trainer checkpoints already on disk are kept.
+            saved = sorted(Path(self.args.output_dir).glob("checkpoint-*"))
+            kept = f"; last checkpoint kept: {saved[-1]}" if saved else ""
+            raise TrainingError(f"{Path(self.args.output_dir).name} step {self.state.global_step + 1}: loss is "
+                                f"{loss.item()} (diverged; try a lower lr){kept}")
+        return loss
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
         ev = self.ctx.cfg.eval
