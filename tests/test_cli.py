@@ -43,6 +43,25 @@ BAD = {
     "unknown key": (lambda t: ["stage2.learning_rate=1"], "did you mean 'lr'"),
     "missing model": (lambda t: [f"model.name={t / 'nope'}"], "cannot load model"),
     "missing data file": (lambda t: [f"data.train={t / 'nope.jsonl'}"], "data file not found"),
+    "override without =": (lambda t: ["stage2.lr"], "must look like key.sub=value"),
+    "unknown section": (lambda t: ["stage3.lr=1"], "unknown config key 'stage3'"),
+    "non-numeric lr": (lambda t: ["stage2.lr=fast"], "stage2.lr must be a positive number"),
+    "negative steps": (lambda t: ["stage1.steps=-3"], "stage1.steps must be a positive integer"),
+    "zero batch": (lambda t: ["stage2.batch_size=0"], "stage2.batch_size must be a positive integer"),
+    "bad warmup": (lambda t: ["stage2.warmup_steps=1.5"], "stage2.warmup_steps must be a step count"),
+    "bad optimizer": (lambda t: ["stage2.optimizer=sgdx"], "stage2.optimizer 'sgdx' is not one of"),
+    "bad prompt init": (lambda t: ["prompt.init=zeros"], "prompt.init 'zeros' is not one of"),
+    "text init without text": (lambda t: ["prompt.init=text"], "needs prompt.init_text"),
+    "zero prompt length": (lambda t: ["prompt.length=0"], "prompt.length must be a positive integer"),
+    "bad truncation": (lambda t: ["data.truncation=middle"], "data.truncation must be"),
+    "bad metric": (lambda t: ["eval.metric=f1x"], "eval.metric 'f1x' is not one of"),
+    "bad dtype": (lambda t: ["model.dtype=int8"], "model.dtype must be"),
+    "label smoothing 1": (lambda t: ["stage2.label_smoothing=1.0"], "label_smoothing must be in [0, 1)"),
+    "bad mixing": (lambda t: ["mixing=random"], "mixing 'random' is not one of"),
+    "missing prompt adapter": (lambda t: [f"prompt.from_adapter={t / 'nope'}"], "not a PEFT adapter"),
+    "init_from not a run": (lambda t: [f"model.init_from={t}"], "not a finished promot run"),
+    "negative monitor.alignment_every": (lambda t: ["monitor.alignment_every=-1"], "monitor.alignment_every"),
+    "tasks not a list": (lambda t: ["tasks=3"], "tasks: expected a list of tasks"),
 }
 
 
@@ -99,3 +118,21 @@ def test_disk_full_is_reported_as_such(monkeypatch, capsys, tmp_path):
 
     monkeypatch.setattr("promot.api.train", full)
     _fails(["train", "whatever.yaml"], capsys, f"{tmp_path / 'run' / 'model'}: No space left on device")
+
+
+OTHER = {
+    "eval a non-run": (lambda t: ["eval", str(t)], "not a finished promot run"),
+    "report a non-run": (lambda t: ["report", str(t)], "not a finished promot run"),
+    "generate a non-run": (lambda t: ["generate", str(t), "x"], "not a finished promot run"),
+    "diagnose a missing config": (lambda t: ["diagnose", "gradient-alignment", str(t / "nope.yaml")],
+                                  "config file not found"),
+    "eval with nothing to evaluate": (lambda t: ["eval", "--out", str(t / "o")], "nothing to evaluate"),
+    "world export onto a file": (lambda t: ["world", "export", "--out", str(t / "f.txt")], "f.txt"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(OTHER))
+def test_other_commands_bad_input_one_line_exit_2(case, tmp_path, capsys):
+    (tmp_path / "f.txt").write_text("a file, not a folder")
+    argv, expect = OTHER[case]
+    _fails(argv(tmp_path), capsys, expect)
