@@ -62,6 +62,7 @@ BAD = {
     "init_from not a run": (lambda t: [f"model.init_from={t}"], "not a finished promot run"),
     "negative monitor.alignment_every": (lambda t: ["monitor.alignment_every=-1"], "monitor.alignment_every"),
     "tasks not a list": (lambda t: ["tasks=3"], "tasks: expected a list of tasks"),
+    "packing": (lambda t: ["data.packing=true"], "data.packing is refused"),
 }
 
 

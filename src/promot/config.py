@@ -62,6 +62,9 @@ class DataConfig:
     """k exemplars from the training split placed before each input (ProMoT + k-shot)."""
     shot_separator: str = "\n\n"
     """Between exemplars, and between the last exemplar and the input."""
+    packing: bool = False
+    """Refused if set: a soft prompt is prepended to each sequence, so packed examples would share one prompt and
+    attend across example boundaries (the prompt-tuning code base refuses packing too)."""
 
 
 @dataclass
@@ -304,6 +307,9 @@ def validate(cfg: RunConfig) -> RunConfig:
     check(cfg.prompt.init != "text" or bool(cfg.prompt.init_text), "prompt.init 'text' needs prompt.init_text")
     check(isinstance(cfg.prompt.length, int) and cfg.prompt.length > 0, "prompt.length must be a positive integer")
     check(cfg.data.truncation in ("left", "error"), "data.truncation must be 'left' or 'error'")
+    check(not cfg.data.packing and not any(t.data.packing for t in cfg.tasks),
+          "data.packing is refused: each example needs its own soft prompt in front of it, and packed examples "
+          "would share one and attend across example boundaries")
     check(isinstance(cfg.data.max_length, int) and cfg.data.max_length > 1, "data.max_length must be an integer > 1")
     check(isinstance(cfg.data.shots, int) and cfg.data.shots >= 0, "data.shots must be an integer >= 0")
     check(cfg.eval.metric in METRICS, f"eval.metric '{cfg.eval.metric}' is not one of {', '.join(METRICS)}")
