@@ -22,7 +22,7 @@ from promot.evaluate.target import generate_texts
 from promot.io import atomic_write_json, atomic_write_text
 from promot.models import fingerprint, load_model
 from promot.prompt import PromptedLM, check_compatible, init_prompt, load_prompt, save_prompt
-from promot.runs import carried_prompts, load_tuned_model, prompt_dir, read_info, save_carried
+from promot.runs import carried_prompts, checked_prompt, load_tuned_model, read_info, save_carried
 from promot.training.artifacts import save_model
 from promot.training.loop import StageContext
 from promot.training.methods import METHODS, Method
@@ -257,10 +257,7 @@ def load_run(run_dir: str | Path, with_prompt: bool = True, prompt_name: str | N
     loaded, model_fp = load_tuned_model(run_dir, info, cfg.model.dtype, cfg.model.trust_remote_code)
     prompt = None
     if with_prompt and (info.get("prompt") or prompt_name):
-        where = prompt_dir(run_dir, prompt_name)
-        saved = load_prompt(where)
-        check_compatible(saved, loaded.model, model_fp, str(where))
-        prompt = saved.embeddings
+        prompt = checked_prompt(run_dir, prompt_name, loaded.model, model_fp)
     loaded.model.eval()
     seq2seq = bool(loaded.model.config.is_encoder_decoder)
     return LoadedRun(PromptedLM(loaded.model, prompt).eval(), loaded.tokenizer, info, cfg,

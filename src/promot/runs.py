@@ -11,7 +11,7 @@ from pathlib import Path
 
 from promot.errors import CheckpointError
 from promot.models import LoadedModel, fingerprint, load_model
-from promot.prompt import SavedPrompt, load_prompt, save_prompt
+from promot.prompt import SavedPrompt, check_compatible, load_prompt, save_prompt
 
 
 def read_info(run_dir: str | Path) -> dict:
@@ -47,6 +47,14 @@ def prompt_dir(run_dir: str | Path, name: str | None) -> Path:
     if name not in prompt_names(run_dir):
         raise CheckpointError(f"{run_dir}: no prompt named {name!r} (known: {', '.join(prompt_names(run_dir)) or 'none'})")
     return run_dir / "prompts" / name
+
+
+def checked_prompt(run_dir: str | Path, name: str | None, model, model_fp: str):
+    """prompt/ or prompts/<name>/ as a [P, H] tensor, refused unless made for `model` (width and fingerprint)."""
+    where = prompt_dir(run_dir, name)
+    saved = load_prompt(where)
+    check_compatible(saved, model, model_fp, str(where))
+    return saved.embeddings
 
 
 def carried_prompts(run_dir: str | Path, info: dict) -> dict[str, SavedPrompt]:

@@ -170,17 +170,15 @@ def run_format(run_dir: Path) -> AnswerFormat | None:
 
 def _variants(run_dir: Path):
     from promot.api import load_run
-    from promot.prompt import check_compatible, load_prompt
-    from promot.runs import prompt_dir, prompt_names
+    from promot.runs import checked_prompt, prompt_names
 
     tuned = load_run(run_dir, with_prompt=True)
     yield "tuned", PromptedLM(tuned.lm.model, None).eval(), tuned.tokenizer
     if tuned.lm.prompt is not None:
         yield "tuned+prompt", tuned.lm, tuned.tokenizer
-    for name in prompt_names(run_dir):  # sequential runs: each earlier task with its own prompt, on this model
-        saved = load_prompt(prompt_dir(run_dir, name))
-        check_compatible(saved, tuned.lm.model, tuned.info["model"]["fingerprint"], f"{run_dir}/prompts/{name}")
-        yield f"tuned+prompt:{name}", PromptedLM(tuned.lm.model, saved.embeddings).eval(), tuned.tokenizer
+    for name in prompt_names(run_dir):  # multi-task / sequential runs: each task with its own prompt, on this model
+        prompt = checked_prompt(run_dir, name, tuned.lm.model, tuned.info["model"]["fingerprint"])
+        yield f"tuned+prompt:{name}", PromptedLM(tuned.lm.model, prompt).eval(), tuned.tokenizer
 
 
 def _base(name: str, dtype: str):

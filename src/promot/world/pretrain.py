@@ -77,28 +77,23 @@ def collate(batch: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
 
 @torch.no_grad()
 def icl_accuracy(model, tokenizer, shots: int, items: int, seed: int = 1234, batch_size: int = 64) -> dict[str, float]:
-    """Greedy k-shot accuracy (0-1) per ICL task on fresh episodes; what the pretraining log and test look at."""
-    from promot.data import pad
+    """Greedy k-shot accuracy (0-1) per ICL task on fresh episodes; what the pretraining log and test look at.
+    Generation is promot's own batched greedy path, the one checkpoint selection uses."""
+    from promot.data import Example, Tokenizing
+    from promot.evaluate.target import generate_texts
+    from promot.prompt import PromptedLM
 
-    model.eval()
+    lm, tokenizing = PromptedLM(model, None), Tokenizing(tokenizer, False, tokenizer.model_max_length)
     rng = random.Random(seed)
     out = {}
     for task in ICL_TASKS.values():
-        prompts, answers = [], []
+        examples = []
         for _ in range(items):
             ex = episode(rng, task, shots)
-            prompts.append(" ; ".join([*(render(task, e) for e in ex[:-1]), render(task, ex[-1], False)]))
-            answers.append(ex[-1][1])
-        hits = 0
-        for i in range(0, items, batch_size):
-            ids = [tokenizer(p)["input_ids"] for p in prompts[i : i + batch_size]]
-            gen = model.generate(input_ids=pad(ids, tokenizer.pad_token_id, "left"),
-                                 attention_mask=pad([[1] * len(s) for s in ids], 0, "left"),
-                                 max_new_tokens=8, do_sample=False, pad_token_id=tokenizer.pad_token_id,
-                                 eos_token_id=tokenizer.eos_token_id)
-            texts = tokenizer.batch_decode(gen[:, max(map(len, ids)):], skip_special_tokens=True)
-            hits += sum(t.split(";")[0].strip() == a for t, a in zip(texts, answers[i : i + batch_size]))
-        out[task.name] = hits / items
+            prompt = " ; ".join([*(render(task, e) for e in ex[:-1]), render(task, ex[-1], False)])
+            examples.append(Example(prompt, ex[-1][1], task.name))
+        texts = generate_texts(lm, tokenizing, examples, max_new_tokens=8, batch_size=batch_size)
+        out[task.name] = sum(t.split(";")[0].strip() == ex.target for t, ex in zip(texts, examples)) / items
     return out
 
 
