@@ -117,6 +117,8 @@ def pretrain(out_dir: str | Path, cfg: PretrainConfig = PretrainConfig(), size: 
                           data_collator=lambda b: collate(b, tokenizer.pad_token_id))
         result = trainer.train()
         losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+        log.info("scoring %s-shot ICL accuracy on %d fresh episodes per task", "/".join(map(str, eval_shots)),
+                 cfg.eval_items)
         accuracy = {k: icl_accuracy(model, tokenizer, k, cfg.eval_items) for k in eval_shots}
         info = {
             "pretrain": asdict(cfg), "size": asdict(size), "train_loss": losses,
