@@ -1,6 +1,7 @@
 """The Python API — and the pipeline's table of contents: data → soft prompt → stage 1 → stage 2 → run directory.
 
-The CLI is a thin layer over these functions: `train(config)`, `load_run(run_dir)`, `generate(run_dir, text)`.
+The CLI is a thin layer over these functions: `train(config)`, `resume(run_dir)`, `load_run(run_dir)`,
+`generate(run_dir, text)`. Under `accelerate launch` every process runs them; only the main process writes.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import torch
 from promot import __version__
 from promot.config import RunConfig, dump_config, load_config, validate
 from promot.data import TaskData, Tokenizing, load_task_data
+from promot.distributed import is_main_process, num_processes, wait_for_everyone
 from promot.errors import ConfigError
 from promot.evaluate.target import generate_texts
 from promot.io import atomic_write_json, atomic_write_text
@@ -26,6 +28,7 @@ from promot.runs import carried_prompts, checked_prompt, load_tuned_model, read_
 from promot.training.artifacts import save_model
 from promot.training.loop import StageContext
 from promot.training.methods import METHODS, Method
+from promot.training.resume import load_stage_result, resume_point, save_stage_result
 from promot.training.stage1_prompt_tuning import train_prompt
 from promot.training.stage2_model_tuning import train_model
 
@@ -89,12 +92,14 @@ class Prepared:
     task_rows: list = dataclasses.field(default_factory=list)
 
 
-def prepare(config: RunConfig | str | Path | dict, overrides: list[str] | None = None) -> Prepared:
+def prepare(config: RunConfig | str | Path | dict, overrides: list[str] | None = None,
+            resuming: bool = False) -> Prepared:
     """Config → model, data (every record tokenized, so a bad line fails here) and initial prompt."""
     from transformers import set_seed
 
     cfg = config if isinstance(config, RunConfig) else load_config(config, overrides)
-    _check_output_dir(cfg)
+    if not resuming:
+        _check_output_dir(cfg)
     method = METHODS[cfg.method]
     set_seed(cfg.seed)
     carried = {}
@@ -134,7 +139,7 @@ def _prepare_tasks(cfg: RunConfig, method: Method, source: str, model, tok, base
     weights = mixing_weights([len(r) for r in task_rows], cfg.mixing, cfg.mixing_temperature,
                              [t.weight for t in cfg.tasks])
     st = cfg.stage2
-    rows = mixture(task_rows, weights, st.steps * st.batch_size * st.grad_accum, cfg.seed)
+    rows = mixture(task_rows, weights, st.steps * st.batch_size * st.grad_accum * num_processes(), cfg.seed)
     prompt = None
     if method.prompt:
         prompt = torch.stack([_initial_prompt(dataclasses.replace(cfg, seed=cfg.seed + i), model, tok, base_fp)
@@ -163,27 +168,67 @@ def _monitors(p: Prepared) -> tuple:
     return tuple(out)
 
 
-def train(config: RunConfig | str | Path | dict, overrides: list[str] | None = None) -> Path:
-    """Run one method end to end; returns the run directory. Everything is validated before anything is written."""
+def train(config: RunConfig | str | Path | dict, overrides: list[str] | None = None,
+          callbacks: list | None = None) -> Path:
+    """Run one method end to end; returns the run directory. Everything is validated before anything is written.
+    `callbacks`: extra transformers TrainerCallbacks for every stage."""
     p = prepare(config, overrides)                                                  # ① data, ② soft prompt
-    run_dir = _claim_output_dir(p.cfg)
-    atomic_write_text(run_dir / "config.yaml", dump_config(p.cfg))
+    run_dir = Path(p.cfg.output_dir)
+    if is_main_process():
+        _claim_output_dir(p.cfg)
+        atomic_write_text(run_dir / "config.yaml", dump_config(p.cfg))
+    wait_for_everyone()
+    return _run(p, run_dir, False, callbacks)
+
+
+def resume(run_dir: str | Path, callbacks: list | None = None) -> Path:
+    """Continue a run that died (killed, preempted, OOM) from its last complete checkpoint, in either stage. The
+    result equals the uninterrupted run's: Trainer restores optimizer, scheduler, RNG and data position, and the
+    checkpoint restores best-so-far selection."""
+    run_dir = Path(run_dir)
+    if (run_dir / "run.json").exists():
+        raise ConfigError(f"{run_dir}: the run is complete (run.json exists); nothing to resume")
+    if not (run_dir / "config.yaml").is_file():
+        raise ConfigError(f"{run_dir}: not a promot run directory (no config.yaml)")
+    cfg = dataclasses.replace(load_config(run_dir / "config.yaml"), output_dir=str(run_dir))
+    return _run(prepare(cfg, resuming=True), run_dir, True, callbacks)
+
+
+def _stage1(model, prompt: torch.Tensor, ctx: StageContext, name: str, resuming: bool) -> torch.Tensor:
+    """Stage 1, or its saved outcome when a resumed run already finished it."""
+    stage_dir = ctx.run_dir / name
+    done = load_stage_result(stage_dir) if resuming else None
+    if done is not None:
+        prompt, ctx.history[name] = done
+        log.info("%s: finished before the interruption; using its selected prompt", name)
+        return prompt
+    prompt = train_prompt(model, prompt, ctx, resume_point(ctx.run_dir, name) if resuming else None, name=name)
+    if is_main_process():
+        save_stage_result(stage_dir, prompt, ctx.history[name])
+    return prompt
+
+
+def _run(p: Prepared, run_dir: Path, resuming: bool, callbacks: list | None) -> Path:
     ctx = StageContext(p.cfg, p.tokenizer, p.tokenizing, p.rows, p.data.validation, run_dir,
-                       monitors=_monitors(p), targets=p.tasks)
+                       callbacks=list(callbacks or []), monitors=_monitors(p), targets=p.tasks)
     started = time.time()
     model, prompt = p.model, p.prompt
     if p.method.stage1 and p.tasks:                                                 # ③ one prompt per task
-        prompt = torch.stack([train_prompt(model, prompt[i], dataclasses.replace(
-            ctx, train_rows=p.task_rows[i], targets=[t]), name=f"stage1-{t.name}") for i, t in enumerate(p.tasks)])
+        prompt = torch.stack([_stage1(model, prompt[i], dataclasses.replace(
+            ctx, train_rows=p.task_rows[i], targets=[t]), f"stage1-{t.name}", resuming) for i, t in enumerate(p.tasks)])
     elif p.method.stage1:
-        prompt = train_prompt(model, prompt, ctx)                                   # ③ stage 1: prompt tuning
-    if p.method.stage2:
-        lm = train_model(model, prompt, p.method, ctx)                              # ④ stage 2: model tuning
+        prompt = _stage1(model, prompt, ctx, "stage1", resuming)                    # ③ stage 1: prompt tuning
+    if p.method.stage2:                                                             # ④ stage 2: model tuning
+        lm = train_model(model, prompt, p.method, ctx, resume_point(run_dir, "stage2") if resuming else None)
         prompt = None if lm.prompt is None else lm.prompt.detach().clone()
         if p.method.stage2 == "lora":
-            save_model(run_dir / "lora", lm.model, p.tokenizer)  # the adapter, before merging consumes it
+            if is_main_process():
+                save_model(run_dir / "lora", lm.model, p.tokenizer)  # the adapter, before merging consumes it
             model = lm.model.merge_and_unload()
-    return _write_run(run_dir, p, model, prompt, ctx, started)                  # ⑤ run directory
+    if is_main_process():
+        _write_run(run_dir, p, model, prompt, ctx, started)                         # ⑤ run directory
+    wait_for_everyone()
+    return run_dir
 
 
 def diagnose_gradient_alignment(config: RunConfig | str | Path | dict, overrides: list[str] | None = None,

@@ -34,9 +34,15 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train one method (promot, finetune, prompt-tuning, joint, random-prompt, "
                        "lora, promot-lora) from a YAML config", epilog=_config_help(),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    t.add_argument("config", help="YAML run config (see examples/)")
+    t.add_argument("config", nargs="?", help="YAML run config (see examples/)")
     t.add_argument("overrides", nargs="*", metavar="key.sub=value",
                    help="dotted overrides, values parsed as YAML, e.g. method=finetune stage2.lr=3e-5")
+    t.add_argument("--resume", metavar="RUN", help="continue a run that died from its last complete checkpoint "
+                   "(same config; the result equals an uninterrupted run's)")
+    t.add_argument("--accelerate-config", metavar="NAME|FILE", help="run under `accelerate launch` with a "
+                   "preset (ddp, fsdp2, zero2, zero3) or your own accelerate config file")
+    t.add_argument("--num-processes", type=int, metavar="N", help="processes to launch (default: the preset's, "
+                   "2); alone it means --accelerate-config ddp")
 
     e = sub.add_parser("eval", help="base vs tuned (with and without the prompt) on lm-eval tasks: scores, "
                        "Norm. Avg., deltas, format leakage, flips → RUN/eval.json", epilog=EPILOG)
@@ -145,11 +151,40 @@ def lm_eval_cli(argv: list[str]) -> int:
     return 0
 
 
+_LAUNCH_FLAGS = ("--accelerate-config", "--num-processes")
+
+
+def _launch(args: argparse.Namespace, argv: list[str]) -> int:
+    """Re-run this very command under `accelerate launch`, minus the launch flags; returns its exit code."""
+    import subprocess
+
+    from promot.distributed import launch_command
+
+    rest, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in _LAUNCH_FLAGS:
+            skip = True
+        elif not a.startswith(tuple(f + "=" for f in _LAUNCH_FLAGS)):
+            rest.append(a)
+    if args.num_processes is not None and args.num_processes < 1:
+        raise PromotError("--num-processes must be a positive integer")
+    cmd = launch_command(args.accelerate_config or "ddp", args.num_processes or 2, rest)
+    return subprocess.call(cmd)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["lm-eval"]:
         return lm_eval_cli(argv[1:])
     args = _parser().parse_args(argv)
+    if args.command == "train" and (args.accelerate_config or args.num_processes is not None):
+        try:
+            return _launch(args, argv)
+        except PromotError as e:
+            print(f"promot: error: {e}", file=sys.stderr)
+            return 2
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format="%(message)s")
     if not args.debug:
         for noisy in ("transformers", "peft", "accelerate", "datasets", "httpx", "huggingface_hub", "lm_eval",
@@ -162,10 +197,17 @@ def main(argv: list[str] | None = None) -> int:
         from promot import api
 
         if args.command == "train":
-            run = api.train(args.config, args.overrides)
-            for line in api.summary(run):
-                print(line)
-            print(run)
+            from promot.distributed import is_main_process
+
+            if bool(args.resume) == bool(args.config):
+                raise PromotError("train needs a config, or --resume RUN (not both)")
+            if args.resume and args.overrides:
+                raise PromotError("--resume continues the run's own config; overrides are not allowed")
+            run = api.resume(args.resume) if args.resume else api.train(args.config, args.overrides)
+            if is_main_process():
+                for line in api.summary(run):
+                    print(line)
+                print(run)
         elif args.command == "eval":
             from promot.evaluate.runner import EvalSpec, evaluate, summary_lines
             from promot.evaluate.metrics import AnswerFormat

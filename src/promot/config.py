@@ -99,8 +99,11 @@ class StageConfig:
     """Score the target task on validation every N steps and keep the best checkpoint (0: only at the end)."""
     eval_on_start: bool = True
     """Also score step 0, so a stage that only makes things worse keeps its starting point."""
-    save_every: int = 0
-    """Write a resumable Trainer checkpoint every N steps (0: never)."""
+    save_every: int = 500
+    """Write a resumable checkpoint every N steps (0: never; Trainer's default 500). `promot train --resume RUN`
+    continues from the last one."""
+    save_total_limit: int | None = None
+    """Keep only the newest N checkpoints of this stage (None: all, as Trainer)."""
     label_smoothing: float = 0.0
     """Paper stage 2: 0.1."""
     dropout: float | None = None
@@ -323,6 +326,8 @@ def validate(cfg: RunConfig) -> RunConfig:
         for key in ("eval_every", "save_every"):
             v = getattr(st, key)
             check(isinstance(v, int) and v >= 0, f"{name}.{key} must be an integer >= 0, got {v!r}")
+        v = st.save_total_limit
+        check(v is None or (isinstance(v, int) and v > 0), f"{name}.save_total_limit must be a positive integer or null")
         w = st.warmup_steps
         check(isinstance(w, (int, float)) and not isinstance(w, bool) and (0 <= w < 1 or float(w).is_integer()),
               f"{name}.warmup_steps must be a step count or a fraction in [0, 1), got {w!r}")

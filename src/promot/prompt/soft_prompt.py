@@ -52,6 +52,12 @@ class PromptedLM(nn.Module):
         self._masks_logits = _accepts_logits_mask(model)
 
     @property
+    def _no_split_modules(self) -> list[str] | None:
+        """The inner model's block classes: what FSDP's transformer auto-wrap shards (the prompt stays on the root)."""
+        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        return getattr(base, "_no_split_modules", None)
+
+    @property
     def num_virtual_tokens(self) -> int:
         return 0 if self.prompt is None else self.prompt.shape[-2]
 

@@ -5,7 +5,9 @@
     run/model/               save_pretrained + tokenizer; loads with plain transformers; contains no prompt
     run/prompt/              PEFT prompt-tuning adapter (methods with a prompt)
     run/lora/                PEFT LoRA adapter (lora methods; model/ holds the merged weights)
-    run/stage{1,2}/          Trainer checkpoints (checkpoint-N/{model,prompt}/ + optimizer state), if save_every
+    run/stage{1,2}/          Trainer checkpoints every save_every steps: checkpoint-N/{model,prompt}/ + optimizer,
+                             scheduler, RNG and data position + promot_state.json (best-so-far, for --resume)
+    run/stage1/selected.safetensors   stage 1's selected prompt + its history: a resumed run skips a finished stage 1
     run/run.json             method, base model + fingerprints, selection per stage; written last = run complete
 
 Everything is written to a temporary name and renamed, so a crash never leaves a complete-looking half file.
@@ -25,15 +27,19 @@ def _plain_model(model: torch.nn.Module) -> torch.nn.Module:
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
-def save_model(directory: Path, model: torch.nn.Module, tokenizer) -> None:
+def save_model(directory: Path, model: torch.nn.Module, tokenizer, state_dict: dict | None = None) -> None:
     with atomic_dir(directory) as tmp:
-        model.save_pretrained(tmp)
+        model.save_pretrained(tmp, state_dict=state_dict)
         tokenizer.save_pretrained(tmp)
 
 
-def save_checkpoint(folder: Path, lm: PromptedLM, tokenizer) -> None:
-    """A resumable checkpoint: model weights (or LoRA adapter) and the prompt, together."""
-    save_model(folder / "model", lm.model, tokenizer)
+def save_checkpoint(folder: Path, lm: PromptedLM, tokenizer, state_dict: dict | None = None) -> None:
+    """A resumable checkpoint: model weights (or LoRA adapter) and the prompt, together. `state_dict` is the
+    wrapper's gathered full state (FSDP/ZeRO-3 keep only shards in the module)."""
+    model_state = None if state_dict is None else {k[len("model."):]: v for k, v in state_dict.items()
+                                                    if k.startswith("model.")}
+    save_model(folder / "model", lm.model, tokenizer, model_state)
     if lm.prompt is not None:
+        prompt = lm.prompt if state_dict is None else state_dict["prompt"]
         source = getattr(_plain_model(lm.model).config, "_name_or_path", "") or ""
-        save_prompt(folder / "prompt", lm.prompt, _plain_model(lm.model), source, [])
+        save_prompt(folder / "prompt", prompt, _plain_model(lm.model), source, [])

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 
 from promot.config import RunConfig, StageConfig
 from promot.data import Collator, Example, Tokenizing
@@ -27,6 +30,11 @@ log = logging.getLogger(__name__)
 
 OPTIMIZERS = {"adafactor": "adafactor", "adamw": "adamw_torch"}
 """Trainer's `adafactor` is T5X-style: fixed lr, no relative step, no parameter scaling."""
+
+STAGING = ".staging"
+"""Checkpoints are written under <stage>/.staging/checkpoint-N and renamed into place when complete."""
+PROMOT_STATE = "promot_state.json"
+BEST_WEIGHTS = "best_so_far.safetensors"
 
 
 @dataclass
@@ -70,6 +78,34 @@ class KeepBest(TrainerCallback):
         self.best_step: int | None = None
         self.best_state: dict[str, torch.Tensor] | None = None
         self.scores: list[tuple[int, float]] = []
+        self._snapshot_at_begin = False
+
+    def _snapshot(self) -> dict[str, torch.Tensor]:
+        return {n: p.detach().to("cpu", copy=True) for n, p in self.lm.named_parameters() if p.requires_grad}
+
+    def state(self, step: int) -> dict:
+        """Best-so-far for a checkpoint at `step`; its weights are the checkpoint's own when it is the best."""
+        return {"best_score": self.best_score, "best_step": self.best_step, "scores": self.scores,
+                "best_is_checkpoint": self.best_step == step}
+
+    def save(self, folder: Path, step: int) -> None:
+        if self.best_state is not None and self.best_step != step:
+            save_file({k: v.contiguous() for k, v in self.best_state.items()}, folder / BEST_WEIGHTS)
+
+    def load(self, folder: Path, state: dict) -> None:
+        """Resume selection where the checkpoint left it, so the resumed stage picks what an uninterrupted one would."""
+        self.best_score, self.best_step = state["best_score"], state["best_step"]
+        self.scores = [(int(s), float(v)) for s, v in state["scores"]]
+        if self.best_step is None:
+            return
+        if state["best_is_checkpoint"]:
+            self._snapshot_at_begin = True  # the weights are loaded by the time training begins
+        else:
+            self.best_state = load_file(folder / BEST_WEIGHTS)
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if self._snapshot_at_begin:
+            self.best_state, self._snapshot_at_begin = self._snapshot(), False
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         score = (metrics or {}).get("eval_target_score")
@@ -82,7 +118,7 @@ class KeepBest(TrainerCallback):
                         "checkpoint scores higher", score)
         if self.best_score is None or score > self.best_score:
             self.best_score, self.best_step = score, state.global_step
-            self.best_state = {n: p.detach().to("cpu", copy=True) for n, p in self.lm.named_parameters() if p.requires_grad}
+            self.best_state = self._snapshot()
 
     def restore(self) -> None:
         if self.best_state is None:
@@ -96,9 +132,38 @@ class KeepBest(TrainerCallback):
 class PromotTrainer(Trainer):
     """Trainer whose evaluation is the target-task score and whose checkpoints are `model/` + `prompt/`."""
 
-    def __init__(self, *args, ctx: StageContext, **kwargs) -> None:
+    def __init__(self, *args, ctx: StageContext, keep: KeepBest, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.ctx = ctx
+        self.ctx, self.keep = ctx, keep
+        self._staging = False
+
+    def _get_output_dir(self, trial) -> str:
+        out = super()._get_output_dir(trial)
+        return os.path.join(out, STAGING) if self._staging else out
+
+    def _save_checkpoint(self, model, trial) -> None:
+        """Trainer writes a checkpoint's files in place; we let it write into .staging/ and rename the finished
+        folder into place, so a crash mid-save never leaves a checkpoint-N that looks complete."""
+        name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        out = Path(self.args.output_dir)
+        self._staging = True
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self._staging = False
+        self.accelerator.wait_for_everyone()  # every rank's RNG / optimizer shard is on disk
+        if self.args.should_save:
+            staged, final = out / STAGING / name, out / name
+            self.keep.save(staged, self.state.global_step)
+            metrics = self.ctx.run_dir / "metrics.jsonl"
+            lines = len(metrics.read_text().splitlines()) if metrics.exists() else 0
+            (staged / PROMOT_STATE).write_text(json.dumps(
+                {"keep_best": self.keep.state(self.state.global_step), "metrics_lines": lines}))
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(staged, final)
+            rotate_checkpoints(str(out), self.args.save_total_limit)
+        self.accelerator.wait_for_everyone()
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         loss = super().training_step(model, inputs, num_items_in_batch)
@@ -128,8 +193,9 @@ class PromotTrainer(Trainer):
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         if self.args.should_save:
+            # Under FSDP/ZeRO-3 Trainer hands us the gathered full state dict; otherwise the module holds it.
             save_checkpoint(Path(output_dir or self.args.output_dir), self.accelerator.unwrap_model(self.model),
-                            self.ctx.tokenizer)
+                            self.ctx.tokenizer, state_dict)
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
         lm: PromptedLM = self.accelerator.unwrap_model(model or self.model)
@@ -152,12 +218,30 @@ class PromotTrainer(Trainer):
                 lm.prompt.copy_(load_prompt(folder / "prompt").embeddings)
 
 
-def _set_dropout(model: torch.nn.Module, p: float) -> None:
+def _set_dropout(model: torch.nn.Module, p: float | None) -> list:
+    """Set every dropout probability to p (None: leave them); returns what to hand back to restore them."""
+    saved = []
     for module in model.modules():
         if isinstance(module, torch.nn.Dropout):
-            module.p = p
+            saved.append((module, "p", module.p))
         elif isinstance(getattr(module, "attention_dropout", None), float):
-            module.attention_dropout = p
+            saved.append((module, "attention_dropout", module.attention_dropout))
+    for module, attr, _ in saved if p is not None else ():
+        setattr(module, attr, p)
+    return saved
+
+
+def _restore_dropout(saved: list) -> None:
+    for module, attr, value in saved:
+        setattr(module, attr, value)
+
+
+def read_checkpoint_state(checkpoint: Path) -> dict:
+    path = Path(checkpoint) / PROMOT_STATE
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: unreadable checkpoint state ({e})") from None
 
 
 def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, resume: str | None = None,
@@ -165,8 +249,7 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
     """Train whatever in `lm` has requires_grad, select the best checkpoint by target score, restore it."""
     cfg = ctx.cfg
     selecting = bool(ctx.validation or ctx.targets)  # no validation set: nothing to select on, the final weights stand
-    if st.dropout is not None:
-        _set_dropout(lm.model, st.dropout)
+    dropout = _set_dropout(lm.model, st.dropout)  # this stage's only: stage 1's never leaks into stage 2
     args = TrainingArguments(
         output_dir=str(ctx.run_dir / name),
         max_steps=st.steps,
@@ -181,9 +264,10 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
         logging_steps=max(1, min(10, st.steps // 10)),
         eval_strategy="steps" if st.eval_every and selecting else "no",
         eval_steps=st.eval_every or None,
-        eval_on_start=st.eval_on_start and selecting,
+        eval_on_start=st.eval_on_start and selecting and resume is None,  # a resumed stage has scored its start
         save_strategy="steps" if st.save_every else "no",
         save_steps=st.save_every or None,
+        save_total_limit=st.save_total_limit,
         bf16=cfg.bf16,
         use_cpu=not torch.cuda.is_available(),
         seed=cfg.seed,
@@ -195,6 +279,8 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
         # Non-reentrant: works with a frozen model whose only trainable input is the prompt.
         lm.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     keep = KeepBest(lm)
+    if resume is not None:
+        keep.load(Path(resume), read_checkpoint_state(Path(resume))["keep_best"])
     trainer = PromotTrainer(
         model=lm,
         args=args,
@@ -203,6 +289,7 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
         data_collator=Collator(ctx.tokenizer.pad_token_id),
         callbacks=[MetricsLog(ctx.run_dir / "metrics.jsonl", name), keep, *ctx.callbacks, *callbacks],
         ctx=ctx,
+        keep=keep,
     )
     for cb in (*ctx.callbacks, *callbacks):
         if hasattr(cb, "bind"):
@@ -211,6 +298,7 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
     if selecting and (not keep.scores or keep.scores[-1][0] != trainer.state.global_step):
         trainer.evaluate()  # the final weights always compete
     keep.restore()
+    _restore_dropout(dropout)
     if st.gradient_checkpointing:
         lm.model.gradient_checkpointing_disable()
     metric = cfg.eval.metric

@@ -31,6 +31,9 @@ def train_model(
     """Returns the wrapper with the best weights restored (a PeftModel inside for LoRA methods)."""
     st = ctx.cfg.stage2
     if method.stage2 == "lora":
+        from transformers import set_seed
+
+        set_seed(ctx.cfg.seed)  # LoRA's init draws from the RNG: the same adapter whether stage 1 ran or was resumed
         model.requires_grad_(False)
         model = add_lora(model, ctx)
     else:

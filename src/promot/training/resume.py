@@ -1,0 +1,79 @@
+"""Where a killed run stands on disk, and what `promot train --resume RUN` needs to pick it up exactly.
+
+A stage is resumed from its last complete checkpoint (Trainer restores optimizer, scheduler, RNG and data position;
+`promot_state.json` restores best-so-far selection and how much of metrics.jsonl was written by then). A finished
+stage 1 leaves `selected.safetensors` - its selected prompt and history - so it is never re-run.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from transformers.trainer_utils import get_last_checkpoint
+
+from promot.distributed import is_main_process, wait_for_everyone
+from promot.errors import CheckpointError
+from promot.training.loop import STAGING, read_checkpoint_state
+
+SELECTED = "selected.safetensors"
+METRICS = "metrics.jsonl"
+
+
+def save_stage_result(stage_dir: Path, prompt: torch.Tensor, history: dict) -> None:
+    """Stage 1's outcome, written atomically: the selected prompt [P, H] (or bank) and its selection record."""
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{SELECTED}.tmp-", dir=stage_dir)
+    os.close(fd)
+    try:
+        save_file({"prompt": prompt.detach().float().contiguous().cpu()}, tmp, metadata={"history": json.dumps(history)})
+        os.replace(tmp, stage_dir / SELECTED)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_stage_result(stage_dir: Path) -> tuple[torch.Tensor, dict] | None:
+    path = stage_dir / SELECTED
+    if not path.exists():
+        return None
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as f:
+            history = json.loads(f.metadata()["history"])
+        return load_file(path)["prompt"], history
+    except (SafetensorError, OSError, KeyError, ValueError) as e:
+        raise CheckpointError(f"{path}: unreadable stage result ({e})") from None
+
+
+def _trim_metrics(path: Path, stage: str, lines: int | None) -> None:
+    """Drop what was logged after the checkpoint we resume from (or, with no checkpoint, all of `stage`)."""
+    if not path.exists():
+        return
+    rows = path.read_text().splitlines()
+    if lines is None:
+        lines = next((i for i, r in enumerate(rows) if json.loads(r).get("stage") == stage), len(rows))
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(r + "\n" for r in rows[:lines]))
+    os.replace(tmp, path)
+
+
+def resume_point(run_dir: Path, stage: str) -> str | None:
+    """The stage's last complete checkpoint (None: the stage starts over), with the run directory put back to
+    how it was when that checkpoint was written."""
+    stage_dir = run_dir / stage
+    last = get_last_checkpoint(str(stage_dir)) if stage_dir.is_dir() else None
+    if is_main_process():
+        shutil.rmtree(stage_dir / STAGING, ignore_errors=True)  # a save the crash interrupted
+        lines = read_checkpoint_state(Path(last))["metrics_lines"] if last else None
+        _trim_metrics(run_dir / METRICS, stage, lines)
+    wait_for_everyone()
+    logging.getLogger(__name__).info("%s: %s", stage, f"resuming from {last}" if last else "no checkpoint, starting over")
+    return last

@@ -1,0 +1,105 @@
+"""`promot train --resume`: a run SIGKILLed at a random step of each stage, resumed, ends exactly where an
+uninterrupted run ends (weights, prompt, selection, metrics); checkpoints never look complete when they are not."""
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from safetensors.torch import load_file
+
+from promot import api
+from promot.cli import main
+from promot.training import loop
+from promot.training.resume import resume_point
+from tests.conftest import run_config
+from tests.resume_driver import weight_hash_score
+
+DRIVER = Path(__file__).with_name("resume_driver.py")
+STEPS = 8
+STAGE = {"steps": STEPS, "batch_size": 4, "eval_every": 1, "save_every": 2}
+
+
+def _config(tiny_dirs, task_files, out: Path) -> Path:
+    cfg = run_config(tiny_dirs["llama"], task_files, out, stage1={**STAGE, "lr": 0.3},
+                     stage2={**STAGE, "lr": 1e-3, "optimizer": "adamw", "warmup_steps": 0.25})
+    path = out.with_suffix(".yaml")
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _killed(args: list[str]) -> None:
+    proc = subprocess.run([sys.executable, str(DRIVER), *args], capture_output=True, text=True,
+                          cwd=DRIVER.parent.parent)
+    assert proc.returncode == -9, proc.stderr[-3000:]
+
+
+def _tensors(run: Path) -> dict:
+    return {**load_file(run / "model" / "model.safetensors"),
+            **{f"prompt.{k}": v for k, v in load_file(run / "prompt" / "adapter_model.safetensors").items()}}
+
+
+def _curve(run: Path) -> list[tuple]:
+    """Per-step training and selection logs (not timings, which differ between processes)."""
+    rows = [json.loads(r) for r in (run / "metrics.jsonl").read_text().splitlines()]
+    return [(r["stage"], r["step"], r.get("loss"), r.get("eval_target_score")) for r in rows
+            if "loss" in r or "eval_target_score" in r]
+
+
+def test_sigkill_in_each_stage_then_resume_matches_an_uninterrupted_run(tiny_dirs, task_files, tmp_path, monkeypatch):
+    monkeypatch.setattr(loop, "target_score", weight_hash_score)
+    straight = api.train(_config(tiny_dirs, task_files, tmp_path / "straight"))
+
+    kill1, kill2 = random.randint(1, STEPS - 1), random.randint(1, STEPS - 1)
+    where = f"killed at stage1 step {kill1}, stage2 step {kill2}"
+    run = tmp_path / "resumed"
+    _killed([str(_config(tiny_dirs, task_files, run)), "stage1", str(kill1)])
+    assert not (run / "stage1" / "selected.safetensors").exists() and not (run / "stage2").exists(), where
+    _killed([str(run), "stage2", str(kill2), "--resume"])
+    assert (run / "stage1" / "selected.safetensors").exists() and not (run / "run.json").exists(), where
+    assert main(["train", "--resume", str(run)]) == 0
+
+    a, b = _tensors(straight), _tensors(run)
+    assert a.keys() == b.keys()
+    assert all((a[k] == b[k]).all() for k in a), f"weights differ ({where})"
+    info_a, info_b = (json.loads((r / "run.json").read_text()) for r in (straight, run))
+    assert info_a["stages"] == info_b["stages"], where
+    assert len({s["target_score"] for s in info_a["stages"]["stage2"]["scores"]}) > 1  # selection was not trivial
+    assert _curve(straight) == _curve(run), where
+    assert sorted(p.name for p in straight.iterdir()) == sorted(p.name for p in run.iterdir())
+
+
+def test_a_crash_mid_checkpoint_leaves_no_checkpoint_that_looks_complete(tiny_dirs, task_files, tmp_path, monkeypatch):
+    """The RNG state is written after model and optimizer: fail there at step 4, and only checkpoint-2 counts."""
+    original = loop.PromotTrainer._save_rng_state
+
+    def fail_at_4(self, output_dir):
+        if self.state.global_step == 4 and Path(output_dir).parent.parent.name == "stage1":
+            raise OSError(28, "No space left on device")
+        return original(self, output_dir)
+
+    monkeypatch.setattr(loop.PromotTrainer, "_save_rng_state", fail_at_4)
+    run = tmp_path / "run"
+    with pytest.raises(OSError):
+        api.train(_config(tiny_dirs, task_files, run))
+    stage = run / "stage1"
+    assert sorted(p.name for p in stage.iterdir() if not p.name.startswith(".")) == ["checkpoint-2"]
+    assert (stage / ".staging" / "checkpoint-4" / "model").is_dir()  # the half-written one, under its temporary name
+    assert (stage / "checkpoint-2" / "promot_state.json").is_file()
+    assert resume_point(run, "stage1") == str(stage / "checkpoint-2")
+    assert not (stage / ".staging").exists()
+    steps = {json.loads(r)["step"] for r in (run / "metrics.jsonl").read_text().splitlines()}
+    assert max(steps) == 2  # what was logged after checkpoint-2 is dropped: the resumed run logs it again
+
+
+def test_resume_refuses_a_complete_run_and_a_foreign_directory(tiny_dirs, task_files, tmp_path, capsys):
+    assert main(["train", "--resume", str(tmp_path)]) == 2
+    assert "not a promot run directory" in capsys.readouterr().err
+    (tmp_path / "config.yaml").write_text("{}")
+    (tmp_path / "run.json").write_text("{}")
+    assert main(["train", "--resume", str(tmp_path)]) == 2
+    assert "the run is complete" in capsys.readouterr().err
