@@ -129,6 +129,15 @@ OTHER = {
                                   "config file not found"),
     "eval with nothing to evaluate": (lambda t: ["eval", "--out", str(t / "o")], "nothing to evaluate"),
     "world export onto a file": (lambda t: ["world", "export", "--out", str(t / "f.txt")], "f.txt"),
+    "train with neither config nor --resume": (lambda t: ["train"], "needs a config file, or --resume RUN"),
+    "train with a config and --resume": (lambda t: ["train", str(t / "f.txt"), "--resume", str(t)], "no config file or overrides"),
+    "resume with overrides": (lambda t: ["train", "--resume", str(t), "stage2.lr=1"], "no config file or overrides"),
+    "resume a non-run": (lambda t: ["train", "--resume", str(t)], "not a promot run directory"),
+    "unknown accelerate preset": (lambda t: ["train", str(t / "f.txt"), "--accelerate-config", "ddp3"],
+                                  "not a preset (ddp, fsdp2, zero2, zero3) nor a file"),
+    "zero preset without deepspeed": (lambda t: ["train", str(t / "f.txt"), "--accelerate-config", "zero3"],
+                                      "needs DeepSpeed"),
+    "zero processes": (lambda t: ["train", str(t / "f.txt"), "--num-processes", "0"], "positive integer"),
 }
 
 

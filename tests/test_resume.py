@@ -26,7 +26,8 @@ STAGE = {"steps": STEPS, "batch_size": 4, "eval_every": 1, "save_every": 2}
 
 def _config(tiny_dirs, task_files, out: Path) -> Path:
     cfg = run_config(tiny_dirs["llama"], task_files, out, stage1={**STAGE, "lr": 0.3},
-                     stage2={**STAGE, "lr": 1e-3, "optimizer": "adamw", "warmup_steps": 0.25})
+                     stage2={**STAGE, "lr": 1e-3, "optimizer": "adamw", "warmup_steps": 0.25},
+                     monitor={"alignment_every": 2})  # a stage-2 probe: logged once per step, resumed or not
     path = out.with_suffix(".yaml")
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -43,11 +44,10 @@ def _tensors(run: Path) -> dict:
             **{f"prompt.{k}": v for k, v in load_file(run / "prompt" / "adapter_model.safetensors").items()}}
 
 
-def _curve(run: Path) -> list[tuple]:
-    """Per-step training and selection logs (not timings, which differ between processes)."""
+def _curve(run: Path) -> list[dict]:
+    """Every per-step log (loss, lr, grad norm, scores, alignment), not the end-of-stage timings."""
     rows = [json.loads(r) for r in (run / "metrics.jsonl").read_text().splitlines()]
-    return [(r["stage"], r["step"], r.get("loss"), r.get("eval_target_score")) for r in rows
-            if "loss" in r or "eval_target_score" in r]
+    return [r for r in rows if "train_runtime" not in r]
 
 
 def test_sigkill_in_each_stage_then_resume_matches_an_uninterrupted_run(tiny_dirs, task_files, tmp_path, monkeypatch):
@@ -70,6 +70,8 @@ def test_sigkill_in_each_stage_then_resume_matches_an_uninterrupted_run(tiny_dir
     assert info_a["stages"] == info_b["stages"], where
     assert len({s["target_score"] for s in info_a["stages"]["stage2"]["scores"]}) > 1  # selection was not trivial
     assert _curve(straight) == _curve(run), where
+    logged = [r["step"] for r in _curve(straight) if r["stage"] == "stage2" and "loss" in r]
+    assert logged == list(range(1, STEPS + 1))  # the probe's own log does not swallow its step's loss log
     assert sorted(p.name for p in straight.iterdir()) == sorted(p.name for p in run.iterdir())
 
 
@@ -103,3 +105,9 @@ def test_resume_refuses_a_complete_run_and_a_foreign_directory(tiny_dirs, task_f
     (tmp_path / "run.json").write_text("{}")
     assert main(["train", "--resume", str(tmp_path)]) == 2
     assert "the run is complete" in capsys.readouterr().err
+
+
+def test_save_total_limit_keeps_the_newest_checkpoints(tiny_dirs, task_files, tmp_path):
+    st = {"steps": 4, "batch_size": 4, "eval_every": 0, "eval_on_start": False, "save_every": 1, "save_total_limit": 2}
+    run = api.train(run_config(tiny_dirs["llama"], task_files, tmp_path / "run", method="finetune", stage2=st))
+    assert sorted(p.name for p in (run / "stage2").iterdir()) == ["checkpoint-3", "checkpoint-4"]

@@ -174,6 +174,7 @@ def train(config: RunConfig | str | Path | dict, overrides: list[str] | None = N
     `callbacks`: extra transformers TrainerCallbacks for every stage."""
     p = prepare(config, overrides)                                                  # ① data, ② soft prompt
     run_dir = Path(p.cfg.output_dir)
+    wait_for_everyone()  # every process has checked the output directory before the main one claims it
     if is_main_process():
         _claim_output_dir(p.cfg)
         atomic_write_text(run_dir / "config.yaml", dump_config(p.cfg))

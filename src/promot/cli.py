@@ -6,6 +6,7 @@ import logging
 import sys
 from pathlib import Path
 
+from promot.distributed import is_main_process
 from promot.errors import PromotError
 
 EPILOG = "Bad input prints one line naming the file/field and exits 2; add --debug for the traceback."
@@ -186,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"promot: error: {e}", file=sys.stderr)
             return 2
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format="%(message)s")
+    if args.command == "train" and not is_main_process():
+        logging.getLogger().setLevel(logging.WARNING)  # one progress story, told by the main process
     if not args.debug:
         for noisy in ("transformers", "peft", "accelerate", "datasets", "httpx", "huggingface_hub", "lm_eval",
                       "lm-eval"):
@@ -197,12 +200,10 @@ def main(argv: list[str] | None = None) -> int:
         from promot import api
 
         if args.command == "train":
-            from promot.distributed import is_main_process
-
-            if bool(args.resume) == bool(args.config):
-                raise PromotError("train needs a config, or --resume RUN (not both)")
-            if args.resume and args.overrides:
-                raise PromotError("--resume continues the run's own config; overrides are not allowed")
+            if args.resume and (args.config or args.overrides):
+                raise PromotError("--resume continues the run with its own config: no config file or overrides")
+            if not args.resume and not args.config:
+                raise PromotError("train needs a config file, or --resume RUN")
             run = api.resume(args.resume) if args.resume else api.train(args.config, args.overrides)
             if is_main_process():
                 for line in api.summary(run):

@@ -11,6 +11,7 @@ from promot.errors import ConfigError
 
 PRESETS_DIR = Path(__file__).parent / "accelerate_configs"
 PRESETS = ("ddp", "fsdp2", "zero2", "zero3")
+SHARDED = ("fsdp2", "zero2", "zero3")
 
 
 def _state():
@@ -48,11 +49,17 @@ def preset_file(name: str) -> Path:
         path = Path(name)
         if not path.is_file():
             raise ConfigError(f"--accelerate-config {name}: not a preset ({', '.join(PRESETS)}) nor a file")
-    if name.startswith("zero"):
+    if name in ("zero2", "zero3"):
         try:
             import deepspeed  # noqa: F401
         except ImportError:
             raise ConfigError(f"--accelerate-config {name} needs DeepSpeed: pip install deepspeed") from None
+    if name in SHARDED:
+        import torch
+
+        if not torch.cuda.is_available():  # accelerate would quietly run plain DDP on CPU instead
+            raise ConfigError(f"--accelerate-config {name} shards over CUDA GPUs and none is visible; "
+                              "on CPU use ddp")
     return path
 
 

@@ -121,8 +121,9 @@ class GradientAlignmentProbe(TrainerCallback):
         return {f"align_{k}": v for k, v in scores.items()}
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self.trainer.log(self.measure())
+        if state.global_step == 0:  # a resumed stage measured its checkpoint's step before the interruption
+            self.trainer.log_probe(self.measure())
 
     def on_step_end(self, args, state, control, **kwargs):
         if state.global_step % self.every == 0:
-            self.trainer.log(self.measure())
+            self.trainer.log_probe(self.measure())

@@ -61,10 +61,11 @@ class SpecializationMonitor(TrainerCallback):
 
     def _maybe_probe(self, state) -> None:
         if self.trainer is not None and state.global_step % self.every == 0:
-            self.trainer.log(self.probe())
+            self.trainer.log_probe(self.probe())
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self._maybe_probe(state)
+        if state.global_step == 0:  # a resumed stage probed its checkpoint's step before the interruption
+            self._maybe_probe(state)
 
     def on_step_end(self, args, state, control, **kwargs):
         self._maybe_probe(state)

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 from transformers import Trainer, TrainerCallback, TrainingArguments
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint, rotate_checkpoints
 
 from promot.config import RunConfig, StageConfig
 from promot.data import Collator, Example, Tokenizing
@@ -162,15 +162,23 @@ class PromotTrainer(Trainer):
             if final.exists():
                 shutil.rmtree(final)
             os.replace(staged, final)
+            shutil.rmtree(out / STAGING, ignore_errors=True)
             rotate_checkpoints(str(out), self.args.save_total_limit)
         self.accelerator.wait_for_everyone()
+
+    def log_probe(self, metrics: dict[str, float]) -> None:
+        """Log a probe's values from a step-end callback without swallowing this step's own loss log
+        (Trainer.log → on_log clears control.should_log, which the loss log of the same step waits on)."""
+        should_log = self.control.should_log
+        self.log(metrics)
+        self.control.should_log = should_log
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         loss = super().training_step(model, inputs, num_items_in_batch)
         if not torch.isfinite(loss):
             # Stop before the optimizer applies a NaN/inf update; Trainer checkpoints already on disk are kept.
-            saved = sorted(Path(self.args.output_dir).glob("checkpoint-*"))
-            kept = f"; last checkpoint kept: {saved[-1]}" if saved else ""
+            saved = get_last_checkpoint(self.args.output_dir) if os.path.isdir(self.args.output_dir) else None
+            kept = f"; last checkpoint kept: {saved}" if saved else ""
             raise TrainingError(f"{Path(self.args.output_dir).name} step {self.state.global_step + 1}: loss is "
                                 f"{loss.item()} (diverged; try a lower lr){kept}")
         return loss
@@ -273,6 +281,7 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
         seed=cfg.seed,
         report_to=cfg.report_to or "none",
         remove_unused_columns=False,
+        ddp_find_unused_parameters=False,  # every trainable tensor is used each step (Trainer assumes not for wrappers)
         activation_checkpointing=False,  # enabled on the inner model below; the wrapper has no such method
     )
     if st.gradient_checkpointing:
