@@ -3,6 +3,7 @@ same global batch, in the same run-directory layout."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,20 +16,34 @@ from safetensors.torch import load_file
 from promot import api
 from promot.cli import main
 from promot.distributed import PRESETS, PRESETS_DIR, launch_command, preset_file
+from promot.training import loop
 from tests.conftest import run_config
+from tests.fsdp_cpu_driver import StepClock, scripted_score
 
 
-def _config(tiny_dirs, task_files, out: Path, batch_size: int) -> Path:
-    st = {"steps": 6, "batch_size": batch_size, "eval_every": 0, "eval_on_start": False, "save_every": 3}
-    cfg = run_config(tiny_dirs["llama"], task_files, out, stage1={**st, "lr": 0.3},
-                     stage2={**st, "lr": 1e-3, "optimizer": "adamw"})
+def _config(tiny_dirs, task_files, out: Path, batch_size: int, select: bool = False) -> Path:
+    """6 + 6 steps of promot; selection off (the final weights are compared), or every 2 steps."""
+    st = {"steps": 6, "batch_size": batch_size, "eval_every": 2 if select else 0, "eval_on_start": select,
+          "save_every": 2, "optimizer": "adamw"}  # transformers' Adafactor cannot update FSDP2's DTensors
+    cfg = run_config(tiny_dirs["llama"], task_files, out, stage1={**st, "lr": 0.3}, stage2={**st, "lr": 1e-3})
     path = out.with_suffix(".yaml")
     path.write_text(yaml.safe_dump(cfg))
     return path
 
 
 def _layout(run: Path) -> list[str]:
-    return sorted(str(p.relative_to(run)) for p in run.rglob("*") if "rng_state" not in p.name)
+    """The run directory's files, but not the checkpoints' per-process ones (RNG per rank; FSDP's own model and
+    optimizer files; FSDP2's best-so-far shards)."""
+    own = ("rng_state", "pytorch_model_fsdp", "optimizer.", "best_so_far")
+    return sorted(str(p.relative_to(run)) for p in run.rglob("*") if not p.name.startswith(own))
+
+
+def _same_weights(a: Path, b: Path) -> None:
+    for part in ("model/model.safetensors", "prompt/adapter_model.safetensors"):
+        x, y = load_file(a / part), load_file(b / part)
+        assert x.keys() == y.keys()
+        for k in x:  # gradients reduced over two half batches: equal up to float summation order
+            torch.testing.assert_close(x[k], y[k], rtol=0, atol=1e-5)
 
 
 def test_ddp_two_processes_match_one_process_with_the_same_global_batch(tiny_dirs, task_files, tmp_path):
@@ -38,10 +53,7 @@ def test_ddp_two_processes_match_one_process_with_the_same_global_batch(tiny_dir
                            "--accelerate-config", "ddp", "--num-processes", "2"], capture_output=True, text=True)
     assert proc.returncode == 0, [l for l in proc.stderr.splitlines() if "promot: error" in l or "Error" in l][:6]
     assert proc.stdout.count("promot stage2: best") == 1  # only the main process reports
-    for part in ("model/model.safetensors", "prompt/adapter_model.safetensors"):
-        a, b = load_file(single / part), load_file(ddp / part)
-        for k in a:  # gradients all-reduced over two half batches: equal up to float summation order
-            torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-5)
+    _same_weights(single, ddp)
     base = load_file(tiny_dirs["llama"] / "model.safetensors")
     moved = load_file(single / "model/model.safetensors")
     assert any(not torch.equal(base[k], moved[k]) for k in base)  # the comparison is not of untouched weights
@@ -51,6 +63,43 @@ def test_ddp_two_processes_match_one_process_with_the_same_global_batch(tiny_dir
     assert _layout(single) == _layout(ddp)
     assert sorted(p.name for p in (ddp / "stage2" / "checkpoint-6").glob("rng_state*")) == \
         ["rng_state_0.pth", "rng_state_1.pth"]  # every rank's RNG, so a resumed DDP run continues each stream
+
+
+def _fsdp(args: list[str], kill_at: str | None = None) -> subprocess.CompletedProcess:
+    """promot under accelerate's fsdp2 preset, 2 CPU processes, through the driver that lets FSDP run on CPU."""
+    driver = Path(__file__).with_name("fsdp_cpu_driver.py")
+    cmd = launch_command("ddp", 2, [])[:-2]  # accelerate launch …, minus `-m promot.cli`
+    cmd[cmd.index("--config_file") + 1] = str(PRESETS_DIR / "fsdp2.yaml")
+    env = {**os.environ, "PROMOT_KILL_AT": kill_at or "", "PYTHONPATH": str(driver.parent.parent)}
+    return subprocess.run([*cmd, str(driver), *args], capture_output=True, text=True, env=env)
+
+
+def test_fsdp2_killed_in_each_stage_and_resumed_selects_and_saves_what_one_process_does(
+        tiny_dirs, task_files, tmp_path, monkeypatch):
+    """FSDP2 on 2 CPU processes: stage 1 with the frozen model sharded, stage 2 on a fresh model, selection of an
+    intermediate step from per-process shards, gathered saving; SIGKILLed in each stage and resumed each time."""
+    monkeypatch.setattr(loop, "target_score", scripted_score)
+    single = api.train(_config(tiny_dirs, task_files, tmp_path / "single", 4, select=True), callbacks=[StepClock()])
+    fsdp = tmp_path / "fsdp"
+    killed = _fsdp(["train", str(_config(tiny_dirs, task_files, fsdp, 2, select=True))], "stage1:5")
+    assert killed.returncode != 0 and (fsdp / "stage1" / "checkpoint-4").is_dir()
+    assert not (fsdp / "stage1" / "selected.safetensors").exists()
+    killed = _fsdp(["train", "--resume", str(fsdp)], "stage2:5")
+    assert killed.returncode != 0 and (fsdp / "stage2" / "checkpoint-4").is_dir()
+    # best-so-far (step 2) is not checkpoint-4's own weights: each process saved its shards of it
+    assert sorted(f.name for f in (fsdp / "stage2" / "checkpoint-4").glob("best_so_far*")) == \
+        ["best_so_far.0.safetensors", "best_so_far.1.safetensors"]
+    done = _fsdp(["train", "--resume", str(fsdp)])
+    assert done.returncode == 0, [line for line in done.stderr.splitlines() if "rank0" in line][-4:]
+
+    info_a, info_b = (json.loads((r / "run.json").read_text()) for r in (single, fsdp))
+    assert info_a["stages"] == info_b["stages"]
+    assert [info_b["stages"][s]["best_step"] for s in ("stage1", "stage2")] == [2, 2]
+    _same_weights(single, fsdp)
+    final, selected = (load_file(d / "model/model.safetensors") for d in (fsdp, fsdp / "stage2" / "checkpoint-2"))
+    assert all(torch.equal(final[k], selected[k]) for k in final)  # the selected step's weights were restored
+    assert any(f.name.startswith("pytorch_model_fsdp") for f in (fsdp / "stage2" / "checkpoint-6").iterdir())
+    assert _layout(single) == _layout(fsdp)
 
 
 def test_presets_are_valid_accelerate_configs_and_the_launch_command_names_them():
@@ -71,3 +120,16 @@ def test_sharded_presets_are_refused_without_a_gpu_instead_of_silently_running_d
     assert main(["train", str(tmp_path / "c.yaml"), "--accelerate-config", "fsdp2"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "shards over CUDA GPUs and none is visible" in err
+
+
+def test_what_fsdp2_cannot_do_is_refused_up_front(tiny_dirs, task_files, tmp_path, monkeypatch):
+    """Adafactor (transformers') cannot step DTensors; LoRA's adapter save and merge are not sharding-aware."""
+    from promot.errors import ConfigError
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    with pytest.raises(ConfigError, match="stage1.optimizer: transformers' Adafactor cannot update FSDP2"):
+        api.prepare(run_config(tiny_dirs["llama"], task_files, tmp_path / "run"))
+    with pytest.raises(ConfigError, match="LoRA under fsdp is not supported"):
+        api.prepare(run_config(tiny_dirs["llama"], task_files, tmp_path / "lora", method="lora"))
+    assert not (tmp_path / "run").exists()

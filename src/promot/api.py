@@ -18,7 +18,7 @@ import torch
 from promot import __version__
 from promot.config import RunConfig, dump_config, load_config, validate
 from promot.data import TaskData, Tokenizing, load_task_data
-from promot.distributed import is_main_process, num_processes, wait_for_everyone
+from promot.distributed import full, is_main_process, num_processes, sharding, wait_for_everyone
 from promot.errors import ConfigError
 from promot.evaluate.target import generate_texts
 from promot.io import atomic_write_json, atomic_write_text
@@ -101,15 +101,10 @@ def prepare(config: RunConfig | str | Path | dict, overrides: list[str] | None =
     if not resuming:
         _check_output_dir(cfg)
     method = METHODS[cfg.method]
+    _check_sharding(cfg, method)
     set_seed(cfg.seed)
-    carried = {}
-    if cfg.model.init_from:  # sequential: continue an earlier run's tuned model, carrying its prompts along
-        info = read_info(cfg.model.init_from)
-        loaded, _ = load_tuned_model(cfg.model.init_from, info, cfg.model.dtype, cfg.model.trust_remote_code)
-        loaded.source = f"{cfg.model.init_from}/model"
-        carried = carried_prompts(cfg.model.init_from, info)
-    else:
-        loaded = load_model(cfg.model.name, cfg.model.dtype, cfg.model.trust_remote_code)
+    loaded = _load_start_model(cfg)
+    carried = carried_prompts(cfg.model.init_from, read_info(cfg.model.init_from)) if cfg.model.init_from else {}
     model, tok = loaded.model, loaded.tokenizer
     base_fp = fingerprint(model, tok)
     if cfg.tasks:
@@ -120,6 +115,36 @@ def prepare(config: RunConfig | str | Path | dict, overrides: list[str] | None =
     tokenizing.encode_all(data.validation)  # a bad validation record fails now, not mid-training
     prompt = _initial_prompt(cfg, model, tok, base_fp) if method.prompt else None
     return Prepared(cfg, method, loaded.source, model, tok, tokenizing, data, rows, base_fp, prompt, carried)
+
+
+def _check_sharding(cfg: RunConfig, method: Method) -> None:
+    """What a sharded run (`--accelerate-config fsdp2`) cannot do, refused before anything loads or is written."""
+    kind = sharding()
+    if kind and method.stage2 == "lora":
+        raise ConfigError(f"method {cfg.method}: LoRA under {kind} is not supported yet (use ddp: the adapter is small)")
+    for name, used in (("stage1", method.stage1), ("stage2", method.stage2)):
+        if kind == "fsdp" and used and getattr(cfg, name).optimizer == "adafactor":
+            raise ConfigError(f"{name}.optimizer: transformers' Adafactor cannot update FSDP2's sharded (DTensor) "
+                              "parameters; set adamw")
+
+
+def _load_start_model(cfg: RunConfig):
+    """The model training starts from: `model.name`, or an earlier run's tuned model (sequential training)."""
+    if cfg.model.init_from:
+        loaded, _ = load_tuned_model(cfg.model.init_from, read_info(cfg.model.init_from), cfg.model.dtype,
+                                     cfg.model.trust_remote_code)
+        loaded.source = f"{cfg.model.init_from}/model"
+        return loaded
+    return load_model(cfg.model.name, cfg.model.dtype, cfg.model.trust_remote_code)
+
+
+def _unsharded(cfg: RunConfig, gathered: dict):
+    """Main process of an FSDP2 run: a plain model with the gathered selected weights of stage 2 (none gathered:
+    only stage 1 ran, and the frozen model is the starting one)."""
+    model = _load_start_model(cfg).model
+    if gathered:
+        model.load_state_dict({k[len("model."):]: v for k, v in gathered.items() if k.startswith("model.")})
+    return model
 
 
 def _prepare_tasks(cfg: RunConfig, method: Method, source: str, model, tok, base_fp: str, carried: dict) -> Prepared:
@@ -220,12 +245,16 @@ def _run(p: Prepared, run_dir: Path, resuming: bool, callbacks: list | None) -> 
     elif p.method.stage1:
         prompt = _stage1(model, prompt, ctx, "stage1", resuming)                    # ③ stage 1: prompt tuning
     if p.method.stage2:                                                             # ④ stage 2: model tuning
+        if p.method.stage1 and sharding():
+            model = _load_start_model(p.cfg).model  # stage 1 sharded the frozen model in place; wrap a fresh one
         lm = train_model(model, prompt, p.method, ctx, resume_point(run_dir, "stage2") if resuming else None)
-        prompt = None if lm.prompt is None else lm.prompt.detach().clone()
+        prompt = None if lm.prompt is None else full(lm.prompt.detach()).clone()
         if p.method.stage2 == "lora":
             if is_main_process():
                 save_model(run_dir / "lora", lm.model, p.tokenizer)  # the adapter, before merging consumes it
             model = lm.model.merge_and_unload()
+    if sharding() and is_main_process():  # the run directory is written from full weights, as without sharding
+        model = _unsharded(p.cfg, ctx.gathered)
     if is_main_process():
         _write_run(run_dir, p, model, prompt, ctx, started)                         # ⑤ run directory
     wait_for_everyone()

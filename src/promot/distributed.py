@@ -30,6 +30,11 @@ def num_processes() -> int:
     return 1 if state is None else state.num_processes
 
 
+def process_index() -> int:
+    state = _state()
+    return 0 if state is None else state.process_index
+
+
 def is_main_process() -> bool:
     state = _state()
     return state is None or state.is_main_process
@@ -41,6 +46,40 @@ def wait_for_everyone() -> None:
         state.wait_for_everyone()
 
 
+def sharding() -> str | None:
+    """'fsdp' or 'deepspeed' when this process trains under a sharding accelerate config, else None."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    for kind in ("fsdp", "deepspeed"):  # what `accelerate launch` tells Trainer, before any Accelerator exists
+        if os.environ.get(f"ACCELERATE_USE_{kind.upper()}", "false").lower() == "true":
+            return kind
+    return None
+
+
+def full(tensor):
+    """The whole tensor behind an FSDP2 shard (collective: every process calls it); other tensors as they are."""
+    from torch.distributed.tensor import DTensor
+
+    return tensor.full_tensor() if isinstance(tensor, DTensor) else tensor
+
+
+def reshard(module) -> None:
+    """Put every FSDP2 unit of `module` back in its sharded state. FSDP2 keeps the root's parameters gathered
+    after a forward without backward (generation), so they are DTensor shards again only after this."""
+    from torch.distributed.fsdp import FSDPModule
+
+    for m in module.modules():
+        if isinstance(m, FSDPModule):
+            m.reshard()
+
+
+def local(tensor):
+    """This process's shard of an FSDP2 parameter (the tensor itself when not sharded)."""
+    from torch.distributed.tensor import DTensor
+
+    return tensor.to_local() if isinstance(tensor, DTensor) else tensor
+
+
 def preset_file(name: str) -> Path:
     """A shipped preset by name, or the user's own accelerate config file."""
     if name in PRESETS:
@@ -49,7 +88,10 @@ def preset_file(name: str) -> Path:
         path = Path(name)
         if not path.is_file():
             raise ConfigError(f"--accelerate-config {name}: not a preset ({', '.join(PRESETS)}) nor a file")
-    if name in ("zero2", "zero3"):
+    if name == "zero3":
+        raise ConfigError("--accelerate-config zero3 is not supported yet: checkpoint selection and the prompt need "
+                          "gathering from ZeRO-3 partitions; fsdp2 shards the same way and is supported")
+    if name == "zero2":
         try:
             import deepspeed  # noqa: F401
         except ImportError:

@@ -21,6 +21,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoin
 
 from promot.config import RunConfig, StageConfig
 from promot.data import Collator, Example, Tokenizing
+from promot.distributed import local, process_index, reshard, sharding
 from promot.errors import CheckpointError, TrainingError
 from promot.evaluate.target import target_score
 from promot.prompt import PromptedLM, load_prompt
@@ -34,7 +35,11 @@ OPTIMIZERS = {"adafactor": "adafactor", "adamw": "adamw_torch"}
 STAGING = ".staging"
 """Checkpoints are written under <stage>/.staging/checkpoint-N and renamed into place when complete."""
 PROMOT_STATE = "promot_state.json"
-BEST_WEIGHTS = "best_so_far.safetensors"
+
+
+def _best_weights(shard: int | None) -> str:
+    """Best-so-far weights in a checkpoint: one file, or under FSDP2 one per process (each holds its shards)."""
+    return "best_so_far.safetensors" if shard is None else f"best_so_far.{shard}.safetensors"
 
 
 @dataclass
@@ -55,6 +60,8 @@ class StageContext:
     """Probes of the stage that tunes the model: the specialization monitor, gradient alignment."""
     targets: list = field(default_factory=list)
     """Multi-task stage 2: one TaskTarget per task; selection then uses their mean target score."""
+    gathered: dict = field(default_factory=dict)
+    """Sharded runs (FSDP2): the selected weights' full state dict, gathered on the main process after a stage."""
 
 
 class MetricsLog(TrainerCallback):
@@ -81,18 +88,20 @@ class KeepBest(TrainerCallback):
         self._snapshot_at_begin = False
 
     def _snapshot(self) -> dict[str, torch.Tensor]:
-        return {n: p.detach().to("cpu", copy=True) for n, p in self.lm.named_parameters() if p.requires_grad}
+        # Under FSDP2 each process keeps its own shard: a snapshot never needs a gather.
+        reshard(self.lm)
+        return {n: local(p.detach()).to("cpu", copy=True) for n, p in self.lm.named_parameters() if p.requires_grad}
 
     def state(self, step: int) -> dict:
         """Best-so-far for a checkpoint at `step`; its weights are the checkpoint's own when it is the best."""
         return {"best_score": self.best_score, "best_step": self.best_step, "scores": self.scores,
                 "best_is_checkpoint": self.best_step == step}
 
-    def save(self, folder: Path, step: int) -> None:
+    def save(self, folder: Path, step: int, shard: int | None = None) -> None:
         if self.best_state is not None and self.best_step != step:
-            save_file({k: v.contiguous() for k, v in self.best_state.items()}, folder / BEST_WEIGHTS)
+            save_file({k: v.contiguous() for k, v in self.best_state.items()}, folder / _best_weights(shard))
 
-    def load(self, folder: Path, state: dict) -> None:
+    def load(self, folder: Path, state: dict, shard: int | None = None) -> None:
         """Resume selection where the checkpoint left it, so the resumed stage picks what an uninterrupted one would."""
         self.best_score, self.best_step = state["best_score"], state["best_step"]
         self.scores = [(int(s), float(v)) for s, v in state["scores"]]
@@ -101,7 +110,7 @@ class KeepBest(TrainerCallback):
         if state["best_is_checkpoint"]:
             self._snapshot_at_begin = True  # the weights are loaded by the time training begins
         else:
-            self.best_state = load_file(folder / BEST_WEIGHTS)
+            self.best_state = load_file(folder / _best_weights(shard))
 
     def on_train_begin(self, args, state, control, **kwargs):
         if self._snapshot_at_begin:
@@ -123,10 +132,11 @@ class KeepBest(TrainerCallback):
     def restore(self) -> None:
         if self.best_state is None:
             return
+        reshard(self.lm)
         params = dict(self.lm.named_parameters())
         with torch.no_grad():
             for name, value in self.best_state.items():
-                params[name].copy_(value)
+                local(params[name]).copy_(value)
 
 
 class PromotTrainer(Trainer):
@@ -151,10 +161,12 @@ class PromotTrainer(Trainer):
             super()._save_checkpoint(model, trial)
         finally:
             self._staging = False
-        self.accelerator.wait_for_everyone()  # every rank's RNG / optimizer shard is on disk
+        staged, final = out / STAGING / name, out / name
+        shard = process_index() if sharding() == "fsdp" else None
+        if shard is not None or self.args.should_save:
+            self.keep.save(staged, self.state.global_step, shard)
+        self.accelerator.wait_for_everyone()  # every process's RNG / optimizer / best-so-far shard is on disk
         if self.args.should_save:
-            staged, final = out / STAGING / name, out / name
-            self.keep.save(staged, self.state.global_step)
             metrics = self.ctx.run_dir / "metrics.jsonl"
             lines = len(metrics.read_text().splitlines()) if metrics.exists() else 0
             (staged / PROMOT_STATE).write_text(json.dumps(
@@ -206,6 +218,8 @@ class PromotTrainer(Trainer):
                             self.ctx.tokenizer, state_dict)
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        if self.is_fsdp_enabled:  # Trainer's own FSDP files (the whole wrapper, prompt included), into the shards
+            return super()._load_from_checkpoint(resume_from_checkpoint, model)
         lm: PromptedLM = self.accelerator.unwrap_model(model or self.model)
         folder = Path(resume_from_checkpoint)
         state = {}
@@ -255,6 +269,9 @@ def read_checkpoint_state(checkpoint: Path) -> dict:
 def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, resume: str | None = None,
               callbacks: tuple = ()) -> KeepBest:
     """Train whatever in `lm` has requires_grad, select the best checkpoint by target score, restore it."""
+    sharded = sharding()
+    if resume is not None and sharded == "deepspeed":
+        raise CheckpointError("--resume under DeepSpeed is not supported yet (single-process, DDP and FSDP2 runs are)")
     cfg = ctx.cfg
     selecting = bool(ctx.validation or ctx.targets)  # no validation set: nothing to select on, the final weights stand
     dropout = _set_dropout(lm.model, st.dropout)  # this stage's only: stage 1's never leaks into stage 2
@@ -289,7 +306,8 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
         lm.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     keep = KeepBest(lm)
     if resume is not None:
-        keep.load(Path(resume), read_checkpoint_state(Path(resume))["keep_best"])
+        keep.load(Path(resume), read_checkpoint_state(Path(resume))["keep_best"],
+                  process_index() if sharded == "fsdp" else None)
     trainer = PromotTrainer(
         model=lm,
         args=args,
@@ -307,6 +325,8 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
     if selecting and (not keep.scores or keep.scores[-1][0] != trainer.state.global_step):
         trainer.evaluate()  # the final weights always compete
     keep.restore()
+    if sharded == "fsdp":  # every process joins the gather; the main one gets the full state (on CPU)
+        ctx.gathered = trainer.accelerator.get_state_dict(trainer.model)
     _restore_dropout(dropout)
     if st.gradient_checkpointing:
         lm.model.gradient_checkpointing_disable()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from promot.distributed import full
 from promot.prompt import PromptedLM
 from promot.training.loop import StageContext, run_stage
 
@@ -13,4 +14,4 @@ def train_prompt(model: torch.nn.Module, prompt: torch.Tensor, ctx: StageContext
     model.requires_grad_(False)
     lm = PromptedLM(model, prompt, train_prompt=True, label_smoothing=ctx.cfg.stage1.label_smoothing)
     run_stage(name, lm, ctx.cfg.stage1, ctx, resume)
-    return lm.prompt.detach().clone()
+    return full(lm.prompt.detach()).clone()  # FSDP2 shards the prompt too (on the root module): gather it

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from promot.distributed import full
 from promot.prompt import PromptedLM
 from promot.training.loop import StageContext, run_stage
 from promot.training.methods import Method
@@ -41,6 +42,6 @@ def train_model(
     lm = PromptedLM(model, prompt, train_prompt=method.prompt == "joint", label_smoothing=st.label_smoothing)
     frozen_prompt = None if lm.prompt is None or lm.prompt.requires_grad else lm.prompt.detach().clone()
     run_stage("stage2", lm, st, ctx, resume, callbacks=ctx.monitors)
-    if frozen_prompt is not None and not torch.equal(frozen_prompt, lm.prompt.detach()):
+    if frozen_prompt is not None and not torch.equal(frozen_prompt, full(lm.prompt.detach())):
         raise RuntimeError("stage 2 changed the frozen prompt")  # an invariant, not a user error
     return lm
