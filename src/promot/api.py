@@ -239,21 +239,26 @@ def _run(p: Prepared, run_dir: Path, resuming: bool, callbacks: list | None) -> 
                        callbacks=list(callbacks or []), monitors=_monitors(p), targets=p.tasks)
     started = time.time()
     model, prompt = p.model, p.prompt
+    fsdp = sharding() == "fsdp"
+
+    def fresh():  # FSDP2 shards a model in place: a later stage wraps a new copy of the (unchanged) frozen one
+        return _load_start_model(p.cfg).model if fsdp else model
+
     if p.method.stage1 and p.tasks:                                                 # ③ one prompt per task
-        prompt = torch.stack([_stage1(model, prompt[i], dataclasses.replace(
+        prompt = torch.stack([_stage1(fresh() if i else model, prompt[i], dataclasses.replace(
             ctx, train_rows=p.task_rows[i], targets=[t]), f"stage1-{t.name}", resuming) for i, t in enumerate(p.tasks)])
     elif p.method.stage1:
         prompt = _stage1(model, prompt, ctx, "stage1", resuming)                    # ③ stage 1: prompt tuning
     if p.method.stage2:                                                             # ④ stage 2: model tuning
-        if p.method.stage1 and sharding():
-            model = _load_start_model(p.cfg).model  # stage 1 sharded the frozen model in place; wrap a fresh one
+        if p.method.stage1:
+            model = fresh()
         lm = train_model(model, prompt, p.method, ctx, resume_point(run_dir, "stage2") if resuming else None)
         prompt = None if lm.prompt is None else full(lm.prompt.detach()).clone()
         if p.method.stage2 == "lora":
             if is_main_process():
                 save_model(run_dir / "lora", lm.model, p.tokenizer)  # the adapter, before merging consumes it
             model = lm.model.merge_and_unload()
-    if sharding() and is_main_process():  # the run directory is written from full weights, as without sharding
+    if fsdp and is_main_process():  # the run directory is written from full weights, as without sharding
         model = _unsharded(p.cfg, ctx.gathered)
     if is_main_process():
         _write_run(run_dir, p, model, prompt, ctx, started)                         # ⑤ run directory

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import socket
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from promot.errors import ConfigError
@@ -71,6 +73,22 @@ def reshard(module) -> None:
     for m in module.modules():
         if isinstance(m, FSDPModule):
             m.reshard()
+
+
+@contextmanager
+def gathered(*modules) -> Iterator[None]:
+    """FSDP2 gathers a unit's parameters in its forward pre-hook. Code that uses them outside forward (generation
+    through PromptedLM.generate embeds the prompt and the input itself) gathers the units it names; collective."""
+    from torch.distributed.fsdp import FSDPModule
+
+    units = [m for m in modules if isinstance(m, FSDPModule)]
+    for unit in units:
+        unit.unshard()
+    try:
+        yield
+    finally:
+        for unit in units:
+            unit.reshard()
 
 
 def local(tensor):

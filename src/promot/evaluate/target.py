@@ -57,8 +57,10 @@ def generate_texts(
     max_new_tokens: int,
     batch_size: int = 16,
     bf16: bool = False,
+    task_id: int | None = None,
 ) -> list[str]:
-    """Greedy continuations, batched (left padding for causal LMs), decoded without special tokens."""
+    """Greedy continuations, batched (left padding for causal LMs), decoded without special tokens. `task_id` picks
+    the prompt from a prompt bank [T, P, H]."""
     tok = tokenizing.tokenizer
     device = next(lm.parameters()).device
     was_training = lm.training
@@ -69,9 +71,10 @@ def generate_texts(
         ids = [tokenizing.prompt_only(ex) for ex in examples[i : i + batch_size]]
         input_ids = pad(ids, tok.pad_token_id, side).to(device)
         mask = pad([[1] * len(s) for s in ids], 0, side).to(device)
+        task_ids = None if task_id is None else torch.full((len(ids),), task_id, device=device)
         with autocast(bf16, device):
             out = lm.generate(
-                input_ids, mask, max_new_tokens=max_new_tokens, do_sample=False,
+                input_ids, mask, task_ids, max_new_tokens=max_new_tokens, do_sample=False,
                 pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
             )
         texts += tok.batch_decode(out, skip_special_tokens=True)
@@ -79,7 +82,8 @@ def generate_texts(
     return texts
 
 
-def target_score(lm, tokenizing, examples, metric, max_new_tokens, batch_size=16, bf16=False) -> float:
-    preds = generate_texts(lm, tokenizing, examples, max_new_tokens, batch_size, bf16)
+def target_score(lm, tokenizing, examples, metric, max_new_tokens, batch_size=16, bf16=False,
+                 task_id: int | None = None) -> float:
+    preds = generate_texts(lm, tokenizing, examples, max_new_tokens, batch_size, bf16, task_id)
     return score(preds, [ex.target for ex in examples], metric)
 

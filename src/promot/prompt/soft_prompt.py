@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from promot.distributed import gathered
+
 
 def _accepts_logits_mask(model: nn.Module) -> bool:
     """Does this causal LM take a boolean [B, T] `logits_to_keep`? transformers' shared `slice_logits_to_keep`
@@ -147,9 +149,10 @@ class PromptedLM(nn.Module):
         """
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        inputs = self._inputs(input_ids, attention_mask, task_ids)
-        inputs.pop("position_ids", None)  # generate derives positions from the mask itself
-        out = self.model.generate(**inputs, **gen_kwargs)
+        with gathered(self, self.model):  # the prompt's unit and the embeddings' (FSDP2)
+            inputs = self._inputs(input_ids, attention_mask, task_ids)
+            inputs.pop("position_ids", None)  # generate derives positions from the mask itself
+            out = self.model.generate(**inputs, **gen_kwargs)
         if self.is_seq2seq:
             return out[:, 1:]  # drop the decoder start token
         return out if "inputs_embeds" in inputs else out[:, input_ids.shape[1] :]

@@ -60,7 +60,7 @@ def mean_target_score(lm: PromptedLM, targets: list[TaskTarget], batch_size: int
     scores = []
     for t in targets:
         bank = lm.prompt is not None and lm.prompt.dim() == 3
-        view = PromptedLM(lm.model, lm.prompt.detach()[t.index]) if bank else lm
         examples = t.validation[:limit] if limit else t.validation
-        scores.append(target_score(view, t.tokenizing, examples, t.metric, t.max_new_tokens, batch_size, bf16))
+        scores.append(target_score(lm, t.tokenizing, examples, t.metric, t.max_new_tokens, batch_size, bf16,
+                                   t.index if bank else None))
     return sum(scores) / len(scores)
