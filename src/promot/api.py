@@ -122,6 +122,9 @@ def _check_sharding(cfg: RunConfig, method: Method) -> None:
     kind = sharding()
     if kind and method.stage2 == "lora":
         raise ConfigError(f"method {cfg.method}: LoRA under {kind} is not supported yet (use ddp: the adapter is small)")
+    if kind == "fsdp" and cfg.monitor.alignment_every:
+        raise ConfigError("monitor.alignment_every: gradient alignment differentiates the sharded parameters "
+                          "themselves, which FSDP2 never puts in the graph; run `promot diagnose` without fsdp2")
     for name, used in (("stage1", method.stage1), ("stage2", method.stage2)):
         if kind == "fsdp" and used and getattr(cfg, name).optimizer == "adafactor":
             raise ConfigError(f"{name}.optimizer: transformers' Adafactor cannot update FSDP2's sharded (DTensor) "

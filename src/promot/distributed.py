@@ -76,19 +76,23 @@ def reshard(module) -> None:
 
 
 @contextmanager
-def gathered(*modules) -> Iterator[None]:
-    """FSDP2 gathers a unit's parameters in its forward pre-hook. Code that uses them outside forward (generation
-    through PromptedLM.generate embeds the prompt and the input itself) gathers the units it names; collective."""
+def gathered(root) -> Iterator[None]:
+    """FSDP2 gathers a unit's parameters in its forward pre-hook. Code that uses the root unit's parameters outside
+    its forward - PromptedLM.generate embeds the prompt and the input itself; probes wrap the same model in a
+    second PromptedLM - gathers them here. Collective: every process must enter."""
     from torch.distributed.fsdp import FSDPModule
 
-    units = [m for m in modules if isinstance(m, FSDPModule)]
-    for unit in units:
-        unit.unshard()
+    if not isinstance(root, FSDPModule):
+        yield
+        return
+    # The root must claim its sub-units before anything runs them, or the first block to run makes itself a root
+    # ("FSDP state has already been lazily initialized"). torch has no public call for this (2.13).
+    root._get_fsdp_state()._lazy_init()
+    root.unshard()
     try:
         yield
     finally:
-        for unit in units:
-            unit.reshard()
+        root.reshard()
 
 
 def local(tensor):

@@ -42,6 +42,7 @@ class SpecializationMonitor(TrainerCallback):
         from lm_eval.evaluator import evaluate
 
         from promot.evaluate.lm_eval_model import PromptedHFLM
+        from promot.distributed import gathered
         from promot.evaluate.runner import EvalSpec, lean_lm_eval, summarize
 
         lean_lm_eval()
@@ -50,8 +51,9 @@ class SpecializationMonitor(TrainerCallback):
         bare = PromptedLM(lm.model, None)  # shares the weights being trained; no prompt
         hflm = PromptedHFLM(bare, tokenizer=self.tokenizer, batch_size=self.batch_size,
                             device=str(next(lm.parameters()).device), bf16=self.trainer.args.bf16)
-        results = evaluate(lm=hflm, task_dict=self._tasks(), limit=self.limit, log_samples=True, bootstrap_iters=0,
-                           verbosity="ERROR")
+        with gathered(lm):  # FSDP2: the bare view runs the root unit's embeddings outside the root's forward
+            results = evaluate(lm=hflm, task_dict=self._tasks(), limit=self.limit, log_samples=True,
+                               bootstrap_iters=0, verbosity="ERROR")
         lm.train(was_training)
         summary = summarize(results, EvalSpec(tasks=self.tasks, shots=[self.shots]), self.fmt)
         metrics = {"icl_score": summary["norm_avg"]}

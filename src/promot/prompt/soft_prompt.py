@@ -149,7 +149,7 @@ class PromptedLM(nn.Module):
         """
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        with gathered(self, self.model):  # the prompt's unit and the embeddings' (FSDP2)
+        with gathered(self):  # FSDP2: the prompt and the embeddings live on the root unit
             inputs = self._inputs(input_ids, attention_mask, task_ids)
             inputs.pop("position_ids", None)  # generate derives positions from the mask itself
             out = self.model.generate(**inputs, **gen_kwargs)
