@@ -7,6 +7,7 @@ import random
 from pathlib import Path
 
 import pytest
+import yaml
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -110,3 +111,34 @@ def run_config(model_dir: Path, files: dict, out: Path, **over) -> dict:
     }
     cfg.update(over)
     return cfg
+
+
+TASK = {
+    "output_type": "generate_until",
+    "dataset_path": "json",
+    "training_split": "train",
+    "test_split": "test",
+    "fewshot_split": "train",
+    "doc_to_text": "{{question}} question :",
+    "doc_to_target": "{{answer}}",
+    "target_delimiter": " ",
+    "fewshot_delimiter": " ",
+    "generation_kwargs": {"until": ["?"], "max_gen_toks": 3, "do_sample": False},
+    "metric_list": [{"metric": "exact_match", "aggregation": "mean", "higher_is_better": True,
+                     "ignore_case": True, "ignore_punctuation": True}],
+    "metadata": {"version": 1.0},
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_task(tmp_path_factory):
+    """`tiny_first`: 'c a f question :' → 'c' (first letter), in the tiny tokenizer's vocabulary."""
+    root = tmp_path_factory.mktemp("tasks")
+    rng = random.Random(0)
+    rows = [{"question": " ".join(q), "answer": q[0]} for q in (rng.sample(LETTERS, 3) for _ in range(40))]
+    write_jsonl(root / "train.jsonl", rows[:16])
+    write_jsonl(root / "test.jsonl", rows[16:])
+    task = {**TASK, "task": "tiny_first",
+            "dataset_kwargs": {"data_files": {"train": str(root / "train.jsonl"), "test": str(root / "test.jsonl")}}}
+    (root / "tiny_first.yaml").write_text(yaml.safe_dump(task))
+    return root

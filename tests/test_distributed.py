@@ -21,11 +21,11 @@ from tests.conftest import run_config
 from tests.fsdp_cpu_driver import StepClock, scripted_score
 
 
-def _config(tiny_dirs, task_files, out: Path, batch_size: int, select: bool = False) -> Path:
+def _config(tiny_dirs, task_files, out: Path, batch_size: int, select: bool = False, **over) -> Path:
     """6 + 6 steps of promot; selection off (the final weights are compared), or every 2 steps."""
     st = {"steps": 6, "batch_size": batch_size, "eval_every": 2 if select else 0, "eval_on_start": select,
           "save_every": 2, "optimizer": "adamw"}  # transformers' Adafactor cannot update FSDP2's DTensors
-    cfg = run_config(tiny_dirs["llama"], task_files, out, stage1={**st, "lr": 0.3}, stage2={**st, "lr": 1e-3})
+    cfg = run_config(tiny_dirs["llama"], task_files, out, stage1={**st, "lr": 0.3}, stage2={**st, "lr": 1e-3}, **over)
     path = out.with_suffix(".yaml")
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -75,13 +75,15 @@ def _fsdp(args: list[str], kill_at: str | None = None) -> subprocess.CompletedPr
 
 
 def test_fsdp2_killed_in_each_stage_and_resumed_selects_and_saves_what_one_process_does(
-        tiny_dirs, task_files, tmp_path, monkeypatch):
+        tiny_dirs, task_files, tiny_task, tmp_path, monkeypatch):
     """FSDP2 on 2 CPU processes: stage 1 with the frozen model sharded, stage 2 on a fresh model, selection of an
-    intermediate step from per-process shards, gathered saving; SIGKILLed in each stage and resumed each time."""
+    intermediate step from per-process shards, the specialization monitor, gathered saving; SIGKILLed in each
+    stage and resumed each time."""
     monkeypatch.setattr(loop, "target_score", scripted_score)
-    single = api.train(_config(tiny_dirs, task_files, tmp_path / "single", 4, select=True), callbacks=[StepClock()])
+    monitor = {"monitor": {"tasks": ["tiny_first"], "every": 2, "limit": 4, "include_path": [str(tiny_task)]}}
+    single = api.train(_config(tiny_dirs, task_files, tmp_path / "single", 4, True, **monitor), callbacks=[StepClock()])
     fsdp = tmp_path / "fsdp"
-    killed = _fsdp(["train", str(_config(tiny_dirs, task_files, fsdp, 2, select=True))], "stage1:5")
+    killed = _fsdp(["train", str(_config(tiny_dirs, task_files, fsdp, 2, True, **monitor))], "stage1:5")
     assert killed.returncode != 0 and (fsdp / "stage1" / "checkpoint-4").is_dir()
     assert not (fsdp / "stage1" / "selected.safetensors").exists()
     killed = _fsdp(["train", "--resume", str(fsdp)], "stage2:5")
@@ -95,6 +97,9 @@ def test_fsdp2_killed_in_each_stage_and_resumed_selects_and_saves_what_one_proce
     info_a, info_b = (json.loads((r / "run.json").read_text()) for r in (single, fsdp))
     assert info_a["stages"] == info_b["stages"]
     assert [info_b["stages"][s]["best_step"] for s in ("stage1", "stage2")] == [2, 2]
+    icl = [[(r["step"], r["icl_score"]) for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+            if "icl_score" in r] for run in (single, fsdp)]
+    assert icl[0] == icl[1] and [s for s, _ in icl[1]] == [0, 2, 4, 6]  # the monitor saw the same model, once a step
     _same_weights(single, fsdp)
     final, selected = (load_file(d / "model/model.safetensors") for d in (fsdp, fsdp / "stage2" / "checkpoint-2"))
     assert all(torch.equal(final[k], selected[k]) for k in final)  # the selected step's weights were restored
