@@ -63,11 +63,15 @@ BAD = {
     "negative monitor.alignment_every": (lambda t: ["monitor.alignment_every=-1"], "monitor.alignment_every"),
     "tasks not a list": (lambda t: ["tasks=3"], "tasks: expected a list of tasks"),
     "packing": (lambda t: ["data.packing=true"], "data.packing is refused"),
+    "bf16 and fp16": (lambda t: ["bf16=true", "fp16=true"], "bf16 and fp16 are alternatives"),
+    "fp16 without a GPU": (lambda t: ["fp16=true"], "needs a CUDA GPU"),
 }
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_bad_inputs_one_line_exit_2_nothing_written(case, tmp_path, tiny_dirs, task_files, capsys):
+    if case == "fp16 without a GPU" and torch.cuda.is_available():
+        pytest.skip("a CUDA machine accepts fp16")
     overrides, expect = BAD[case]
     _fails(["train", _config(tmp_path, tiny_dirs, task_files), *overrides(tmp_path)], capsys, expect)
     assert not (tmp_path / "run").exists()
@@ -111,14 +115,20 @@ def test_real_process_exit_code_and_no_traceback(tmp_path):
     assert proc.stderr.strip() == f"promot: error: {tmp_path / 'missing.yaml'}: config file not found"
 
 
-def test_disk_full_is_reported_as_such(monkeypatch, capsys, tmp_path):
+@pytest.mark.parametrize("code, words", [("ENOSPC", "No space left on device"), ("EACCES", "Permission denied")])
+def test_disk_full_and_permission_errors_are_reported_as_such(code, words, monkeypatch, capsys, tmp_path, tiny_dirs,
+                                                              task_files):
+    """The OS error hits where the run writes its model (after training): one line in the system's own words and
+    the path, exit 2, and no run.json, so the run never looks complete (root ignores chmod, hence the patch)."""
     import errno
 
-    def full(*a, **k):
-        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "run" / "model"))
+    def refuse(directory, *args, **kwargs):
+        raise OSError(getattr(errno, code), words, str(directory))
 
-    monkeypatch.setattr("promot.api.train", full)
-    _fails(["train", "whatever.yaml"], capsys, f"{tmp_path / 'run' / 'model'}: No space left on device")
+    monkeypatch.setattr("promot.api.save_model", refuse)
+    _fails(["train", _config(tmp_path, tiny_dirs, task_files), "method=finetune"], capsys,
+           f"{tmp_path / 'run' / 'model'}: {words}")
+    assert not (tmp_path / "run" / "run.json").exists()
 
 
 OTHER = {

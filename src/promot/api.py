@@ -101,6 +101,8 @@ def prepare(config: RunConfig | str | Path | dict, overrides: list[str] | None =
     if not resuming:
         _check_output_dir(cfg)
     method = METHODS[cfg.method]
+    if cfg.fp16 and not torch.cuda.is_available():
+        raise ConfigError("fp16: mixed precision with loss scaling needs a CUDA GPU (on CPU, bf16: true)")
     _check_sharding(cfg, method)
     set_seed(cfg.seed)
     loaded = _load_start_model(cfg)

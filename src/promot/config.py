@@ -200,6 +200,8 @@ class RunConfig:
     """Seeds data order, prompt init, k-shot sampling and dropout."""
     bf16: bool = False
     """bf16 autocast (CPU with AVX-512 bf16, or GPU)."""
+    fp16: bool = False
+    """fp16 autocast with loss scaling, for CUDA GPUs without bf16 (V100, T4); weights stay float32."""
     report_to: list[str] = field(default_factory=list)
     """Trainer integrations, e.g. [tensorboard]."""
 
@@ -338,6 +340,7 @@ def validate(cfg: RunConfig) -> RunConfig:
     check(isinstance(m.alignment_every, int) and m.alignment_every >= 0, "monitor.alignment_every must be an integer >= 0")
     for key in ("alignment_batches", "alignment_layers"):
         check(isinstance(getattr(m, key), int) and getattr(m, key) > 0, f"monitor.{key} must be a positive integer")
+    check(not (cfg.bf16 and cfg.fp16), "bf16 and fp16 are alternatives: set one")
     if issues:
         raise ConfigError("; ".join(issues))
     return cfg

@@ -294,6 +294,7 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
         save_steps=st.save_every or None,
         save_total_limit=st.save_total_limit,
         bf16=cfg.bf16,
+        fp16=cfg.fp16,
         use_cpu=not torch.cuda.is_available(),
         seed=cfg.seed,
         report_to=cfg.report_to or "none",
