@@ -6,6 +6,8 @@ The same function runs the baselines: no prompt (finetune, lora), a fresh prompt
 a fresh prompt never trained (random-prompt)."""
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from promot.distributed import full
@@ -23,7 +25,9 @@ def add_lora(model: torch.nn.Module, ctx: StageContext) -> torch.nn.Module:
         r=c.r, lora_alpha=c.alpha, lora_dropout=c.dropout, target_modules=c.target_modules,
         task_type="SEQ_2_SEQ_LM" if seq2seq else "CAUSAL_LM",
     )
-    return get_peft_model(model, lora)
+    with warnings.catch_warnings():  # peft 0.21 asks transformers 5 a deprecated question; not the user's concern
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.* is deprecated")
+        return get_peft_model(model, lora)
 
 
 def train_model(
