@@ -41,8 +41,8 @@ class SpecializationMonitor(TrainerCallback):
     def probe(self) -> dict[str, float]:
         from lm_eval.evaluator import evaluate
 
-        from promot.evaluate.lm_eval_model import PromptedHFLM
         from promot.distributed import gathered
+        from promot.evaluate.lm_eval_model import PromptedHFLM
         from promot.evaluate.runner import EvalSpec, lean_lm_eval, summarize
 
         lean_lm_eval()
