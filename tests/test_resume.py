@@ -111,3 +111,20 @@ def test_save_total_limit_keeps_the_newest_checkpoints(tiny_dirs, task_files, tm
     st = {"steps": 4, "batch_size": 4, "eval_every": 0, "eval_on_start": False, "save_every": 1, "save_total_limit": 2}
     run = api.train(run_config(tiny_dirs["llama"], task_files, tmp_path / "run", method="finetune", stage2=st))
     assert sorted(p.name for p in (run / "stage2").iterdir()) == ["checkpoint-3", "checkpoint-4"]
+
+
+def test_resume_refuses_changed_training_data(tiny_dirs, task_files, tmp_path):
+    import shutil
+
+    from promot.errors import ConfigError
+
+    data = {k: Path(shutil.copy(v, tmp_path / Path(v).name)) for k, v in task_files.items()}
+    st = {"steps": 2, "batch_size": 4, "eval_every": 0, "eval_on_start": False}
+    run = api.train(run_config(tiny_dirs["llama"], data, tmp_path / "run", method="finetune", stage2=st))
+    (run / "run.json").unlink()  # as if it had died before the end
+    original = data["train"].read_text()
+    data["train"].write_text(original.replace('"True"', '"False"', 1))  # one label flipped
+    with pytest.raises(ConfigError, match="the training data changed since the run started"):
+        api.resume(run)
+    data["train"].write_text(original)
+    assert api.resume(run) == run and (run / "run.json").exists()

@@ -6,6 +6,7 @@ The CLI is a thin layer over these functions: `train(config)`, `resume(run_dir)`
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import shutil
@@ -208,6 +209,7 @@ def train(config: RunConfig | str | Path | dict, overrides: list[str] | None = N
     if is_main_process():
         _claim_output_dir(p.cfg)
         atomic_write_text(run_dir / "config.yaml", dump_config(p.cfg))
+        atomic_write_text(run_dir / DATA_FINGERPRINT, _data_fingerprint(p) + "\n")
     wait_for_everyone()
     return _run(p, run_dir, False, callbacks)
 
@@ -222,7 +224,23 @@ def resume(run_dir: str | Path, callbacks: list | None = None) -> Path:
     if not (run_dir / "config.yaml").is_file():
         raise ConfigError(f"{run_dir}: not a promot run directory (no config.yaml)")
     cfg = dataclasses.replace(load_config(run_dir / "config.yaml"), output_dir=str(run_dir))
-    return _run(prepare(cfg, resuming=True), run_dir, True, callbacks)
+    p = prepare(cfg, resuming=True)
+    recorded = run_dir / DATA_FINGERPRINT
+    if recorded.exists() and recorded.read_text().strip() != _data_fingerprint(p):
+        raise ConfigError(f"{recorded}: the training data changed since the run started; resuming would not continue "
+                          "the same run (restore the data, or start a new run)")
+    return _run(p, run_dir, True, callbacks)
+
+
+DATA_FINGERPRINT = "data.sha256"
+
+
+def _data_fingerprint(p: Prepared) -> str:
+    """sha256 of every tokenized training row and validation example, so a resume refuses changed data."""
+    h = hashlib.sha256(json.dumps([p.rows, p.task_rows]).encode())
+    for ex in [*p.data.validation, *(ex for t in p.tasks for ex in t.validation)]:
+        h.update(json.dumps([ex.input, ex.target]).encode())
+    return h.hexdigest()
 
 
 def _stage1(model, prompt: torch.Tensor, ctx: StageContext, name: str, resuming: bool) -> torch.Tensor:

@@ -8,6 +8,7 @@
     run/stage{1,2}/          Trainer checkpoints every save_every steps: checkpoint-N/{model,prompt}/ + optimizer,
                              scheduler, RNG and data position + promot_state.json (best-so-far, for --resume)
     run/stage1/selected.safetensors   stage 1's selected prompt + its history: a resumed run skips a finished stage 1
+    run/data.sha256          the tokenized data's fingerprint: --resume refuses to continue on changed data
     run/run.json             method, base model + fingerprints, selection per stage; written last = run complete
 
 Everything is written to a temporary name and renamed, so a crash never leaves a complete-looking half file.
