@@ -120,8 +120,8 @@ def test_presets_are_valid_accelerate_configs_and_the_launch_command_names_them(
     assert cmd[cmd.index("--num_processes") + 1] == "4" and cmd[-3:] == ["promot.cli", "train", "c.yaml"]
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal is for machines without CUDA")
-def test_sharded_presets_are_refused_without_a_gpu_instead_of_silently_running_ddp(tmp_path, capsys):
+def test_sharded_presets_are_refused_without_a_gpu_instead_of_silently_running_ddp(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert main(["train", str(tmp_path / "c.yaml"), "--accelerate-config", "fsdp2"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "shards over CUDA GPUs and none is visible" in err

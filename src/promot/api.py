@@ -25,6 +25,7 @@ from promot.evaluate.target import generate_texts
 from promot.io import atomic_write_json, atomic_write_text
 from promot.models import fingerprint, load_model
 from promot.prompt import PromptedLM, check_compatible, init_prompt, load_prompt, save_prompt
+from promot.prompt.soft_prompt import inner_state
 from promot.runs import carried_prompts, checked_prompt, load_tuned_model, read_info, save_carried
 from promot.training.artifacts import save_model
 from promot.training.loop import StageContext
@@ -149,7 +150,7 @@ def _unsharded(cfg: RunConfig, gathered: dict):
     only stage 1 ran, and the frozen model is the starting one)."""
     model = _load_start_model(cfg).model
     if gathered:
-        model.load_state_dict({k[len("model."):]: v for k, v in gathered.items() if k.startswith("model.")})
+        model.load_state_dict(inner_state(gathered))
     return model
 
 

@@ -16,10 +16,14 @@ PRESETS = ("ddp", "fsdp2", "zero2", "zero3")
 SHARDED = ("fsdp2", "zero2", "zero3")
 
 
+def _multi_process() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
 def _state():
     """accelerate's process state, only when launched with several processes (single-process runs never touch
     torch.distributed)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+    if not _multi_process():
         return None
     import torch
     from accelerate import PartialState
@@ -50,7 +54,7 @@ def wait_for_everyone() -> None:
 
 def sharding() -> str | None:
     """'fsdp' or 'deepspeed' when this process trains under a sharding accelerate config, else None."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+    if not _multi_process():
         return None
     for kind in ("fsdp", "deepspeed"):  # what `accelerate launch` tells Trainer, before any Accelerator exists
         if os.environ.get(f"ACCELERATE_USE_{kind.upper()}", "false").lower() == "true":

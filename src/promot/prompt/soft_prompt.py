@@ -18,10 +18,20 @@ from torch import nn
 from promot.distributed import gathered
 
 
+def plain_model(model: nn.Module) -> nn.Module:
+    """A PEFT-wrapped model's base, else the model itself."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def inner_state(state_dict: dict) -> dict:
+    """The model's part of a PromptedLM state dict ('model.' prefix dropped; the prompt left out)."""
+    return {k[len("model."):]: v for k, v in state_dict.items() if k.startswith("model.")}
+
+
 def _accepts_logits_mask(model: nn.Module) -> bool:
     """Does this causal LM take a boolean [B, T] `logits_to_keep`? transformers' shared `slice_logits_to_keep`
     does (5.x: nearly every model); a model with its own slicing may not, and then gets full logits."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # see through PEFT wrappers
+    base = plain_model(model)  # see through PEFT wrappers
     try:
         return "slice_logits_to_keep" in inspect.getsource(type(base).forward)
     except (OSError, TypeError):
@@ -56,8 +66,7 @@ class PromptedLM(nn.Module):
     @property
     def _no_split_modules(self) -> list[str] | None:
         """The inner model's block classes: what FSDP's transformer auto-wrap shards (the prompt stays on the root)."""
-        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
-        return getattr(base, "_no_split_modules", None)
+        return getattr(plain_model(self.model), "_no_split_modules", None)
 
     @property
     def num_virtual_tokens(self) -> int:

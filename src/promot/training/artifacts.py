@@ -21,11 +21,7 @@ import torch
 
 from promot.io import atomic_dir
 from promot.prompt import PromptedLM, save_prompt
-
-
-def _plain_model(model: torch.nn.Module) -> torch.nn.Module:
-    """A PEFT-wrapped model's base, else the model itself."""
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
+from promot.prompt.soft_prompt import inner_state, plain_model
 
 
 def save_model(directory: Path, model: torch.nn.Module, tokenizer, state_dict: dict | None = None) -> None:
@@ -37,10 +33,8 @@ def save_model(directory: Path, model: torch.nn.Module, tokenizer, state_dict: d
 def save_checkpoint(folder: Path, lm: PromptedLM, tokenizer, state_dict: dict | None = None) -> None:
     """A resumable checkpoint: model weights (or LoRA adapter) and the prompt, together. `state_dict` is the
     wrapper's gathered full state (FSDP/ZeRO-3 keep only shards in the module)."""
-    model_state = None if state_dict is None else {k[len("model."):]: v for k, v in state_dict.items()
-                                                    if k.startswith("model.")}
-    save_model(folder / "model", lm.model, tokenizer, model_state)
+    save_model(folder / "model", lm.model, tokenizer, None if state_dict is None else inner_state(state_dict))
     if lm.prompt is not None:
         prompt = lm.prompt if state_dict is None else state_dict["prompt"]
-        source = getattr(_plain_model(lm.model).config, "_name_or_path", "") or ""
-        save_prompt(folder / "prompt", prompt, _plain_model(lm.model), source, [])
+        source = getattr(plain_model(lm.model).config, "_name_or_path", "") or ""
+        save_prompt(folder / "prompt", prompt, plain_model(lm.model), source, [])

@@ -35,6 +35,7 @@ OPTIMIZERS = {"adafactor": "adafactor", "adamw": "adamw_torch"}
 STAGING = ".staging"
 """Checkpoints are written under <stage>/.staging/checkpoint-N and renamed into place when complete."""
 PROMOT_STATE = "promot_state.json"
+METRICS = "metrics.jsonl"
 
 
 def _best_weights(shard: int | None) -> str:
@@ -167,10 +168,9 @@ class PromotTrainer(Trainer):
             self.keep.save(staged, self.state.global_step, shard)
         self.accelerator.wait_for_everyone()  # every process's RNG / optimizer / best-so-far shard is on disk
         if self.args.should_save:
-            metrics = self.ctx.run_dir / "metrics.jsonl"
-            lines = len(metrics.read_text().splitlines()) if metrics.exists() else 0
-            (staged / PROMOT_STATE).write_text(json.dumps(
-                {"keep_best": self.keep.state(self.state.global_step), "metrics_lines": lines}))
+            metrics = self.ctx.run_dir / METRICS
+            (staged / PROMOT_STATE).write_text(json.dumps({"keep_best": self.keep.state(self.state.global_step),
+                                                           "metrics_bytes": metrics.stat().st_size if metrics.exists() else 0}))
             if final.exists():
                 shutil.rmtree(final)
             os.replace(staged, final)
@@ -315,7 +315,7 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
         train_dataset=ctx.train_rows,
         eval_dataset=ctx.validation,
         data_collator=Collator(ctx.tokenizer.pad_token_id),
-        callbacks=[MetricsLog(ctx.run_dir / "metrics.jsonl", name), keep, *ctx.callbacks, *callbacks],
+        callbacks=[MetricsLog(ctx.run_dir / METRICS, name), keep, *ctx.callbacks, *callbacks],
         ctx=ctx,
         keep=keep,
     )

@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -20,23 +19,16 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from promot.distributed import is_main_process, wait_for_everyone
 from promot.errors import CheckpointError
-from promot.training.loop import STAGING, read_checkpoint_state
+from promot.io import atomic_file, atomic_write_text
+from promot.training.loop import METRICS, STAGING, read_checkpoint_state
 
 SELECTED = "selected.safetensors"
-METRICS = "metrics.jsonl"
 
 
 def save_stage_result(stage_dir: Path, prompt: torch.Tensor, history: dict) -> None:
     """Stage 1's outcome, written atomically: the selected prompt [P, H] (or bank) and its selection record."""
-    stage_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{SELECTED}.tmp-", dir=stage_dir)
-    os.close(fd)
-    try:
+    with atomic_file(stage_dir / SELECTED) as tmp:
         save_file({"prompt": prompt.detach().float().contiguous().cpu()}, tmp, metadata={"history": json.dumps(history)})
-        os.replace(tmp, stage_dir / SELECTED)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_stage_result(stage_dir: Path) -> tuple[torch.Tensor, dict] | None:
@@ -53,16 +45,17 @@ def load_stage_result(stage_dir: Path) -> tuple[torch.Tensor, dict] | None:
         raise CheckpointError(f"{path}: unreadable stage result ({e})") from None
 
 
-def _trim_metrics(path: Path, stage: str, lines: int | None) -> None:
-    """Drop what was logged after the checkpoint we resume from (or, with no checkpoint, all of `stage`)."""
+def _trim_metrics(path: Path, stage: str, size: int | None) -> None:
+    """Drop what was logged after the checkpoint we resume from: the file as it was then (`size` bytes), or, with
+    no checkpoint, everything from the stage's first line on."""
     if not path.exists():
         return
+    if size is not None:
+        os.truncate(path, size)
+        return
     rows = path.read_text().splitlines()
-    if lines is None:
-        lines = next((i for i, r in enumerate(rows) if json.loads(r).get("stage") == stage), len(rows))
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(r + "\n" for r in rows[:lines]))
-    os.replace(tmp, path)
+    keep = next((i for i, r in enumerate(rows) if json.loads(r).get("stage") == stage), len(rows))
+    atomic_write_text(path, "".join(r + "\n" for r in rows[:keep]))
 
 
 def resume_point(run_dir: Path, stage: str) -> str | None:
@@ -72,8 +65,8 @@ def resume_point(run_dir: Path, stage: str) -> str | None:
     last = get_last_checkpoint(str(stage_dir)) if stage_dir.is_dir() else None
     if is_main_process():
         shutil.rmtree(stage_dir / STAGING, ignore_errors=True)  # a save the crash interrupted
-        lines = read_checkpoint_state(Path(last))["metrics_lines"] if last else None
-        _trim_metrics(run_dir / METRICS, stage, lines)
+        size = read_checkpoint_state(Path(last))["metrics_bytes"] if last else None
+        _trim_metrics(run_dir / METRICS, stage, size)
     wait_for_everyone()
     logging.getLogger(__name__).info("%s: %s", stage, f"resuming from {last}" if last else "no checkpoint, starting over")
     return last
