@@ -135,6 +135,13 @@ def build_icl(gdir: Path) -> dict[str, dict[str, list[dict]]]:
     }
 
 
+def qa_form(r: dict) -> str:
+    """has_a asked the way the suite's QA tasks ask ("…? Answer:"): a target whose format every other task shares."""
+    claim = r["hypothesis"].rstrip(".")
+    claim = claim[0].lower() + claim[1:] if claim.startswith("The ") else claim
+    return f"{r['premise']} Is it true that {claim}? Answer:"
+
+
 def build_has_a() -> dict[str, list[dict]]:
     """RTE-style target task, same generator as examples/has_a (imported), own seeds; test excludes train items."""
     spec = importlib.util.spec_from_file_location("has_a_make_data", HAS_A)
@@ -149,7 +156,7 @@ def build_has_a() -> dict[str, list[dict]]:
             if name != "train" and (r["premise"], r["hypothesis"]) in seen:
                 continue
             seen.add((r["premise"], r["hypothesis"]))
-            rows.append({**r, "answer": r["label"]})
+            rows.append({**r, "answer": r["label"], "question": qa_form(r)})
         out[name] = rows
     return out
 

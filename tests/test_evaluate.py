@@ -9,7 +9,8 @@ import pytest
 from conftest import LETTERS, run_config, write_jsonl
 
 import promot
-from promot.evaluate.metrics import AnswerFormat, flips, leakage, norm_avg, primary_metric
+from promot.evaluate.metrics import (AnswerFormat, flips, item_scores, leakage, norm_avg, paired_bootstrap,
+                                     primary_metric, proportion_ci)
 from promot.evaluate.runner import EvalSpec, _deltas, evaluate, summarize, summary_lines
 
 
@@ -41,6 +42,13 @@ def test_leakage_is_high_after_collapse_and_low_for_the_base(always_true_run, ti
     assert "exact_match,none" in raw or any(k.startswith("exact_match") for k in raw)
     assert (always_true_run / "flips.md").is_file() and (always_true_run / "flips.jsonl").is_file()
     assert len(summary_lines(path)) == 3
+    # CIs: the collapse's leakage interval excludes the base's; the delta's interval holds the delta
+    lo, hi = data["variants"]["tuned"]["k=1"]["leakage_ci"]
+    assert lo > data["variants"]["base"]["k=1"]["leakage_ci"][1] and hi <= 1.0
+    d = data["deltas"]["tuned"]["k=1"]
+    assert d["ci"]["norm_avg"][0] <= d["norm_avg"] <= d["ci"]["norm_avg"][1]
+    assert set(d["ci"]) == {"tiny_first", "norm_avg"}
+    assert "[" in summary_lines(path)[2]  # the console table shows the interval
 
 
 def test_promot_run_gets_a_with_prompt_variant(tiny_dirs, task_files, tiny_task, tmp_path):
@@ -130,3 +138,65 @@ def test_target_tasks_are_scored_at_target_shots(always_true_run, tiny_task, tmp
     assert data["lm_eval"]["tuned"]["k=1"]["n-shot"]["tiny_first"] == 0
     tuned = data["variants"]["tuned"]["k=1"]
     assert tuned["target_tasks"] == ["tiny_first"] and tuned["leakage_n"] == 0  # targets are not "other tasks"
+
+
+def test_paired_bootstrap_intervals():
+    same = {"a": [0.0, 100.0] * 20}
+    assert paired_bootstrap(same, same)["norm_avg"] == [0.0, 0.0]  # paired: identical answers, no uncertainty
+    base = {"a": [100.0] * 30 + [0.0] * 30, "b": [100.0] * 60}
+    tuned = {"a": [0.0] * 60, "b": [100.0] * 60}
+    ci = paired_bootstrap(base, tuned, iters=2000)
+    assert ci["a"][1] < 0 and ci["b"] == [0.0, 0.0]
+    # task a: delta −50 ± 1.96·sqrt(.25/60)·100 ≈ ±12.7; Norm. Avg. halves it (b contributes no variance)
+    assert ci["a"][0] == pytest.approx(-62.7, abs=3) and ci["a"][1] == pytest.approx(-37.3, abs=3)
+    assert ci["norm_avg"][0] == pytest.approx(-31.3, abs=2) and ci["norm_avg"][1] == pytest.approx(-18.7, abs=2)
+    lo, hi = proportion_ci([1] * 10 + [0] * 90, iters=2000)
+    assert lo == pytest.approx(0.04, abs=0.02) and hi == pytest.approx(0.16, abs=0.02)
+    assert item_scores([{"doc_id": 1, "exact_match": 1.0}, {"doc_id": 0, "exact_match": 0.0}], "exact_match,none") == [
+        0.0, 100.0]
+    assert item_scores([{"doc_id": 0, "bleu": ("ref", "hyp")}], "bleu,none") is None  # corpus metric: no items
+
+
+def test_contrast_between_methods_and_collapse_extrapolation():
+    from promot.evaluate.metrics import contrast, crossing_step
+
+    def summary(icl_items, hits):
+        return {"norm_avg": sum(icl_items) / len(icl_items), "target_tasks": ["t"], "items": {"a": icl_items, "t": [0.0]},
+                "leakage": sum(hits) / len(hits), "leak_hits": hits}
+
+    keeps = summary([100.0] * 50 + [0.0] * 10, [0] * 60)
+    forgets = summary([0.0] * 60, [1] * 40 + [0] * 20)
+    c = contrast(keeps, forgets)
+    assert c["norm_avg"] == pytest.approx(100 * 50 / 60) and c["norm_avg_ci"][0] > 60  # CI excludes 0
+    assert c["leakage"] == pytest.approx(-40 / 60) and c["leakage_ci"][1] < -0.5
+    # a logistic rise through 0.5 at step 300, seen only up to step 150
+    import math
+    points = [(s, 1 / (1 + math.exp(-(s - 300) / 100))) for s in (0, 50, 100, 150)]
+    assert crossing_step(points) == pytest.approx(300, abs=15)
+    assert crossing_step([(0, 0.3), (50, 0.2)]) is None  # falling: no collapse ahead
+
+
+def test_chat_template_evaluation_puts_each_exemplar_in_its_own_turn(tiny_dirs, tiny_task, tmp_path):
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    model = tmp_path / "chat-model"
+    shutil.copytree(tiny_dirs["llama"], model)
+    tok = AutoTokenizer.from_pretrained(model)
+    tok.chat_template = ("{% for m in messages %}{{ 'has it ' if m['role'] == 'user' else 'is it ' }}"
+                         "{{ m['content'] }} {% endfor %}{% if add_generation_prompt %}is it{% endif %}")
+    tok.save_pretrained(model)
+    spec = EvalSpec(tasks=["tiny_first"], shots=[2], include_path=[str(tiny_task)], limit=3,
+                    apply_chat_template=True, fewshot_as_multiturn=True)
+    (path,) = evaluate([], spec, base=str(model), out=tmp_path / "out")
+    data = json.loads(path.read_text())
+    assert data["apply_chat_template"] and data["variants"]["base"]["k=2"]["tasks"]["tiny_first"]["n"] == 3
+    plain = EvalSpec(tasks=["tiny_first"], shots=[2], include_path=[str(tiny_task)], limit=3)
+    from promot.evaluate.runner import _base, run_all_shots, task_manager
+
+    lm, tokenizer = _base(str(model), "float32")
+    for s, turns in ((spec, 3), (plain, 0)):  # 2 exemplars + the question, each a user turn; none without
+        res = run_all_shots(lm, tokenizer, s, task_manager(s.include_path, s.tasks))
+        context = res["k=2"]["samples"]["tiny_first"][0]["arguments"][0][0]
+        assert context.count("has it ") == turns and context.count("is it ") == (2 if turns else 0)

@@ -190,7 +190,7 @@ def _monitors(p: Prepared) -> tuple:
 
         fmt = AnswerFormat.from_targets(ex.target for ex in p.data.train)
         out.append(SpecializationMonitor(m.tasks, m.every, fmt, p.tokenizer, m.shots, m.limit, m.include_path,
-                                         p.cfg.eval.batch_size))
+                                         p.cfg.eval.batch_size, m.apply_chat_template))
     if m.alignment_every:
         from promot.evaluate.gradient_alignment import GradientAlignmentProbe, probe_batches
 

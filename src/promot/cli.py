@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from promot.distributed import is_main_process
-from promot.errors import PromotError
+from promot.errors import ConfigError, PromotError
 
 EPILOG = "Bad input prints one line naming the file/field and exits 2; add --debug for the traceback."
 
@@ -65,6 +65,12 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--format-regex", help="regex an answer in the fine-tuned format matches (instead of --labels)")
     e.add_argument("--batch-size", type=int, default=16)
     e.add_argument("--bf16", action="store_true", help="bf16 autocast")
+    e.add_argument("--apply-chat-template", action="store_true",
+                   help="each request in the tokenizer's chat template (lm-eval's option; for instruct models)")
+    e.add_argument("--fewshot-as-multiturn", action="store_true",
+                   help="with --apply-chat-template: each exemplar its own user/assistant turn (lm-eval's option)")
+    e.add_argument("--bootstrap", type=int, default=1000,
+                   help="paired-bootstrap resamples for the 95%% CIs of every delta and leakage (0: none)")
     e.add_argument("--out", help="where the base-only result goes when no run is given (default ./eval-base)")
 
     sub.add_parser("lm-eval", help="lm-eval's CLI with `--model promot --model_args run=RUN,prompt=on|off` "
@@ -219,7 +225,11 @@ def main(argv: list[str] | None = None) -> int:
             tasks = [args.suite, f"{args.suite}_target"] if args.suite else _csv(args.tasks)
             spec = EvalSpec(tasks=tasks, shots=[int(k) for k in _csv(args.shots)], limit=args.limit,
                             include_path=args.include_path, batch_size=args.batch_size, bf16=args.bf16,
-                            target_tasks=tuple(_csv(args.target_task)), fmt=fmt, target_shots=args.target_shots)
+                            target_tasks=tuple(_csv(args.target_task)), fmt=fmt, target_shots=args.target_shots,
+                            apply_chat_template=args.apply_chat_template,
+                            fewshot_as_multiturn=args.fewshot_as_multiturn, bootstrap=args.bootstrap)
+            if args.fewshot_as_multiturn and not args.apply_chat_template:
+                raise ConfigError("--fewshot-as-multiturn needs --apply-chat-template (lm-eval's rule)")
             for path in evaluate(args.runs, spec, args.base, args.out):
                 for line in summary_lines(path):
                     print(line)

@@ -87,6 +87,10 @@ class StageConfig:
     """Peak learning rate."""
     optimizer: str = "adafactor"
     """`adafactor` (paper, fixed lr, no relative step) or `adamw`."""
+    scale_parameter: bool = False
+    """Adafactor only: scale each step by the RMS of the weight it updates (T5X's multiply_by_parameter_scale, the
+    paper's stage-2 setting: lr 1e-3 moves each weight by ~0.1% of its size per step). Off, every weight moves by
+    ~lr per step whatever its size."""
     lr_scheduler: str = "constant_with_warmup"
     """Any transformers scheduler name (constant_with_warmup, linear, cosine, ...)."""
     warmup_steps: float = 0
@@ -110,6 +114,9 @@ class StageConfig:
     """Override the model's dropout probabilities for this stage (paper stage 2: 0.1); None keeps the config's."""
     max_grad_norm: float = 1.0
     """Gradient clipping."""
+    freeze_embeddings: bool = False
+    """Stage 2, full fine-tuning: keep the input embeddings (and a head tied to them) frozen. Saves their gradient
+    and optimizer state — most of a small model with a large vocabulary (gemma-3-270m: 168 M of 268 M weights)."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass: less memory, ~30% more compute. Stage 1 benefits most, since
     with the model frozen its memory is almost all activations."""
@@ -154,6 +161,9 @@ class MonitorConfig:
     """How many of the last blocks the alignment covers."""
     include_path: list[str] = field(default_factory=list)
     """Extra folders of lm-eval task YAMLs."""
+    apply_chat_template: bool = False
+    """Probe through the tokenizer's chat template, exemplars as turns (lm-eval's apply_chat_template +
+    fewshot_as_multiturn): how an instruct model's ICL is used and should be watched."""
 
 
 @dataclass
@@ -322,6 +332,8 @@ def validate(cfg: RunConfig) -> RunConfig:
     for name in ("stage1", "stage2"):
         st: StageConfig = getattr(cfg, name)
         check(st.optimizer in OPTIMIZERS, f"{name}.optimizer '{st.optimizer}' is not one of {', '.join(OPTIMIZERS)}")
+        check(not st.scale_parameter or st.optimizer == "adafactor",
+              f"{name}.scale_parameter is an Adafactor option (optimizer is {st.optimizer})")
         for key in ("steps", "batch_size", "grad_accum"):
             v = getattr(st, key)
             check(isinstance(v, int) and v > 0, f"{name}.{key} must be a positive integer, got {v!r}")

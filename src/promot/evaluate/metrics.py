@@ -81,3 +81,81 @@ def flips(base: list[dict], tuned: list[dict], metric: str) -> list[dict]:
             out.append({"doc_id": b["doc_id"], "input": b["arguments"][0][0] if b.get("arguments") else "",
                         "target": b.get("target"), "base": sample_answer(b), "tuned": sample_answer(t)})
     return out
+
+
+def item_scores(samples: list[dict], metric: str) -> list[float] | None:
+    """Per-item scores on the task's 0-100 scale, in doc_id order; None for corpus-level metrics (BLEU's samples
+    hold tuples, not scores), which have no per-item paired bootstrap."""
+    name = metric.split(",")[0]
+    values = [s.get(name) for s in sorted(samples, key=lambda s: s.get("doc_id", 0))]
+    if not values or not all(isinstance(v, (int, float)) for v in values):
+        return None
+    scale = 100.0 if name in _FRACTION_METRICS else 1.0
+    return [float(v) * scale for v in values]
+
+
+def _quantiles(stats, lo: float = 2.5, hi: float = 97.5) -> list[float]:
+    import numpy as np
+
+    return [float(np.percentile(stats, lo)), float(np.percentile(stats, hi))]
+
+
+def paired_bootstrap(base: dict[str, list[float]], tuned: dict[str, list[float]], iters: int = 1000,
+                     seed: int = 0) -> dict[str, list[float]]:
+    """95% CIs of tuned − base per task and of the Norm. Avg. delta, resampling the same items for both (paired)
+    and each task on its own (stratified: Norm. Avg. is a mean of per-task means). Written here because
+    scipy.stats.bootstrap has no stratified multi-task statistic."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    tasks = [t for t in tuned if t in base and len(base[t]) == len(tuned[t]) and tuned[t]]
+    per_task = {}
+    for t in tasks:
+        diff = np.asarray(tuned[t]) - np.asarray(base[t])
+        idx = rng.integers(0, len(diff), size=(iters, len(diff)))
+        per_task[t] = diff[idx].mean(axis=1)
+    out = {t: _quantiles(v) for t, v in per_task.items()}
+    if per_task:
+        out["norm_avg"] = _quantiles(np.mean(list(per_task.values()), axis=0))
+    return out
+
+
+def proportion_ci(hits: list[int], iters: int = 1000, seed: int = 0) -> list[float]:
+    """95% bootstrap CI of a share (leakage): the items resampled, as for the deltas."""
+    import numpy as np
+
+    if not hits:
+        return [0.0, 0.0]
+    x = np.asarray(hits, dtype=float)
+    idx = np.random.default_rng(seed).integers(0, len(x), size=(iters, len(x)))
+    return _quantiles(x[idx].mean(axis=1))
+
+
+def contrast(a: dict, b: dict, iters: int = 1000) -> dict[str, list[float] | float]:
+    """Method A − method B on the same items, from two eval.json summaries of one variant at one shot count
+    (e.g. ProMoT's and plain fine-tuning's `tuned`): Norm. Avg. and leakage differences with paired 95% CIs."""
+    icl = lambda s: {t: v for t, v in s.get("items", {}).items() if t not in s["target_tasks"]}  # noqa: E731
+    out: dict = {"norm_avg": a["norm_avg"] - b["norm_avg"],
+                 "norm_avg_ci": paired_bootstrap(icl(b), icl(a), iters).get("norm_avg")}
+    if a.get("leak_hits") is not None and b.get("leak_hits") is not None:
+        out["leakage"] = a["leakage"] - b["leakage"]
+        ci = paired_bootstrap({"x": [100.0 * h for h in b["leak_hits"]]}, {"x": [100.0 * h for h in a["leak_hits"]]},
+                              iters).get("x")
+        out["leakage_ci"] = None if ci is None else [c / 100 for c in ci]
+    return out
+
+
+def crossing_step(points: list[tuple[int, float]], level: float = 0.5) -> float | None:
+    """Where a share (leakage) measured at training steps would pass `level`, by a least-squares line in logit
+    space (format collapse is S-shaped: slow start, fast middle, saturation). None when it is not rising."""
+    import math
+
+    xs = [s for s, _ in points]
+    ys = [math.log(p / (1 - p)) for p in (min(max(v, 0.01), 0.99) for _, v in points)]
+    if len(points) < 2 or len(set(xs)) < 2:
+        return None
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    if slope <= 0:
+        return None
+    return mx + (math.log(level / (1 - level)) - my) / slope

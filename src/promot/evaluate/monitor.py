@@ -18,9 +18,11 @@ log = logging.getLogger(__name__)
 
 class SpecializationMonitor(TrainerCallback):
     def __init__(self, tasks: list[str], every: int, fmt: AnswerFormat | None, tokenizer, shots: int = 1,
-                 limit: int = 24, include_path: list[str] | None = None, batch_size: int = 16) -> None:
+                 limit: int = 24, include_path: list[str] | None = None, batch_size: int = 16,
+                 apply_chat_template: bool = False) -> None:
         self.tasks, self.every, self.fmt, self.tokenizer = tasks, every, fmt, tokenizer
         self.shots, self.limit, self.include_path, self.batch_size = shots, limit, include_path, batch_size
+        self.chat = apply_chat_template
         self.trainer = None
         self._loaded = None
 
@@ -53,7 +55,8 @@ class SpecializationMonitor(TrainerCallback):
                             device=str(next(lm.parameters()).device), bf16=self.trainer.args.bf16)
         with gathered(lm):  # FSDP2: the bare view runs the root unit's embeddings outside the root's forward
             results = evaluate(lm=hflm, task_dict=self._tasks(), limit=self.limit, log_samples=True,
-                               bootstrap_iters=0, verbosity="ERROR")
+                               bootstrap_iters=0, verbosity="ERROR", apply_chat_template=self.chat,
+                               fewshot_as_multiturn=self.chat)
         lm.train(was_training)
         summary = summarize(results, EvalSpec(tasks=self.tasks, shots=[self.shots]), self.fmt)
         metrics = {"icl_score": summary["norm_avg"]}

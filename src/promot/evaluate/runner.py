@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 
 from promot.errors import CheckpointError, ConfigError, PromotError
-from promot.evaluate.metrics import AnswerFormat, flips, leakage, norm_avg, primary_metric, sample_answer
+from promot.evaluate.metrics import (AnswerFormat, flips, item_scores, leakage, norm_avg, paired_bootstrap,
+                                     primary_metric, proportion_ci, sample_answer)
 from promot.io import atomic_write_json, atomic_write_text
 from promot.evaluate.suites import SUITES_DIR
 from promot.prompt import PromptedLM
@@ -39,6 +40,12 @@ class EvalSpec:
     target_shots: int = 0
     """Shots for the target tasks, whatever `shots` says: a fine-tuned task is scored as it was trained (paper:
     0-shot); k-shot exemplars in front of a soft prompt's input are not what the prompt was tuned for."""
+    apply_chat_template: bool = False
+    """lm-eval's option: each request in the tokenizer's chat template, as an instruct model is used."""
+    fewshot_as_multiturn: bool = False
+    """lm-eval's option (with apply_chat_template): each exemplar as its own user/assistant turn."""
+    bootstrap: int = 1000
+    """Resamples for the paired-bootstrap 95% CIs of every delta and of leakage (0: no CIs)."""
 
 
 def task_manager(include_path: list[str] | None, tasks: list[str] | None = None):
@@ -101,7 +108,9 @@ def run_lm_eval(lm: PromptedLM, tokenizer, spec: EvalSpec, k: int, manager) -> d
     try:
         return simple_evaluate(model=hflm, tasks=list(spec.tasks), num_fewshot=k, limit=spec.limit,
                                task_manager=manager, log_samples=True, bootstrap_iters=0, random_seed=0,
-                               numpy_random_seed=0, torch_random_seed=0, fewshot_random_seed=0)
+                               numpy_random_seed=0, torch_random_seed=0, fewshot_random_seed=0,
+                               apply_chat_template=spec.apply_chat_template,
+                               fewshot_as_multiturn=spec.fewshot_as_multiturn and spec.apply_chat_template)
     except KeyError as e:
         raise ConfigError(f"unknown lm-eval task {e} (built-in, or a YAML under --include-path)") from None
 
@@ -141,17 +150,20 @@ def summarize(results: dict, spec: EvalSpec, fmt: AnswerFormat | None) -> dict:
     """Per-task 0-100 scores, Norm. Avg. over the non-target tasks, leakage of the fine-tuned format."""
     samples = results.get("samples", {})
     targets = target_tasks(results, spec)
-    tasks = {}
+    tasks, items = {}, {}
     for name, block in sorted(results["results"].items()):
         if name not in samples:  # group aggregates carry no samples of their own
             continue
         metric, score = primary_metric(block)
         tasks[name] = {"metric": metric, "score": score, "n": len(samples[name])}
+        items[name] = item_scores(samples[name], metric)
     icl = {t: v["score"] for t, v in tasks.items() if t not in targets}
-    answers = [sample_answer(s) for t in icl for s in samples[t]
+    answers = [sample_answer(s) for t in icl for s in sorted(samples[t], key=lambda s: s.get("doc_id", 0))
                if results.get("configs", {}).get(t, {}).get("output_type") == "generate_until"]
     return {"tasks": tasks, "norm_avg": norm_avg(icl), "target_tasks": sorted(targets & set(tasks)),
-            "leakage": None if fmt is None else leakage(answers, fmt), "leakage_n": len(answers)}
+            "leakage": None if fmt is None else leakage(answers, fmt), "leakage_n": len(answers),
+            "items": {t: v for t, v in items.items() if v is not None},
+            "leak_hits": None if fmt is None else [int(fmt.matches(a)) for a in answers]}
 
 
 def run_format(run_dir: Path) -> AnswerFormat | None:
@@ -227,6 +239,7 @@ def evaluate(runs: list[str | Path], spec: EvalSpec, base: str | None = None, ou
     for run_dir in run_dirs or [Path(out or "eval-base")]:
         fmt = spec.fmt or (run_format(run_dir) if run_dirs else None)
         result = {"base_model": base, "tasks": spec.tasks, "shots": spec.shots, "limit": spec.limit,
+                  "apply_chat_template": spec.apply_chat_template, "fewshot_as_multiturn": spec.fewshot_as_multiturn,
                   "target_tasks": list(spec.target_tasks), "target_shots": spec.target_shots,
                   "format": None if fmt is None else fmt.describe,
                   "variants": {"base": {k: summarize(v, spec, fmt) for k, v in base_res.items()}},
@@ -237,7 +250,7 @@ def evaluate(runs: list[str | Path], spec: EvalSpec, base: str | None = None, ou
             result["lm_eval"][name] = {k: _lm_eval_block(v) for k, v in res.items()}
             if name == "tuned":
                 _flip_report(run_dir, base_res, res, spec)
-        result["deltas"] = _deltas(result["variants"])
+        result["deltas"] = _deltas(result["variants"], spec.bootstrap)
         atomic_write_json(run_dir / "eval.json", result)
         written.append(run_dir / "eval.json")
     return written
@@ -248,16 +261,28 @@ def _lm_eval_block(res: dict) -> dict:
     return {k: res[k] for k in ("results", "versions", "n-shot", "higher_is_better", "n-samples") if k in res}
 
 
-def _deltas(variants: dict) -> dict:
+def _deltas(variants: dict, iters: int = 1000) -> dict:
+    """Every variant minus the base, per task and in Norm. Avg., with paired-bootstrap 95% CIs (`ci`) when
+    `iters` > 0; each variant's leakage gets its own CI (`leakage_ci`, in the variant's summary)."""
     base = variants["base"]
     out = {}
     for name, per_k in variants.items():
+        for k, summary in per_k.items():
+            if iters and summary.get("leak_hits") is not None:
+                summary["leakage_ci"] = proportion_ci(summary["leak_hits"], iters)
         if name == "base":
             continue
         out[name] = {}
         for k, summary in per_k.items():
             d = {t: v["score"] - base[k]["tasks"][t]["score"] for t, v in summary["tasks"].items()}
             d["norm_avg"] = summary["norm_avg"] - base[k]["norm_avg"]
+            if iters:
+                icl = {t: v for t, v in summary.get("items", {}).items() if t not in summary["target_tasks"]}
+                ci = paired_bootstrap(base[k].get("items", {}), icl, iters)
+                targets = {t: v for t, v in summary.get("items", {}).items() if t in summary["target_tasks"]}
+                ci.update({t: v for t, v in paired_bootstrap(base[k].get("items", {}), targets, iters).items()
+                           if t != "norm_avg"})
+                d["ci"] = ci
             out[name][k] = d
     return out
 
@@ -265,13 +290,17 @@ def _deltas(variants: dict) -> dict:
 def summary_lines(eval_json: Path) -> list[str]:
     """A small table: variant × shots → Norm. Avg. (delta vs base), leakage, target-task scores."""
     data = json.loads(Path(eval_json).read_text())
-    lines = [f"{'variant':<14} {'shots':<5}{'Norm.Avg':>9}{'Δ base':>8}{'leakage':>9}  target"]
+    lines = [f"{'variant':<14} {'shots':<5}{'Norm.Avg':>9}{'Δ base [95% CI]':>23}{'leakage [95% CI]':>20}  target"]
     for name, per_k in data["variants"].items():
         for k, s in per_k.items():
-            delta = data.get("deltas", {}).get(name, {}).get(k, {}).get("norm_avg", 0.0)
+            d = data.get("deltas", {}).get(name, {}).get(k, {})
+            ci = d.get("ci", {}).get("norm_avg")
+            delta = f"{d.get('norm_avg', 0.0):+.1f}" + (f" [{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else "")
             leak = "-" if s["leakage"] is None else f"{s['leakage']:.2f}"
+            if s.get("leakage_ci"):
+                leak += f" [{s['leakage_ci'][0]:.2f}, {s['leakage_ci'][1]:.2f}]"
             target = ", ".join(f"{t} {s['tasks'][t]['score']:.1f}" for t in s.get("target_tasks", []))
-            lines.append(f"{name:<14} {k[2:]:<5}{s['norm_avg']:>9.1f}{delta:>+8.1f}{leak:>9}  {target}")
+            lines.append(f"{name:<14} {k[2:]:<5}{s['norm_avg']:>9.1f}{delta:>23}{leak:>20}  {target}")
     if list(data["variants"]) == ["base"]:  # base only: the per-task scores are the point
         for k, s in data["variants"]["base"].items():
             lines += [f"  {k[2:]}-shot {t:<24}{v['score']:>6.1f}  (n={v['n']})" for t, v in s["tasks"].items()]

@@ -26,11 +26,22 @@ from promot.errors import CheckpointError, TrainingError
 from promot.evaluate.target import target_score
 from promot.prompt import PromptedLM, load_prompt
 from promot.training.artifacts import save_checkpoint
+from promot.training.update_size import UpdateSizeProbe
 
 log = logging.getLogger(__name__)
 
 OPTIMIZERS = {"adafactor": "adafactor", "adamw": "adamw_torch"}
-"""Trainer's `adafactor` is T5X-style: fixed lr, no relative step, no parameter scaling."""
+"""Trainer's `adafactor` is T5X-style: fixed lr, no relative step, no parameter scaling (`scale_parameter` adds it)."""
+
+
+def _optimizer(st: StageConfig) -> tuple | None:
+    """(class, kwargs) for Trainer when its named optimizers cannot express the stage: Trainer's `adafactor`
+    hard-codes scale_parameter=False, so the paper's parameter-scaled Adafactor is built here."""
+    if st.optimizer == "adafactor" and st.scale_parameter:
+        from transformers.optimization import Adafactor
+
+        return Adafactor, {"lr": st.lr, "scale_parameter": True, "relative_step": False, "warmup_init": False}
+    return None
 
 STAGING = ".staging"
 """Checkpoints are written under <stage>/.staging/checkpoint-N and renamed into place when complete."""
@@ -306,6 +317,7 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
         # Non-reentrant: works with a frozen model whose only trainable input is the prompt.
         lm.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     keep = KeepBest(lm)
+    update_size = UpdateSizeProbe()
     if resume is not None:
         keep.load(Path(resume), read_checkpoint_state(Path(resume))["keep_best"],
                   process_index() if sharded == "fsdp" else None)
@@ -315,11 +327,12 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
         train_dataset=ctx.train_rows,
         eval_dataset=ctx.validation,
         data_collator=Collator(ctx.tokenizer.pad_token_id),
-        callbacks=[MetricsLog(ctx.run_dir / METRICS, name), keep, *ctx.callbacks, *callbacks],
+        callbacks=[MetricsLog(ctx.run_dir / METRICS, name), keep, update_size, *ctx.callbacks, *callbacks],
+        optimizer_cls_and_kwargs=_optimizer(st),
         ctx=ctx,
         keep=keep,
     )
-    for cb in (*ctx.callbacks, *callbacks):
+    for cb in (update_size, *ctx.callbacks, *callbacks):
         if hasattr(cb, "bind"):
             cb.bind(trainer)  # callbacks that log through the Trainer (the monitor)
     trainer.train(resume_from_checkpoint=resume)

@@ -43,6 +43,8 @@ def train_model(
         model = add_lora(model, ctx)
     else:
         model.requires_grad_(True)
+        if st.freeze_embeddings:
+            model.get_input_embeddings().requires_grad_(False)  # a tied LM head is the same tensor: frozen too
     lm = PromptedLM(model, prompt, train_prompt=method.prompt == "joint", label_smoothing=st.label_smoothing)
     frozen_prompt = None if lm.prompt is None or lm.prompt.requires_grad else lm.prompt.detach().clone()
     run_stage("stage2", lm, st, ctx, resume, callbacks=ctx.monitors)

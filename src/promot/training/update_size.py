@@ -1,0 +1,47 @@
+"""How far one optimizer step moves the weights: ‖ΔW‖ ÷ ‖W‖ over every trainable tensor, logged as `update_ratio`.
+
+Normalised optimizers (Adam, Adafactor without parameter scaling) move every weight by ≈ lr per step whatever the
+loss, so a step's size — not the loss — says how fast a model drifts from its base; the paper's Adafactor
+(parameter-scaled, lr 1e-3) moves ≈ 0.1% per step. Measured on the steps Trainer logs, so the copy it needs (one
+of the trainable weights) is taken once per `logging_steps`, not every step.
+"""
+from __future__ import annotations
+
+import torch
+from transformers import TrainerCallback
+
+from promot.distributed import local
+
+
+class UpdateSizeProbe(TrainerCallback):
+    def __init__(self) -> None:
+        self.trainer = None
+        self._before: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+        self._ratio: float | None = None
+
+    def bind(self, trainer) -> None:
+        self.trainer = trainer
+
+    def _params(self) -> list[torch.Tensor]:
+        model = self.trainer.accelerator.unwrap_model(self.trainer.model)
+        return [local(p) for p in model.parameters() if p.requires_grad]  # FSDP2: this process's shards
+
+    def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        if self.trainer is not None and (state.global_step + 1) % args.logging_steps == 0:
+            self._before = [(p, p.detach().float().clone()) for p in self._params()]
+
+    def on_optimizer_step(self, args, state, control, **kwargs):
+        if self._before is None:
+            return
+        delta = weight = 0.0
+        with torch.no_grad():
+            for p, old in self._before:
+                delta += (p.detach().float() - old).pow(2).sum().item()
+                weight += old.pow(2).sum().item()
+        self._before = None
+        self._ratio = (delta / weight) ** 0.5 if weight > 0 else 0.0
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self._ratio is not None:
+            self.trainer.log_probe({"update_ratio": self._ratio})
+            self._ratio = None
