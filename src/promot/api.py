@@ -106,8 +106,10 @@ def prepare(config: RunConfig | str | Path | dict, overrides: list[str] | None =
     if cfg.fp16 and not torch.cuda.is_available():
         raise ConfigError("fp16: mixed precision with loss scaling needs a CUDA GPU (on CPU, bf16: true)")
     _check_sharding(cfg, method)
+    _check_report_to(cfg)
     set_seed(cfg.seed)
     loaded = _load_start_model(cfg)
+    _check_prompt_fits(cfg, method, loaded.model)
     carried = carried_prompts(cfg.model.init_from, read_info(cfg.model.init_from)) if cfg.model.init_from else {}
     model, tok = loaded.model, loaded.tokenizer
     base_fp = fingerprint(model, tok)
@@ -119,6 +121,37 @@ def prepare(config: RunConfig | str | Path | dict, overrides: list[str] | None =
     tokenizing.encode_all(data.validation)  # a bad validation record fails now, not mid-training
     prompt = _initial_prompt(cfg, model, tok, base_fp) if method.prompt else None
     return Prepared(cfg, method, loaded.source, model, tok, tokenizing, data, rows, base_fp, prompt, carried)
+
+
+def _check_report_to(cfg: RunConfig) -> None:
+    """A `report_to` integration that is not installed fails here, not in Trainer after the run directory exists."""
+    from transformers.integrations.integration_utils import (INTEGRATION_TO_CALLBACK,
+                                                             get_available_reporting_integrations)
+
+    names = [cfg.report_to] if isinstance(cfg.report_to, str) else list(cfg.report_to or [])
+    available = get_available_reporting_integrations()
+    for name in names:
+        if name in ("all", "none"):
+            continue
+        if name not in INTEGRATION_TO_CALLBACK:
+            raise ConfigError(f"report_to: '{name}' is not one of {', '.join(INTEGRATION_TO_CALLBACK)}")
+        if name not in available:
+            raise ConfigError(f"report_to: '{name}' is not installed (pip install {name.replace('_', '-')})")
+
+
+def _check_prompt_fits(cfg: RunConfig, method: Method, model) -> None:
+    """Soft prompt + the longest input must fit the model's positions: a too-long prompt otherwise allocates
+    its attention (40 GB at prompt.length=100000) and fails mid-stage, after the run directory was written."""
+    if not method.prompt:
+        return
+    text_cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    limit = getattr(text_cfg, "max_position_embeddings", None) or getattr(text_cfg, "n_positions", None)
+    if not limit or model.config.is_encoder_decoder:
+        return
+    longest = max([cfg.data.max_length, *(t.data.max_length for t in cfg.tasks)])
+    if cfg.prompt.length + longest > limit:
+        raise ConfigError(f"prompt.length={cfg.prompt.length} + data.max_length={longest} exceeds the model's "
+                          f"{limit} positions")
 
 
 def _check_sharding(cfg: RunConfig, method: Method) -> None:
