@@ -86,8 +86,9 @@ def _parser() -> argparse.ArgumentParser:
                    "the offline suite); `paper` is the paper's eight tasks (needs their datasets)")
     e.add_argument("--suite", help="a shipped suite (mini, world, paper): its ICL tasks and its fine-tuning targets "
                    "(<suite>_target), instead of --tasks")
-    e.add_argument("--target-task", default="", help="comma-separated tasks in the fine-tuned format: scored, "
-                   "kept out of Norm. Avg. and leakage (e.g. mini_has_a)")
+    e.add_argument("--target-task", default="", help="comma-separated tasks in the fine-tuned format: the "
+                   "headline target, kept out of Norm. Avg. and leakage (e.g. mini_has_a; default: the suite's "
+                   "fine-tuning targets whose data the run trained on)")
     e.add_argument("--shots", default="1,4", help="comma-separated shot counts (default 1,4)")
     e.add_argument("--target-shots", type=int, default=0,
                    help="shots for the target tasks, scored as trained (default 0, as in the paper)")
