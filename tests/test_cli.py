@@ -253,3 +253,12 @@ def test_artifacts_respect_the_umask(tmp_path, tiny_dirs, task_files):
     assert any(p.suffix == ".safetensors" and "checkpoint-" in str(p) for p in files)
     assert {oct(stat.S_IMODE(p.stat().st_mode)) for p in files} == {"0o644"}
     assert {oct(stat.S_IMODE(p.stat().st_mode)) for p in run.rglob("*") if p.is_dir()} == {"0o755"}
+
+
+def test_generate_with_prompt_on_a_run_without_one_is_refused(tmp_path, tiny_dirs, task_files, capsys):
+    assert main(["train", _config(tmp_path, tiny_dirs, task_files), "method=finetune"]) == 0
+    run = capsys.readouterr().out.strip().splitlines()[-1]
+    _fails(["generate", run, "a b c", "--prompt"], capsys, "the run has no prompt of its own (method finetune)")
+    for flags in ([], ["--no-prompt"]):  # the default (attach it when there is one) and bare still answer
+        assert main(["generate", run, "a b c", "--max-new-tokens", "1", *flags]) == 0
+        assert len(capsys.readouterr().out.strip().splitlines()) == 1

@@ -401,12 +401,21 @@ def load_run(run_dir: str | Path, with_prompt: bool = True, prompt_name: str | N
                      _tokenizing(cfg, loaded.tokenizer, seq2seq))
 
 
-def generate(run_dir: str | Path, texts: list[str] | str, with_prompt: bool = True, max_new_tokens: int = 32,
+def generate(run_dir: str | Path, texts: list[str] | str, with_prompt: bool | None = None, max_new_tokens: int = 32,
              prompt_name: str | None = None) -> list[str]:
-    """Continue each text with the tuned model, with or without the run's prompt (or a carried one), greedy."""
+    """Continue each text with the tuned model, with or without the run's prompt (or a carried one), greedy.
+    `with_prompt`: None attaches the run's prompt when it has one; True requires it (a run without one is refused,
+    not silently run bare); False never attaches it."""
     from promot.data import Example, with_chat_template
+    from promot.errors import CheckpointError
+    from promot.runs import prompt_names
 
-    run = load_run(run_dir, with_prompt, prompt_name)
+    if with_prompt and not prompt_name and not read_info(run_dir).get("prompt"):
+        names = prompt_names(run_dir)
+        pick = f"; pick one of its prompts with --prompt-name ({', '.join(names)})" if names else ""
+        raise CheckpointError(f"{run_dir}: the run has no prompt of its own (method "
+                              f"{read_info(run_dir).get('method')}){pick}, or use --no-prompt")
+    run = load_run(run_dir, with_prompt is not False, prompt_name)
     texts = [texts] if isinstance(texts, str) else texts
     examples = [Example(t, "", "<cli>") for t in texts]
     if run.config.data.chat_template:

@@ -137,8 +137,9 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("run", help="run directory written by `promot train`")
     g.add_argument("text", nargs="+", help="input text(s); each is continued separately")
     on = g.add_mutually_exclusive_group()
-    on.add_argument("--prompt", dest="with_prompt", action="store_true", default=True,
-                    help="attach the run's soft prompt (the fine-tuned task's format; default)")
+    on.add_argument("--prompt", dest="with_prompt", action="store_const", const=True, default=None,
+                    help="attach the run's soft prompt (the fine-tuned task's format; default when the run has one; "
+                    "a run without one is refused)")
     on.add_argument("--no-prompt", dest="with_prompt", action="store_false",
                     help="bare tuned model (the ProMoT way for every other task)")
     g.add_argument("--max-new-tokens", type=int, default=32, help="tokens to generate (default 32)")
