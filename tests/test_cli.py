@@ -69,7 +69,7 @@ BAD = {
                                                           "field 'question' is missing"),
     "absurd prompt length": (lambda t: ["prompt.length=100000"], "prompt.length must be at most 4096"),
     "prompt longer than the model's positions": (lambda t: ["prompt.length=250"],
-                                                 "prompt.length=250 + data.max_length=64 exceeds the model's 256"),
+                                                 "exceeds the model's 256 positions"),
     "report_to not installed": (lambda t: ["report_to=[wandb]"], "report_to: 'wandb' is not installed"),
     "report_to unknown": (lambda t: ["report_to=[wandbx]"], "report_to: 'wandbx' is not one of"),
     "model directory missing": (lambda t: ["model.name=./no/such/dir"], "./no/such/dir: cannot load model "

@@ -132,6 +132,8 @@ def test_target_tasks_are_scored_at_target_shots(always_true_run, tiny_task, tmp
     assert data["lm_eval"]["tuned"]["k=1"]["n-shot"]["tiny_first"] == 0
     tuned = data["variants"]["tuned"]["k=1"]
     assert tuned["target_tasks"] == ["tiny_first"] and tuned["leakage_n"] == 0  # targets are not "other tasks"
+    card = (always_true_run / "model" / "README.md").read_text()  # the model card gains the eval table
+    assert "## Evaluation" in card and "| tuned | 1 |" in card and "tiny_first" in card
 
 
 def _world_like(tf: float, brackets: float) -> dict:

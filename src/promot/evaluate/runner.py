@@ -277,6 +277,10 @@ def evaluate(runs: list[str | Path], spec: EvalSpec, base: str | None = None, ou
                 _flip_report(run_dir, base_res, res, spec)
         result["deltas"] = _deltas(result["variants"])
         atomic_write_json(run_dir / "eval.json", result)
+        if run_dirs:
+            from promot.training.artifacts import write_model_card
+
+            write_model_card(run_dir)  # the card gains the eval table
         written.append(run_dir / "eval.json")
     return written
 

@@ -49,6 +49,8 @@ def _world_tiny() -> Path:
 
 
 ALIASES = {"smollm2-135m-instruct": _smollm2, "gemma-3-270m": _gemma3}
+HUB_IDS = {"smollm2-135m-instruct": "HuggingFaceTB/SmolLM2-135M-Instruct", "gemma-3-270m": "google/gemma-3-270m"}
+"""The Hub models the packaged GGUF aliases are quantised from (a model card's `base_model`)."""
 LOCAL_ALIASES = {"world-tiny": _world_tiny}
 
 
@@ -162,6 +164,15 @@ def _locate(name: str, path: str) -> bool:
         raise ModelError(f"{name}: cannot load model (not a local directory nor in the Hugging Face cache, and "
                          f"{state})")
     return state != "found"
+
+
+def hub_id(source: str) -> str | None:
+    """The Hub id a model source stands for (an alias's original, or the id itself); None for local models."""
+    if source in HUB_IDS:
+        return HUB_IDS[source]
+    if source in LOCAL_ALIASES or source.endswith(".gguf") or _looks_like_path(source) or Path(source).exists():
+        return None
+    return source
 
 
 def load_model(name: str, dtype: str = "float32", trust_remote_code: bool = False) -> LoadedModel:
