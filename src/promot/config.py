@@ -73,7 +73,8 @@ class PromptConfig:
     length: int = 20
     """Number of virtual tokens P (paper: 100 for T5, 50 for PaLM)."""
     init: str = "vocab"
-    """`vocab` (embeddings of sampled vocabulary tokens), `uniform` (paper's code base: U[0, 0.5)), `text`, `normal`."""
+    """`vocab` (embeddings of ordinary tokens sampled from the first 5000 ids: no special, added, `<...>`-shaped or
+    byte tokens), `uniform` (paper's code base: U[0, 0.5)), `text`, `normal`."""
     init_text: str | None = None
     """The text whose embeddings initialise the prompt when `init: text`."""
     from_adapter: str | None = None
