@@ -65,12 +65,28 @@ BAD = {
     "packing": (lambda t: ["data.packing=true"], "data.packing is refused"),
     "bf16 and fp16": (lambda t: ["bf16=true", "fp16=true"], "bf16 and fp16 are alternatives"),
     "fp16 without a GPU": (lambda t: ["fp16=true"], "needs a CUDA GPU"),
+    "template in braces (a literal, not a YAML mapping)": (lambda t: ["data.template={question}"],
+                                                          "field 'question' is missing"),
+    "absurd prompt length": (lambda t: ["prompt.length=100000"], "prompt.length must be at most 4096"),
+    "prompt longer than the model's positions": (lambda t: ["prompt.length=250"],
+                                                 "exceeds the model's 256 positions"),
+    "report_to not installed": (lambda t: ["report_to=[wandb]"], "report_to: 'wandb' is not installed"),
+    "report_to unknown": (lambda t: ["report_to=[wandbx]"], "report_to: 'wandbx' is not one of"),
+    "model directory missing": (lambda t: ["model.name=./no/such/dir"], "./no/such/dir: cannot load model "
+                                "(directory does not exist)"),
+    "model is a file": (lambda t: [_bad_data(t, "m.bin", "x").replace("data.train", "model.name")],
+                        "a file, not a model directory"),
+    "hub id not cached, offline": (lambda t: ["model.name=nobody/no-such-model"], "HF_HUB_OFFLINE is set"),
+    "data path is a directory": (lambda t: [f"data.train={t}"], "is a directory, not a data file"),
 }
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_bad_inputs_one_line_exit_2_nothing_written(case, tmp_path, tiny_dirs, task_files, capsys, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the cases hold on any machine (fp16 one needs it)
+    monkeypatch.setattr("transformers.integrations.integration_utils.get_available_reporting_integrations",
+                        lambda: ["tensorboard"])  # wandb counts as not installed wherever the test runs
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
     overrides, expect = BAD[case]
     _fails(["train", _config(tmp_path, tiny_dirs, task_files), *overrides(tmp_path)], capsys, expect)
     assert not (tmp_path / "run").exists()
@@ -157,3 +173,92 @@ def test_other_commands_bad_input_one_line_exit_2(case, tmp_path, capsys):
     (tmp_path / "f.txt").write_text("a file, not a folder")
     argv, expect = OTHER[case]
     _fails(argv(tmp_path), capsys, expect)
+
+
+@pytest.mark.parametrize("answer, expect", [
+    (ConnectionError("Name or service not known"), "the Hub is unreachable: ConnectionError"),
+    (None, "no such local directory nor Hugging Face Hub model"),
+])
+def test_hub_id_fails_fast_without_network(answer, expect, tmp_path, tiny_dirs, task_files, capsys, monkeypatch):
+    """Without HF_HUB_OFFLINE, one Hub request answers (no transformers retry loop) and nothing is written."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    def model_info(self, repo_id, **kwargs):
+        if answer is None:  # what the Hub answers for a repo that does not exist (built without an HTTP response)
+            missing = RepositoryNotFoundError.__new__(RepositoryNotFoundError)
+            Exception.__init__(missing, "404")
+            raise missing
+        raise answer
+
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(HfApi, "model_info", model_info)
+    monkeypatch.setattr("transformers.AutoConfig.from_pretrained", lambda *a, **k: pytest.fail("not reached"))
+    _fails(["train", _config(tmp_path, tiny_dirs, task_files), "model.name=nobody/no-such-model"], capsys, expect)
+    assert not (tmp_path / "run").exists()
+
+
+def test_template_mapping_in_yaml_is_one_clear_line(tmp_path, tiny_dirs, task_files, capsys):
+    cfg = yaml.safe_load(open(_config(tmp_path, tiny_dirs, task_files)))
+    cfg["data"]["template"] = "TEMPLATE"
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg).replace("TEMPLATE", "{question}"))  # unquoted
+    _fails(["train", str(tmp_path / "config.yaml")], capsys, "data.template: expected a string, got a mapping")
+    assert not (tmp_path / "run").exists()
+
+
+def test_debug_and_overrides_after_options(tmp_path, tiny_dirs, task_files, capsys):
+    """`--debug` after the subcommand and key=value overrides after an option both parse (the error is the
+    override's own, raised as an exception under --debug)."""
+    from promot.errors import ConfigError, PromotError
+
+    cfg = _config(tmp_path, tiny_dirs, task_files)
+    with pytest.raises(ConfigError, match="stage2.lr must be a positive number"):
+        main(["train", cfg, "--debug", "stage2.lr=fast"])
+    _fails(["diagnose", "gradient-alignment", cfg, "--every", "5", "stage2.lr=fast"], capsys,
+           "stage2.lr must be a positive number")
+    with pytest.raises(PromotError, match="not a finished promot run"):
+        main(["generate", str(tmp_path), "x", "--debug"])
+    with pytest.raises(SystemExit):  # anything else left over is still argparse's error
+        main(["train", cfg, "--debug", "--nope"])
+
+
+def test_lm_eval_command_finds_the_shipped_suites_and_user_paths(tiny_task):
+    """`promot lm-eval --tasks world_true_false` (the README's form) needs no --include_path; a user's one is kept."""
+    import lm_eval.tasks
+
+    from promot.cli import _with_shipped_suites
+
+    original = lm_eval.tasks.TaskManager
+    try:
+        _with_shipped_suites()
+        manager = lm_eval.tasks.TaskManager(include_path=str(tiny_task), include_defaults=False)
+        assert {"world_true_false", "mini_has_a", "tiny_first"} <= set(manager.all_tasks)
+        assert "world_true_false" in lm_eval.tasks.TaskManager(include_defaults=False).all_tasks
+    finally:
+        lm_eval.tasks.TaskManager = original
+
+
+def test_artifacts_respect_the_umask(tmp_path, tiny_dirs, task_files):
+    """Weights (safetensors writes 0600 whatever the umask), checkpoints and every other file: 0644 under 022."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        assert main(["train", _config(tmp_path, tiny_dirs, task_files), "stage2.save_every=2"]) == 0
+    finally:
+        os.umask(old)
+    run = tmp_path / "run"
+    files = [p for p in run.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".safetensors" and "checkpoint-" in str(p) for p in files)
+    assert {oct(stat.S_IMODE(p.stat().st_mode)) for p in files} == {"0o644"}
+    assert {oct(stat.S_IMODE(p.stat().st_mode)) for p in run.rglob("*") if p.is_dir()} == {"0o755"}
+
+
+def test_generate_with_prompt_on_a_run_without_one_is_refused(tmp_path, tiny_dirs, task_files, capsys):
+    assert main(["train", _config(tmp_path, tiny_dirs, task_files), "method=finetune"]) == 0
+    run = capsys.readouterr().out.strip().splitlines()[-1]
+    _fails(["generate", run, "a b c", "--prompt"], capsys, "the run has no prompt of its own (method finetune)")
+    for flags in ([], ["--no-prompt"]):  # the default (attach it when there is one) and bare still answer
+        assert main(["generate", run, "a b c", "--max-new-tokens", "1", *flags]) == 0
+        assert len(capsys.readouterr().out.strip().splitlines()) == 1

@@ -70,7 +70,8 @@ def _fsdp(args: list[str], kill_at: str | None = None) -> subprocess.CompletedPr
     driver = Path(__file__).with_name("fsdp_cpu_driver.py")
     cmd = launch_command("ddp", 2, [])[:-2]  # accelerate launch …, minus `-m promot.cli`
     cmd[cmd.index("--config_file") + 1] = str(PRESETS_DIR / "fsdp2.yaml")
-    env = {**os.environ, "PROMOT_KILL_AT": kill_at or "", "PYTHONPATH": str(driver.parent.parent)}
+    root = driver.parent.parent  # this checkout's promot (src/), not whichever one is installed
+    env = {**os.environ, "PROMOT_KILL_AT": kill_at or "", "PYTHONPATH": os.pathsep.join([str(root / "src"), str(root)])}
     return subprocess.run([*cmd, str(driver), *args], capture_output=True, text=True, env=env)
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 
 import pytest
+import yaml
 from conftest import LETTERS, run_config, write_jsonl
 
 import promot
@@ -138,6 +140,39 @@ def test_target_tasks_are_scored_at_target_shots(always_true_run, tiny_task, tmp
     assert data["lm_eval"]["tuned"]["k=1"]["n-shot"]["tiny_first"] == 0
     tuned = data["variants"]["tuned"]["k=1"]
     assert tuned["target_tasks"] == ["tiny_first"] and tuned["leakage_n"] == 0  # targets are not "other tasks"
+    card = (always_true_run / "model" / "README.md").read_text()  # the model card gains the eval table
+    assert "## Evaluation" in card and "| tuned | 1 |" in card and "tiny_first" in card
+
+
+def _world_like(tf: float, brackets: float) -> dict:
+    """Two fine-tuning formats marked in their YAML (as the world suite's true_false and brackets) + one ICL task."""
+    target = {"output_type": "generate_until", "metadata": {"fine_tuning_target": True}}
+    return {"results": {"world_true_false": {"exact_match,none": tf}, "world_brackets": {"exact_match,none": brackets},
+                        "world_copy": {"exact_match,none": 0.5}},
+            "samples": {t: [{"resps": [["x"]]}] for t in ("world_true_false", "world_brackets", "world_copy")},
+            "configs": {"world_true_false": {**target, "dataset_kwargs": {"name": "true_false"}},
+                        "world_brackets": {**target, "dataset_kwargs": {"name": "brackets"}},
+                        "world_copy": {"output_type": "generate_until", "dataset_kwargs": {"name": "copy"}}}}
+
+
+def test_headline_target_is_the_task_the_run_trained(tmp_path):
+    """`--suite world` marks true_false and brackets; a run trained on true_false is headlined by it alone (69.0,
+    not the 34.5 mean with the never-trained brackets); --target-task, when given, wins."""
+    from promot.report.tables import _target
+    from promot.evaluate.runner import trained_data
+
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({
+        "model": {"name": "world-tiny"}, "data": {"train": "suites/world/data/true_false.train.jsonl"}}))
+    trained = trained_data(tmp_path)
+    assert trained == {"true_false"}
+    spec = EvalSpec(tasks=["world", "world_target"], shots=[1])
+    s = summarize(_world_like(0.69, 0.0), spec, None, trained)
+    assert s["target_tasks"] == ["world_true_false"] and s["other_format_tasks"] == ["world_brackets"]
+    assert _target(s) == "69.0" and s["norm_avg"] == pytest.approx(50.0)  # brackets stays out of Norm. Avg.
+    explicit = summarize(_world_like(0.69, 0.0), replace(spec, target_tasks=("world_brackets",)), None, trained)
+    assert explicit["target_tasks"] == ["world_brackets"] and explicit["other_format_tasks"] == ["world_true_false"]
+    unknown = summarize(_world_like(0.69, 0.0), spec, None, {"train"})  # e.g. examples/has_a/train.jsonl
+    assert unknown["target_tasks"] == ["world_brackets", "world_true_false"]
 
 
 def test_paired_bootstrap_intervals():

@@ -66,3 +66,33 @@ def test_not_a_prompt_adapter(tmp_path):
     (tmp_path / "adapter_model.safetensors").write_bytes(b"")
     with pytest.raises(CheckpointError, match="not a prompt-tuning adapter"):
         load_prompt(tmp_path)
+
+
+def test_a_runs_prompt_loads_with_auto_peft_model_from_anywhere(tmp_path, tiny_dirs, task_files, monkeypatch):
+    """base_model_name_or_path is the run's own model/ (absolute), so AutoPeftModelForCausalLM loads RUN/prompt
+    from any working directory and gives PromptedLM's logits; the run's model card names base, method and data."""
+    import yaml
+    from conftest import run_config
+    from peft import AutoPeftModelForCausalLM
+
+    import promot
+
+    run = promot.train(run_config(tiny_dirs["llama"], task_files, tmp_path / "run"))
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    peft_model = AutoPeftModelForCausalLM.from_pretrained(run / "prompt").eval()
+    loaded = promot.load_run(run)
+    ids = torch.tensor([[1, 4, 5, 6, 15, 14]])
+    with torch.no_grad():
+        torch.testing.assert_close(peft_model(input_ids=ids).logits[:, -ids.shape[1]:], loaded.lm(ids).logits)
+    card = (run / "model" / "README.md").read_text()
+    front = yaml.safe_load(card.split("---")[1])
+    assert front["library_name"] == "transformers" and "promot" in front["tags"] and "base_model" not in front
+    assert "method `promot`" in card and str(task_files["train"]) in card and "stage2: selected step" in card
+
+
+def test_model_card_base_model_is_a_hub_id_or_absent(tmp_path):
+    from promot.models.loading import hub_id
+
+    assert hub_id("gemma-3-270m") == "google/gemma-3-270m" and hub_id("Qwen/Qwen2.5-0.5B") == "Qwen/Qwen2.5-0.5B"
+    assert hub_id("world-tiny") is None and hub_id(str(tmp_path)) is None and hub_id("./m") is None

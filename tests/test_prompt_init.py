@@ -35,3 +35,25 @@ def test_normal_matches_embedding_scale():
     model = make_model("llama")
     p = init_prompt("normal", 200, model, make_tokenizer())
     assert abs(p.std().item() - model.get_input_embeddings().weight.std().item()) < 0.01
+
+
+def test_vocab_init_draws_ordinary_tokens_only():
+    """Not gemma's `<unusedN>`, byte tokens `<0x..>`, `[unused]`/`[PAD]`-style markup or added tokens: only words."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    from promot.prompt.init import ordinary_ids
+
+    words = ["<pad>", "<eos>", "<unk>", "<unused0>", "<unused1>", "<0x0A>", "<0xFF>", "[unused3]", "<start_of_image>",
+             "the", "cat", "sat", "<", "[", "a<b"]
+    tk = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>")
+    tok.add_tokens(["<added>", "added_word"])
+    assert tok.convert_ids_to_tokens(ordinary_ids(tok)) == ["the", "cat", "sat", "<", "[", "a<b"]
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32,
+                                         num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2))
+    p = init_prompt("vocab", 200, model, tok, seed=0)
+    table = model.get_input_embeddings().weight.detach()
+    used = {(table == row).all(-1).nonzero().flatten().item() for row in p}
+    assert used == set(ordinary_ids(tok))

@@ -170,3 +170,31 @@ def test_collator_passes_task_ids():
                          {"input_ids": [1], "labels": [1], "task_id": 0}])
     assert batch["task_ids"].tolist() == [1, 0]
     assert "task_ids" not in Collator(0)([{"input_ids": [1], "labels": [1]}])
+
+
+def _sliding_window_model():
+    from transformers import MistralConfig, MistralForCausalLM
+
+    torch.manual_seed(0)
+    return MistralForCausalLM(MistralConfig(vocab_size=24, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                            num_attention_heads=4, num_key_value_heads=2, sliding_window=4,
+                                            max_position_embeddings=64, pad_token_id=0)).eval()
+
+
+def test_batched_generation_with_padding_equals_unbatched_with_a_sliding_window():
+    """Rows are pad | prompt | text: padding between prompt and text would take sliding-window slots from the
+    prompt, so a padded row would not continue as it does alone."""
+    lm = PromptedLM(_sliding_window_model(), torch.randn(5, 32) * 3).eval()
+    a = torch.randint(4, 20, (1, 8), generator=torch.Generator().manual_seed(1))
+    b = torch.randint(4, 20, (1, 3), generator=torch.Generator().manual_seed(2))
+    kw = {"max_new_tokens": 4, "do_sample": False, "eos_token_id": None, "pad_token_id": 0, "output_scores": True,
+          "return_dict_in_generate": True}
+    alone = [lm.generate(x, torch.ones_like(x), **kw) for x in (a, b)]
+    ids, mask = torch.zeros(2, 8, dtype=torch.long), torch.zeros(2, 8, dtype=torch.long)
+    ids[0], mask[0] = a[0], 1
+    ids[1, 5:], mask[1, 5:] = b[0], 1
+    batched = lm.generate(ids, mask, **kw)
+    for row, single in enumerate(alone):
+        assert torch.equal(batched.sequences[row], single.sequences[0])
+        for step, scores in enumerate(single.scores):
+            torch.testing.assert_close(batched.scores[step][row], scores[0], atol=1e-4, rtol=1e-4)

@@ -91,7 +91,8 @@ def test_every_method_runs_end_to_end(method, tiny_dirs, task_files, tmp_path):
     tuned = AutoModelForCausalLM.from_pretrained(run / "model")
     changed = any(not torch.equal(a, b) for a, b in zip(base.state_dict().values(), tuned.state_dict().values()))
     assert changed == (m.stage2 is not None)
-    out = promot.generate(run, ["a b c question : it has a ? answer :"], with_prompt=True, max_new_tokens=2)
+    out = promot.generate(run, ["a b c question : it has a ? answer :"], with_prompt=True if m.prompt else None,
+                          max_new_tokens=2)
     assert len(out) == 1 and isinstance(out[0], str)
     if m.stage2 == "lora":  # the saved adapter on the base model reproduces the merged model
         from peft import PeftModel

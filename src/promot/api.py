@@ -27,7 +27,7 @@ from promot.models import fingerprint, load_model
 from promot.prompt import PromptedLM, check_compatible, init_prompt, load_prompt, save_prompt
 from promot.prompt.soft_prompt import inner_state
 from promot.runs import carried_prompts, checked_prompt, load_tuned_model, read_info, save_carried
-from promot.training.artifacts import save_model
+from promot.training.artifacts import model_dir_for_peft, save_model, write_model_card
 from promot.training.loop import StageContext
 from promot.training.methods import METHODS, Method
 from promot.training.resume import load_stage_result, resume_point, save_stage_result
@@ -106,6 +106,7 @@ def prepare(config: RunConfig | str | Path | dict, overrides: list[str] | None =
     if cfg.fp16 and not torch.cuda.is_available():
         raise ConfigError("fp16: mixed precision with loss scaling needs a CUDA GPU (on CPU, bf16: true)")
     _check_sharding(cfg, method)
+    _check_report_to(cfg)
     set_seed(cfg.seed)
     loaded = _load_start_model(cfg)
     carried = carried_prompts(cfg.model.init_from, read_info(cfg.model.init_from)) if cfg.model.init_from else {}
@@ -116,9 +117,39 @@ def prepare(config: RunConfig | str | Path | dict, overrides: list[str] | None =
     data = load_task_data(cfg.data, tok, cfg.seed)
     tokenizing = _tokenizing(cfg, tok, bool(model.config.is_encoder_decoder))
     rows = tokenizing.encode_all(data.train)
-    tokenizing.encode_all(data.validation)  # a bad validation record fails now, not mid-training
+    held_out = tokenizing.encode_all(data.validation)  # a bad validation record fails now, not mid-training
+    _check_prompt_fits(cfg, method, model, [*rows, *held_out])
     prompt = _initial_prompt(cfg, model, tok, base_fp) if method.prompt else None
     return Prepared(cfg, method, loaded.source, model, tok, tokenizing, data, rows, base_fp, prompt, carried)
+
+
+def _check_report_to(cfg: RunConfig) -> None:
+    """A `report_to` integration that is not installed fails here, not in Trainer after the run directory exists."""
+    from transformers.integrations.integration_utils import (INTEGRATION_TO_CALLBACK,
+                                                             get_available_reporting_integrations)
+
+    names = [cfg.report_to] if isinstance(cfg.report_to, str) else list(cfg.report_to or [])
+    available = get_available_reporting_integrations()
+    for name in names:
+        if name in ("all", "none"):
+            continue
+        if name not in INTEGRATION_TO_CALLBACK:
+            raise ConfigError(f"report_to: '{name}' is not one of {', '.join(INTEGRATION_TO_CALLBACK)}")
+        if name not in available:
+            raise ConfigError(f"report_to: '{name}' is not installed (pip install {name.replace('_', '-')})")
+
+
+def _check_prompt_fits(cfg: RunConfig, method: Method, model, rows: list[dict]) -> None:
+    """Soft prompt + the longest tokenized example must fit the model's positions: a too-long prompt otherwise
+    allocates its attention (40 GB at prompt.length=100000) and fails mid-stage, after the run directory exists."""
+    if not method.prompt or model.config.is_encoder_decoder:
+        return
+    text_cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    limit = getattr(text_cfg, "max_position_embeddings", None) or getattr(text_cfg, "n_positions", None)
+    longest = max((len(r["input_ids"]) for r in rows), default=0)
+    if limit and cfg.prompt.length + longest > limit:
+        raise ConfigError(f"prompt.length={cfg.prompt.length} + the longest example's {longest} tokens exceeds "
+                          f"the model's {limit} positions (shorten prompt.length or data.max_length)")
 
 
 def _check_sharding(cfg: RunConfig, method: Method) -> None:
@@ -164,7 +195,7 @@ def _prepare_tasks(cfg: RunConfig, method: Method, source: str, model, tok, base
         data = load_task_data(t.data, tok, cfg.seed)
         tokenizing = _tokenizing(dataclasses.replace(cfg, data=t.data), tok, seq2seq)
         task_rows.append(tokenizing.encode_all(data.train))
-        tokenizing.encode_all(data.validation)
+        _check_prompt_fits(cfg, method, model, [*task_rows[-1], *tokenizing.encode_all(data.validation)])
         targets.append(TaskTarget(t.name, i, tokenizing, data.validation, t.metric or cfg.eval.metric,
                                   t.max_new_tokens or cfg.eval.max_new_tokens))
         train += data.train
@@ -308,13 +339,14 @@ def _write_run(run_dir: Path, p: Prepared, model, prompt, ctx: StageContext, sta
     save_model(run_dir / "model", model, tok)
     model_fp = fingerprint(model, tok)
     fps = sorted({base_fp, model_fp})
+    base = model_dir_for_peft(run_dir)  # what AutoPeftModelForCausalLM.from_pretrained(RUN/prompt) loads
     if prompt is not None and p.tasks:  # multi-task: prompts/<task>/, picked by name like carried prompts
         for i, t in enumerate(p.tasks):
-            save_prompt(run_dir / "prompts" / t.name, prompt[i], model, source, fps)
+            save_prompt(run_dir / "prompts" / t.name, prompt[i], model, base, fps)
     elif prompt is not None:
-        save_prompt(run_dir / "prompt", prompt, model, source, fps)
+        save_prompt(run_dir / "prompt", prompt, model, base, fps)
     save_carried(run_dir, p.carried, model, model_fp)
-    atomic_write_json(run_dir / "run.json", {
+    info = {
         "promot_version": __version__,
         "method": cfg.method,
         "base_model": {"source": source, "fingerprint": base_fp},
@@ -326,7 +358,9 @@ def _write_run(run_dir: Path, p: Prepared, model, prompt, ctx: StageContext, sta
         "target_metric": cfg.eval.metric,
         "stages": ctx.history,
         "seconds": round(time.time() - started, 1),
-    })
+    }
+    write_model_card(run_dir, info)
+    atomic_write_json(run_dir / "run.json", info)
     log.info("run written to %s", run_dir)
     return run_dir
 
@@ -368,12 +402,21 @@ def load_run(run_dir: str | Path, with_prompt: bool = True, prompt_name: str | N
                      _tokenizing(cfg, loaded.tokenizer, seq2seq))
 
 
-def generate(run_dir: str | Path, texts: list[str] | str, with_prompt: bool = True, max_new_tokens: int = 32,
+def generate(run_dir: str | Path, texts: list[str] | str, with_prompt: bool | None = None, max_new_tokens: int = 32,
              prompt_name: str | None = None) -> list[str]:
-    """Continue each text with the tuned model, with or without the run's prompt (or a carried one), greedy."""
+    """Continue each text with the tuned model, with or without the run's prompt (or a carried one), greedy.
+    `with_prompt`: None attaches the run's prompt when it has one; True requires it (a run without one is refused,
+    not silently run bare); False never attaches it."""
     from promot.data import Example, with_chat_template
+    from promot.errors import CheckpointError
+    from promot.runs import prompt_names
 
-    run = load_run(run_dir, with_prompt, prompt_name)
+    if with_prompt and not prompt_name and not read_info(run_dir).get("prompt"):
+        names = prompt_names(run_dir)
+        pick = f"; pick one of its prompts with --prompt-name ({', '.join(names)})" if names else ""
+        raise CheckpointError(f"{run_dir}: the run has no prompt of its own (method "
+                              f"{read_info(run_dir).get('method')}){pick}, or use --no-prompt")
+    run = load_run(run_dir, with_prompt is not False, prompt_name)
     texts = [texts] if isinstance(texts, str) else texts
     examples = [Example(t, "", "<cli>") for t in texts]
     if run.config.data.chat_template:

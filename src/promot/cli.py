@@ -24,13 +24,46 @@ def _config_help() -> str:
     return "\n".join([*lines, "", EPILOG])
 
 
+def _debug_parent() -> argparse.ArgumentParser:
+    """`--debug` after the subcommand too (every error says "add --debug"); SUPPRESS keeps a top-level one set."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks and debug logs")
+    return parent
+
+
+class _DebugEverywhere:
+    """A subparsers action whose every parser also accepts `--debug`."""
+
+    def __init__(self, action) -> None:
+        self._action = action
+
+    def add_parser(self, name: str, **kwargs) -> argparse.ArgumentParser:
+        if kwargs.get("add_help", True):
+            kwargs["parents"] = [*kwargs.get("parents", []), _debug_parent()]
+        return self._action.add_parser(name, **kwargs)
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    """argparse, plus `key=value` overrides after options (`train CFG --resume R a=b`, `diagnose … --every 5 a=b`):
+    argparse takes positionals in one run, so later ones come back unparsed and are appended here."""
+    parser = _parser()
+    args, rest = parser.parse_known_args(argv)
+    late = [a for a in rest if "=" in a and not a.startswith("-")]
+    if rest != late or (late and not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if late:
+        args.overrides = [*(args.overrides or []), *late]
+    return args
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="promot", epilog=EPILOG,
         description="Fine-tune Hugging Face LMs with ProMoT: prompt tuning (model frozen), then model tuning with "
         "that prompt attached and frozen, so the task's format stays in the removable prompt.")
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = _DebugEverywhere(p.add_subparsers(dest="command", required=True))
 
     t = sub.add_parser("train", help="train one method (promot, finetune, prompt-tuning, joint, random-prompt, "
                        "lora, promot-lora) from a YAML config", epilog=_config_help(),
@@ -53,8 +86,9 @@ def _parser() -> argparse.ArgumentParser:
                    "the offline suite); `paper` is the paper's eight tasks (needs their datasets)")
     e.add_argument("--suite", help="a shipped suite (mini, world, paper): its ICL tasks and its fine-tuning targets "
                    "(<suite>_target), instead of --tasks")
-    e.add_argument("--target-task", default="", help="comma-separated tasks in the fine-tuned format: scored, "
-                   "kept out of Norm. Avg. and leakage (e.g. mini_has_a)")
+    e.add_argument("--target-task", default="", help="comma-separated tasks in the fine-tuned format: the "
+                   "headline target, kept out of Norm. Avg. and leakage (e.g. mini_has_a; default: the suite's "
+                   "fine-tuning targets whose data the run trained on)")
     e.add_argument("--shots", default="1,4", help="comma-separated shot counts (default 1,4)")
     e.add_argument("--target-shots", type=int, default=0,
                    help="shots for the target tasks, scored as trained (default 0, as in the paper)")
@@ -90,14 +124,14 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides for every method's run "
                    "(see `promot train --help` for the keys), e.g. stage2.lr=3e-4")
     dg = sub.add_parser("diagnose", help="training diagnostics")
-    dsub = dg.add_subparsers(dest="diagnostic", required=True)
+    dsub = _DebugEverywhere(dg.add_subparsers(dest="diagnostic", required=True))
     ga = dsub.add_parser("gradient-alignment", help="plain fine-tune on CONFIG's task, logging the cosine between "
                          "the gradients on real and on shuffled labels per module of the last block (paper §3.3)")
     ga.add_argument("config", help="YAML run config (its data, model and stage2 settings are used)")
     ga.add_argument("overrides", nargs="*", metavar="key.sub=value")
     ga.add_argument("--every", type=int, default=25, help="measure every N steps (default 25, and at step 0)")
     w = sub.add_parser("world", help="the ICL world: re-create the shipped model or the `world` eval suite")
-    wsub = w.add_subparsers(dest="world_command", required=True)
+    wsub = _DebugEverywhere(w.add_subparsers(dest="world_command", required=True))
     wp = wsub.add_parser("pretrain", help="pretrain the world model from scratch on k-shot episodes "
                          "(the shipped one: default settings, ~15 min on 2 CPU cores)")
     wp.add_argument("--out", default="runs/world-pretrain", help="output model directory")
@@ -109,8 +143,9 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("run", help="run directory written by `promot train`")
     g.add_argument("text", nargs="+", help="input text(s); each is continued separately")
     on = g.add_mutually_exclusive_group()
-    on.add_argument("--prompt", dest="with_prompt", action="store_true", default=True,
-                    help="attach the run's soft prompt (the fine-tuned task's format; default)")
+    on.add_argument("--prompt", dest="with_prompt", action="store_const", const=True, default=None,
+                    help="attach the run's soft prompt (the fine-tuned task's format; default when the run has one; "
+                    "a run without one is refused)")
     on.add_argument("--no-prompt", dest="with_prompt", action="store_false",
                     help="bare tuned model (the ProMoT way for every other task)")
     g.add_argument("--max-new-tokens", type=int, default=32, help="tokens to generate (default 32)")
@@ -153,9 +188,32 @@ def lm_eval_cli(argv: list[str]) -> int:
     import promot.evaluate.lm_eval_model  # noqa: F401  (registers --model promot)
     from lm_eval.__main__ import cli_evaluate
 
+    _with_shipped_suites()
     sys.argv = ["lm_eval", *argv]
     cli_evaluate()
     return 0
+
+
+def _with_shipped_suites() -> None:
+    """Make lm-eval's TaskManager also index promot's suites (mini, world, paper) under any user --include_path:
+    its CLI takes a single path, so the suites are added where the manager is built (user paths listed last win)."""
+    import lm_eval.tasks as tasks
+
+    from promot.evaluate.suites import SUITES_DIR
+
+    base = tasks.TaskManager
+    if getattr(base, "promot_suites", False):
+        return
+
+    class WithSuites(base):
+        promot_suites = True
+
+        def __init__(self, *args, include_path=None, **kwargs):
+            given = list(include_path) if isinstance(include_path, (list, tuple)) else [include_path]
+            given = [str(p) for p in given if p and str(p) != str(SUITES_DIR)]
+            super().__init__(*args, include_path=[str(SUITES_DIR), *given], **kwargs)
+
+    tasks.TaskManager = WithSuites
 
 
 _LAUNCH_FLAGS = ("--accelerate-config", "--num-processes")
@@ -185,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["lm-eval"]:
         return lm_eval_cli(argv[1:])
-    args = _parser().parse_args(argv)
+    args = _parse(argv)
     if args.command == "train" and (args.accelerate_config or args.num_processes is not None):
         try:
             return _launch(args, argv)

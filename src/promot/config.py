@@ -19,6 +19,7 @@ METHODS = ("promot", "finetune", "prompt-tuning", "joint", "random-prompt", "lor
 OPTIMIZERS = ("adafactor", "adamw")
 PROMPT_INITS = ("vocab", "uniform", "text", "normal")
 METRICS = ("accuracy", "exact_match", "bleu")
+MAX_PROMPT_LENGTH = 4096
 
 
 @dataclass
@@ -72,7 +73,8 @@ class PromptConfig:
     length: int = 20
     """Number of virtual tokens P (paper: 100 for T5, 50 for PaLM)."""
     init: str = "vocab"
-    """`vocab` (embeddings of sampled vocabulary tokens), `uniform` (paper's code base: U[0, 0.5)), `text`, `normal`."""
+    """`vocab` (embeddings of ordinary tokens sampled from the first 5000 ids: no special, added, `<...>`-shaped or
+    byte tokens), `uniform` (paper's code base: U[0, 0.5)), `text`, `normal`."""
     init_text: str | None = None
     """The text whose embeddings initialise the prompt when `init: text`."""
     from_adapter: str | None = None
@@ -265,6 +267,9 @@ def _build(cls: type, raw: Any, where: str) -> Any:
                 raise ConfigError(f"{path}: expected a list of tasks")
             kwargs[key] = [_build(TaskConfig, v, f"{path}[{i}]") for i, v in enumerate(value)]
             continue
+        if ftype in ("str", "str | None") and isinstance(value, (dict, list)):
+            kind = "a mapping" if isinstance(value, dict) else "a list"
+            raise ConfigError(f"{path}: expected a string, got {kind} (quote it: YAML reads {{...}} as a mapping)")
         kwargs[key] = _build(sub, value, path) if sub else _coerce(value, ftype)
     obj = cls(**kwargs)
     if cls is RunConfig:
@@ -283,17 +288,32 @@ def _set_dotted(tree: dict, dotted: str) -> None:
     if "=" not in dotted:
         raise ConfigError(f"override '{dotted}' must look like key.sub=value")
     key, _, text = dotted.partition("=")
+    parts = key.strip().split(".")
     try:
         value = yaml.safe_load(text) if text else ""
     except yaml.YAMLError:
         value = text
+    if isinstance(value, (dict, list)) and _field_type(parts) in ("str", "str | None"):
+        value = text  # `data.template={question}`: the literal template, not a YAML mapping
     node = tree
-    parts = key.strip().split(".")
     for part in parts[:-1]:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise ConfigError(f"override '{dotted}': '{part}' is not a section")
     node[parts[-1]] = value
+
+
+def _field_type(parts: list[str]) -> str | None:
+    """The declared type of dotted key `parts` (e.g. data.template → "str | None"); None if not a known key."""
+    cls: type | None = RunConfig
+    ftype = None
+    for part in parts:
+        fields = {f.name: f.type for f in dataclasses.fields(cls)} if cls else {}
+        if part not in fields:
+            return None
+        ftype = fields[part]
+        cls = next((c for c in _NESTED if c.__name__ == ftype), None)
+    return ftype
 
 
 def validate(cfg: RunConfig) -> RunConfig:
@@ -321,6 +341,8 @@ def validate(cfg: RunConfig) -> RunConfig:
     check(cfg.prompt.init in PROMPT_INITS, f"prompt.init '{cfg.prompt.init}' is not one of {', '.join(PROMPT_INITS)}")
     check(cfg.prompt.init != "text" or bool(cfg.prompt.init_text), "prompt.init 'text' needs prompt.init_text")
     check(isinstance(cfg.prompt.length, int) and cfg.prompt.length > 0, "prompt.length must be a positive integer")
+    check(not isinstance(cfg.prompt.length, int) or cfg.prompt.length <= MAX_PROMPT_LENGTH,
+          f"prompt.length must be at most {MAX_PROMPT_LENGTH} virtual tokens (the paper uses 50-100)")
     check(cfg.data.truncation in ("left", "error"), "data.truncation must be 'left' or 'error'")
     check(not cfg.data.packing and not any(t.data.packing for t in cfg.tasks),
           "data.packing is refused: each example needs its own soft prompt in front of it, and packed examples "

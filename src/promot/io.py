@@ -16,15 +16,28 @@ def _umask() -> int:
     return mask
 
 
+def settle_modes(root: str | Path) -> None:
+    """Give `root` (a file or a tree) the modes a plain write under the current umask gives: mkstemp/mkdtemp make
+    0600/0700, and safetensors' writer makes its files 0600 whatever the umask, so weights were unreadable by the
+    group/others that can read every other artifact (as `save_pretrained`'s config.json)."""
+    mask = _umask()
+    root = Path(root)
+    paths = [root, *root.rglob("*")] if root.is_dir() else [root]
+    for path in paths:
+        if path.is_symlink():
+            continue
+        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~mask)
+
+
 @contextmanager
 def atomic_dir(target: str | Path) -> Iterator[Path]:
     """Yield a temporary sibling directory; on success it replaces `target` in one rename."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; an artifact should get the user's usual mode
     try:
         yield tmp
+        settle_modes(tmp)
         if target.exists():
             old = target.with_name(f".{target.name}.old-{os.getpid()}")
             os.replace(target, old)
@@ -44,9 +57,9 @@ def atomic_file(target: str | Path) -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)
     os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())
     try:
         yield Path(tmp)
+        settle_modes(tmp)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -68,5 +68,5 @@ def carried_prompts(run_dir: str | Path, info: dict) -> dict[str, SavedPrompt]:
 
 def save_carried(run_dir: Path, prompts: dict[str, SavedPrompt], model, model_fp: str) -> None:
     for name, saved in prompts.items():
-        save_prompt(run_dir / "prompts" / name, saved.embeddings, model, saved.base_model or "",
+        save_prompt(run_dir / "prompts" / name, saved.embeddings, model, str((run_dir / "model").resolve()),
                     sorted({*saved.fingerprints, model_fp}))

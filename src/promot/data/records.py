@@ -59,6 +59,8 @@ def read_records(source: str, split: str = "train") -> list[Record]:
         records = _read_hf(source, split)
     else:
         path = Path(source)
+        if path.is_dir():
+            raise DataError(f"{path}: is a directory, not a data file (JSONL or CSV)")
         if not path.is_file():
             raise DataError(f"{path}: data file not found")
         try:

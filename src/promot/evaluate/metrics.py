@@ -134,7 +134,10 @@ def proportion_ci(hits: list[int], iters: int = 1000, seed: int = 0) -> list[flo
 def contrast(a: dict, b: dict, iters: int = 1000) -> dict[str, list[float] | float]:
     """Method A − method B on the same items, from two eval.json summaries of one variant at one shot count
     (e.g. ProMoT's and plain fine-tuning's `tuned`): Norm. Avg. and leakage differences with paired 95% CIs."""
-    icl = lambda s: {t: v for t, v in s.get("items", {}).items() if t not in s["target_tasks"]}  # noqa: E731
+    def icl(s: dict) -> dict:  # the tasks Norm. Avg. averages
+        outside = {*s["target_tasks"], *s.get("other_format_tasks", ())}
+        return {t: v for t, v in s.get("items", {}).items() if t not in outside}
+
     out: dict = {"norm_avg": a["norm_avg"] - b["norm_avg"],
                  "norm_avg_ci": paired_bootstrap(icl(b), icl(a), iters).get("norm_avg")}
     if a.get("leak_hits") is not None and b.get("leak_hits") is not None:

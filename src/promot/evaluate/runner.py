@@ -146,10 +146,45 @@ def run_all_shots(lm: PromptedLM, tokenizer, spec: EvalSpec, manager) -> dict[st
     return res
 
 
-def summarize(results: dict, spec: EvalSpec, fmt: AnswerFormat | None) -> dict:
-    """Per-task 0-100 scores, Norm. Avg. over the non-target tasks, leakage of the fine-tuned format."""
+def trained_data(run_dir: Path) -> set[str]:
+    """Names of the datasets a run trained on: each training file's name before its first dot
+    (`…/world/data/true_false.train.jsonl` → true_false), an `hf:` source's config (or dataset), multi-task names."""
+    from promot.config import load_config
+
+    cfg = load_config(run_dir / "config.yaml")
+    names = {t.name for t in cfg.tasks}
+    for source in [t.data.train for t in cfg.tasks] or [cfg.data.train]:
+        if source.startswith("hf:"):
+            names.add(source[3:].split(":")[-1].split("/")[-1])
+        else:
+            names.add(Path(source).name.split(".")[0])
+    return names
+
+
+def headline_targets(results: dict, spec: EvalSpec, trained: set[str] | None) -> set[str]:
+    """The target the run trained - the headline score: `--target-task` when given, else the fine-tuning-target
+    tasks whose dataset is the run's training data (a suite marks every fine-tuning format it has, e.g. the world
+    suite's true_false and brackets, but a run trains one); none of them match (or no run): all of them."""
+    if spec.target_tasks:
+        return set(spec.target_tasks)
+    declared = target_tasks(results, spec)
+    configs = results.get("configs", {})
+
+    def matches(task: str) -> bool:
+        c = configs.get(task, {})
+        keys = {(c.get("dataset_kwargs") or {}).get("name"), c.get("dataset_name")}
+        return any(task == n or task.endswith(f"_{n}") or n in keys for n in trained or ())
+
+    return {t for t in declared if matches(t)} or declared
+
+
+def summarize(results: dict, spec: EvalSpec, fmt: AnswerFormat | None, trained: set[str] | None = None) -> dict:
+    """Per-task 0-100 scores, Norm. Avg. over the non-target tasks, leakage of the fine-tuned format.
+    `target_tasks` is the headline (what the run trained); other fine-tuning formats are `other_format_tasks`:
+    scored, and kept out of Norm. Avg. and leakage like the target."""
     samples = results.get("samples", {})
     targets = target_tasks(results, spec)
+    headline = headline_targets(results, spec, trained)
     tasks, items = {}, {}
     for name, block in sorted(results["results"].items()):
         if name not in samples:  # group aggregates carry no samples of their own
@@ -160,7 +195,8 @@ def summarize(results: dict, spec: EvalSpec, fmt: AnswerFormat | None) -> dict:
     icl = {t: v["score"] for t, v in tasks.items() if t not in targets}
     answers = [sample_answer(s) for t in icl for s in sorted(samples[t], key=lambda s: s.get("doc_id", 0))
                if results.get("configs", {}).get(t, {}).get("output_type") == "generate_until"]
-    return {"tasks": tasks, "norm_avg": norm_avg(icl), "target_tasks": sorted(targets & set(tasks)),
+    return {"tasks": tasks, "norm_avg": norm_avg(icl), "target_tasks": sorted(headline & set(tasks)),
+            "other_format_tasks": sorted((targets - headline) & set(tasks)),
             "leakage": None if fmt is None else leakage(answers, fmt), "leakage_n": len(answers),
             "items": {t: v for t, v in items.items() if v is not None},
             "leak_hits": None if fmt is None else [int(fmt.matches(a)) for a in answers]}
@@ -238,20 +274,26 @@ def evaluate(runs: list[str | Path], spec: EvalSpec, base: str | None = None, ou
     written = []
     for run_dir in run_dirs or [Path(out or "eval-base")]:
         fmt = spec.fmt or (run_format(run_dir) if run_dirs else None)
+        trained = trained_data(run_dir) if run_dirs else None
         result = {"base_model": base, "tasks": spec.tasks, "shots": spec.shots, "limit": spec.limit,
                   "apply_chat_template": spec.apply_chat_template, "fewshot_as_multiturn": spec.fewshot_as_multiturn,
                   "target_tasks": list(spec.target_tasks), "target_shots": spec.target_shots,
+                  "trained_data": sorted(trained) if trained else None,
                   "format": None if fmt is None else fmt.describe,
-                  "variants": {"base": {k: summarize(v, spec, fmt) for k, v in base_res.items()}},
+                  "variants": {"base": {k: summarize(v, spec, fmt, trained) for k, v in base_res.items()}},
                   "lm_eval": {"base": {k: _lm_eval_block(v) for k, v in base_res.items()}}}
         for name, lm, tok in _variants(run_dir) if run_dirs else ():
             res = run_all_shots(lm, tok, spec, manager)
-            result["variants"][name] = {k: summarize(v, spec, fmt) for k, v in res.items()}
+            result["variants"][name] = {k: summarize(v, spec, fmt, trained) for k, v in res.items()}
             result["lm_eval"][name] = {k: _lm_eval_block(v) for k, v in res.items()}
             if name == "tuned":
                 _flip_report(run_dir, base_res, res, spec)
         result["deltas"] = _deltas(result["variants"], spec.bootstrap)
         atomic_write_json(run_dir / "eval.json", result)
+        if run_dirs:
+            from promot.training.artifacts import write_model_card
+
+            write_model_card(run_dir)  # the card gains the eval table
         written.append(run_dir / "eval.json")
     return written
 
@@ -277,7 +319,8 @@ def _deltas(variants: dict, iters: int = 1000) -> dict:
             d = {t: v["score"] - base[k]["tasks"][t]["score"] for t, v in summary["tasks"].items()}
             d["norm_avg"] = summary["norm_avg"] - base[k]["norm_avg"]
             if iters:
-                icl = {t: v for t, v in summary.get("items", {}).items() if t not in summary["target_tasks"]}
+                outside = {*summary["target_tasks"], *summary.get("other_format_tasks", ())}  # not in Norm. Avg.
+                icl = {t: v for t, v in summary.get("items", {}).items() if t not in outside}
                 ci = paired_bootstrap(base[k].get("items", {}), icl, iters)
                 targets = {t: v for t, v in summary.get("items", {}).items() if t in summary["target_tasks"]}
                 ci.update({t: v for t, v in paired_bootstrap(base[k].get("items", {}), targets, iters).items()

@@ -49,6 +49,8 @@ def _world_tiny() -> Path:
 
 
 ALIASES = {"smollm2-135m-instruct": _smollm2, "gemma-3-270m": _gemma3}
+HUB_IDS = {"smollm2-135m-instruct": "HuggingFaceTB/SmolLM2-135M-Instruct", "gemma-3-270m": "google/gemma-3-270m"}
+"""The Hub models the packaged GGUF aliases are quantised from (a model card's `base_model`)."""
 LOCAL_ALIASES = {"world-tiny": _world_tiny}
 
 
@@ -112,18 +114,82 @@ def resolve(name: str) -> Path | str:
     return name
 
 
+def _looks_like_path(name: str) -> bool:
+    """`./x`, `/x`, `~/x`, `a/b/c`: a path, never a hub id (which is `name` or `org/name`)."""
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or (os.sep != "/" and os.sep in name)
+
+
+def _hub_state(repo_id: str) -> str:
+    """'found', 'missing' or why the Hub cannot be asked: one short request, no retries (transformers retries a
+    dead network for half a minute, printing each retry)."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    try:
+        HfApi().model_info(repo_id, timeout=10)
+    except GatedRepoError:
+        return "found"  # loading says what access it needs
+    except RepositoryNotFoundError:
+        return "missing"
+    except Exception as e:  # connection refused, DNS, timeout, proxy: the Hub is unreachable
+        return f"the Hub is unreachable: {type(e).__name__}"
+    return "found"
+
+
+def _locate(name: str, path: str) -> bool:
+    """Fail fast, in one line, on a model that is not there; True when it must load from the HF cache only."""
+    from huggingface_hub import constants, try_to_load_from_cache
+    from huggingface_hub.errors import HFValidationError
+
+    local = Path(path).expanduser()
+    if local.is_dir():
+        return False
+    if local.exists():
+        raise ModelError(f"{name}: cannot load model (a file, not a model directory)")
+    if _looks_like_path(path):
+        raise ModelError(f"{name}: cannot load model (directory does not exist)")
+    try:
+        cached = isinstance(try_to_load_from_cache(path, "config.json"), str)
+    except HFValidationError:
+        raise ModelError(f"{name}: cannot load model (not a local directory nor a valid Hub id)") from None
+    if constants.HF_HUB_OFFLINE:
+        if not cached:
+            raise ModelError(f"{name}: cannot load model (not a local directory nor in the Hugging Face cache, "
+                             "and HF_HUB_OFFLINE is set)")
+        return True
+    state = _hub_state(path)
+    if state == "missing":
+        raise ModelError(f"{name}: cannot load model (no such local directory nor Hugging Face Hub model)")
+    if state != "found" and not cached:
+        raise ModelError(f"{name}: cannot load model (not a local directory nor in the Hugging Face cache, and "
+                         f"{state})")
+    return state != "found"
+
+
+def hub_id(source: str) -> str | None:
+    """The Hub id a model source stands for (an alias's original, or the id itself); None for local models."""
+    if source in HUB_IDS:
+        return HUB_IDS[source]
+    if source in LOCAL_ALIASES or source.endswith(".gguf") or _looks_like_path(source) or Path(source).exists():
+        return None
+    return source
+
+
 def load_model(name: str, dtype: str = "float32", trust_remote_code: bool = False) -> LoadedModel:
     """Load a causal LM or a T5-family seq2seq LM plus its tokenizer (pad token set if missing)."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
     path = resolve(name)
+    local_only = _locate(name, str(path))
     try:
-        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code, local_files_only=local_only)
         cls = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
         model = cls.from_pretrained(
-            path, dtype=DTYPES[dtype], use_safetensors=True, trust_remote_code=trust_remote_code
+            path, dtype=DTYPES[dtype], use_safetensors=True, trust_remote_code=trust_remote_code,
+            local_files_only=local_only,
         )
-        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code,
+                                                  local_files_only=local_only)
     except (OSError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ModelError(f"{name}: cannot load model ({first})") from None

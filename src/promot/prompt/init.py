@@ -2,7 +2,11 @@
 (after any embedding scaling, e.g. Gemma's sqrt(H)), so the prompt looks like tokens to the first layer."""
 from __future__ import annotations
 
+import re
+
 import torch
+
+from promot.errors import ConfigError
 
 # Lester et al. sample prompt tokens from the most frequent vocabulary; low BPE ids approximate that.
 _VOCAB_SAMPLE_RANGE = 5000
@@ -15,9 +19,23 @@ def _embed(model: torch.nn.Module, ids: list[int]) -> torch.Tensor:
         return emb(torch.tensor([ids], device=device))[0].float().cpu()
 
 
+# Markup, not words: `<unused12>`, `<start_of_image>`, byte fallbacks `<0x0A>`, `[unused3]`, `[PAD]`.
+_MARKUP = re.compile(r"^(<[^<>]+>|\[[^\[\]]+\])$")
+
+
+def ordinary_ids(tokenizer, limit: int = _VOCAB_SAMPLE_RANGE) -> list[int]:
+    """Ids below `limit` of ordinary text tokens: no special or added tokens and nothing markup-shaped (gemma's
+    first ids are mostly `<unusedN>` and byte tokens, whose untrained embeddings make a poor starting prompt)."""
+    skip = set(tokenizer.all_special_ids) | set(getattr(tokenizer, "added_tokens_decoder", {}) or {})
+    ids = [i for i in range(min(len(tokenizer), limit)) if i not in skip]
+    tokens = tokenizer.convert_ids_to_tokens(ids)
+    return [i for i, t in zip(ids, tokens) if t and t.strip() and not _MARKUP.match(t)]
+
+
 def _vocab_ids(tokenizer, length: int, generator: torch.Generator) -> list[int]:
-    special = set(tokenizer.all_special_ids)
-    pool = [i for i in range(min(len(tokenizer), _VOCAB_SAMPLE_RANGE)) if i not in special]
+    pool = ordinary_ids(tokenizer)
+    if not pool:
+        raise ConfigError("prompt.init vocab: the tokenizer has no ordinary tokens to sample; use uniform or text")
     picks = torch.randint(len(pool), (length,), generator=generator)
     return [pool[i] for i in picks.tolist()]
 

@@ -38,6 +38,14 @@ def _accepts_logits_mask(model: nn.Module) -> bool:
         return False
 
 
+def padding_first(embeds: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reorder each row to pad | prompt | text. Prepending the prompt to left-padded text puts the padding between
+    prompt and text; with a sliding-window model those pad slots would take window positions from the prompt, so a
+    padded row would generate differently from the same row alone. A stable sort keeps prompt and text in order."""
+    order = torch.sort(mask.long(), dim=1, stable=True).indices
+    return embeds.gather(1, order.unsqueeze(-1).expand_as(embeds)), mask.gather(1, order)
+
+
 class PromptedLM(nn.Module):
     """A HF LM plus an optional soft prompt. `prompt=None` is the plain model, bit for bit.
 
@@ -97,7 +105,7 @@ class PromptedLM(nn.Module):
             embeds, mask = self.embed(input_ids, attention_mask, task_ids)
             inputs = {"inputs_embeds": embeds, "attention_mask": mask}
         if self._takes_position_ids:
-            # Positions count real tokens only, so left padding (which sits between prompt and text) is harmless.
+            # Positions count real tokens only, so padding anywhere leaves them as in an unpadded row.
             inputs["position_ids"] = (inputs["attention_mask"].long().cumsum(-1) - 1).clamp(min=0)
         return inputs
 
@@ -161,6 +169,9 @@ class PromptedLM(nn.Module):
         with gathered(self):  # FSDP2: the prompt and the embeddings live on the root unit
             inputs = self._inputs(input_ids, attention_mask, task_ids)
             inputs.pop("position_ids", None)  # generate derives positions from the mask itself
+            if "inputs_embeds" in inputs and not self.is_seq2seq:
+                inputs["inputs_embeds"], inputs["attention_mask"] = padding_first(inputs["inputs_embeds"],
+                                                                                  inputs["attention_mask"])
             out = self.model.generate(**inputs, **gen_kwargs)
         if self.is_seq2seq:
             return out[:, 1:]  # drop the decoder start token

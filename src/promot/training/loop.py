@@ -23,6 +23,7 @@ from promot.config import RunConfig, StageConfig
 from promot.data import Collator, Example, Tokenizing
 from promot.distributed import local, process_index, reshard, sharding
 from promot.errors import CheckpointError, TrainingError
+from promot.io import settle_modes
 from promot.evaluate.target import target_score
 from promot.prompt import PromptedLM, load_prompt
 from promot.training.artifacts import save_checkpoint
@@ -182,6 +183,7 @@ class PromotTrainer(Trainer):
             metrics = self.ctx.run_dir / METRICS
             (staged / PROMOT_STATE).write_text(json.dumps({"keep_best": self.keep.state(self.state.global_step),
                                                            "metrics_bytes": metrics.stat().st_size if metrics.exists() else 0}))
+            settle_modes(staged)  # Trainer's safetensors files are 0600 whatever the umask
             if final.exists():
                 shutil.rmtree(final)
             os.replace(staged, final)
