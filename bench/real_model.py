@@ -43,7 +43,7 @@ def main() -> None:
                                        "monitor.tasks=[]", *args.set])
         runs.append(run)
     spec = EvalSpec(tasks=["mini", "mini_target"], shots=[int(k) for k in args.shots.split(",")], limit=args.limit,
-                    bf16=True)
+                    bf16="auto")
     evaluate(runs, spec)
     print(f"model={args.model} steps={args.steps} limit={args.limit} overrides={args.set}")
     views = load_runs(runs)

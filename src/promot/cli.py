@@ -64,7 +64,8 @@ def _parser() -> argparse.ArgumentParser:
                    "(default: the run's training targets)")
     e.add_argument("--format-regex", help="regex an answer in the fine-tuned format matches (instead of --labels)")
     e.add_argument("--batch-size", type=int, default=16)
-    e.add_argument("--bf16", action="store_true", help="bf16 autocast")
+    e.add_argument("--bf16", action=argparse.BooleanOptionalAction, default="auto",
+                   help="bf16 autocast (default: auto, where this machine runs bf16 natively; else fp32)")
     e.add_argument("--out", help="where the base-only result goes when no run is given (default ./eval-base)")
 
     sub.add_parser("lm-eval", help="lm-eval's CLI with `--model promot --model_args run=RUN,prompt=on|off` "

@@ -31,7 +31,8 @@ class EvalSpec:
     limit: int | None = None
     include_path: list[str] | None = None
     batch_size: int = 16
-    bf16: bool = False
+    bf16: bool | str = "auto"
+    """bf16 autocast: true, false, or auto (where this machine runs bf16 natively)."""
     target_tasks: tuple[str, ...] = ()
     """Tasks in the fine-tuned format: scored, but left out of Norm. Avg. and leakage."""
     fmt: AnswerFormat | None = None

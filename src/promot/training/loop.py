@@ -24,6 +24,7 @@ from promot.data import Collator, Example, Tokenizing
 from promot.distributed import local, process_index, reshard, sharding
 from promot.errors import CheckpointError, TrainingError
 from promot.evaluate.target import target_score
+from promot.precision import resolve_bf16
 from promot.prompt import PromptedLM, load_prompt
 from promot.training.artifacts import save_checkpoint
 
@@ -293,7 +294,7 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
         save_strategy="steps" if st.save_every else "no",
         save_steps=st.save_every or None,
         save_total_limit=st.save_total_limit,
-        bf16=cfg.bf16,
+        bf16=resolve_bf16(cfg.bf16, cfg.fp16),
         fp16=cfg.fp16,
         use_cpu=not torch.cuda.is_available(),
         seed=cfg.seed,
