@@ -329,7 +329,7 @@ def _write_run(run_dir: Path, p: Prepared, model, prompt, ctx: StageContext, sta
         "stages": ctx.history,
         "seconds": round(time.time() - started, 1),
     })
-    log.info("run written to %s", run_dir)
+    log.debug("run written to %s", run_dir)  # callers print the returned path
     return run_dir
 
 

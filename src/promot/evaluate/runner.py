@@ -18,6 +18,7 @@ import torch
 from promot.errors import CheckpointError, ConfigError, PromotError
 from promot.evaluate.metrics import AnswerFormat, flips, leakage, norm_avg, primary_metric, sample_answer
 from promot.io import atomic_write_json, atomic_write_text
+from promot.progress import bar, quiet_lm_eval
 from promot.evaluate.suites import SUITES_DIR
 from promot.prompt import PromptedLM
 
@@ -100,9 +101,10 @@ def run_lm_eval(lm: PromptedLM, tokenizer, spec: EvalSpec, k: int, manager) -> d
     device = str(next(lm.parameters()).device)
     hflm = PromptedHFLM(lm, tokenizer=tokenizer, batch_size=spec.batch_size, device=device, bf16=spec.bf16)
     try:
-        return simple_evaluate(model=hflm, tasks=list(spec.tasks), num_fewshot=k, limit=spec.limit,
-                               task_manager=manager, log_samples=True, bootstrap_iters=0, random_seed=0,
-                               numpy_random_seed=0, torch_random_seed=0, fewshot_random_seed=0)
+        with quiet_lm_eval():
+            return simple_evaluate(model=hflm, tasks=list(spec.tasks), num_fewshot=k, limit=spec.limit,
+                                   task_manager=manager, log_samples=True, bootstrap_iters=0, random_seed=0,
+                                   numpy_random_seed=0, torch_random_seed=0, fewshot_random_seed=0)
     except KeyError as e:
         raise ConfigError(f"unknown lm-eval task {e} (built-in, or a YAML under --include-path)") from None
 
@@ -125,13 +127,20 @@ def split_tasks(spec: EvalSpec, manager) -> tuple[list[str], list[str]]:
     return [n for n in loaded if n not in targets], targets
 
 
-def run_all_shots(lm: PromptedLM, tokenizer, spec: EvalSpec, manager) -> dict[str, dict]:
-    """ICL tasks at every shot count; target tasks once, at `target_shots`, merged into each result."""
+def run_all_shots(lm: PromptedLM, tokenizer, spec: EvalSpec, manager, desc: str = "eval") -> dict[str, dict]:
+    """ICL tasks at every shot count; target tasks once, at `target_shots`, merged into each result. One progress
+    line per call (a step per lm-eval pass)."""
     icl, targets = split_tasks(spec, manager)
-    res = {f"k={k}": run_lm_eval(lm, tokenizer, replace(spec, tasks=icl), k, manager) if icl else {}
-           for k in spec.shots}
+    passes = [(k, icl) for k in spec.shots if icl] + ([(spec.target_shots, targets)] if targets else [])
+    done: dict[tuple[int, bool], dict] = {}
+    with bar(len(passes), desc) as line:
+        for k, tasks in passes:
+            line.set_postfix_str(f"{'target' if tasks is targets else 'ICL'} {k}-shot")
+            done[k, tasks is targets] = run_lm_eval(lm, tokenizer, replace(spec, tasks=tasks), k, manager)
+            line.update()
+    res = {f"k={k}": done.get((k, False), {}) for k in spec.shots}
     if targets:
-        t = run_lm_eval(lm, tokenizer, replace(spec, tasks=targets), spec.target_shots, manager)
+        t = done[spec.target_shots, True]
         for r in res.values():
             for key in ("results", "samples", "configs", "n-shot"):
                 r.setdefault(key, {}).update(t.get(key, {}))
@@ -222,7 +231,7 @@ def evaluate(runs: list[str | Path], spec: EvalSpec, base: str | None = None, ou
     manager = task_manager(spec.include_path, list(spec.tasks))
     torch.manual_seed(0)
     base_lm, base_tok = _base(base, "float32")
-    base_res = run_all_shots(base_lm, base_tok, spec, manager)
+    base_res = run_all_shots(base_lm, base_tok, spec, manager, "eval base")
     del base_lm
     written = []
     for run_dir in run_dirs or [Path(out or "eval-base")]:
@@ -233,7 +242,7 @@ def evaluate(runs: list[str | Path], spec: EvalSpec, base: str | None = None, ou
                   "variants": {"base": {k: summarize(v, spec, fmt) for k, v in base_res.items()}},
                   "lm_eval": {"base": {k: _lm_eval_block(v) for k, v in base_res.items()}}}
         for name, lm, tok in _variants(run_dir) if run_dirs else ():
-            res = run_all_shots(lm, tok, spec, manager)
+            res = run_all_shots(lm, tok, spec, manager, f"eval {run_dir.name} {name}")
             result["variants"][name] = {k: summarize(v, spec, fmt) for k, v in res.items()}
             result["lm_eval"][name] = {k: _lm_eval_block(v) for k, v in res.items()}
             if name == "tuned":

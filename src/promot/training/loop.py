@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint, rotate_checkpoints
 
 from promot.config import RunConfig, StageConfig
@@ -25,6 +25,7 @@ from promot.distributed import local, process_index, reshard, sharding
 from promot.errors import CheckpointError, TrainingError
 from promot.evaluate.target import target_score
 from promot.precision import resolve_bf16
+from promot.progress import stage_progress, verbose
 from promot.prompt import PromptedLM, load_prompt
 from promot.training.artifacts import save_checkpoint
 
@@ -302,6 +303,7 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
         remove_unused_columns=False,
         ddp_find_unused_parameters=False,  # every trainable tensor is used each step (Trainer assumes not for wrappers)
         activation_checkpointing=False,  # enabled on the inner model below; the wrapper has no such method
+        disable_tqdm=not verbose(),  # one compact bar per stage instead (promot.progress)
     )
     if st.gradient_checkpointing:
         # Non-reentrant: works with a frozen model whose only trainable input is the prompt.
@@ -323,24 +325,40 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
     for cb in (*ctx.callbacks, *callbacks):
         if hasattr(cb, "bind"):
             cb.bind(trainer)  # callbacks that log through the Trainer (the monitor)
-    trainer.train(resume_from_checkpoint=resume)
-    if selecting and (not keep.scores or keep.scores[-1][0] != trainer.state.global_step):
-        trainer.evaluate()  # the final weights always compete
+    metric = cfg.eval.metric
+    if ctx.targets:  # multi-task: one task's own metric, or the mean over tasks
+        metric = ctx.targets[0].metric if len(ctx.targets) == 1 else "mean target score"
+    progress = None
+    if not verbose():  # Trainer's printed log dicts and bars → one line for the stage
+        trainer.remove_callback(PrinterCallback)
+        progress = stage_progress(f"{ctx.run_dir.name} {name}")
+        trainer.add_callback(progress)
+    try:
+        trainer.train(resume_from_checkpoint=resume)
+        if selecting and (not keep.scores or keep.scores[-1][0] != trainer.state.global_step):
+            trainer.evaluate()  # the final weights always compete
+    finally:
+        if progress is not None:
+            progress.close(_best_note(keep, metric))
     keep.restore()
     if sharded == "fsdp":  # every process joins the gather; the main one gets the full state (on CPU)
         ctx.gathered = trainer.accelerator.get_state_dict(trainer.model)
     _restore_dropout(dropout)
     if st.gradient_checkpointing:
         lm.model.gradient_checkpointing_disable()
-    metric = cfg.eval.metric
-    if ctx.targets:  # multi-task: one task's own metric, or the mean over tasks
-        metric = ctx.targets[0].metric if len(ctx.targets) == 1 else "mean target score"
     ctx.history[name] = {
         "best_step": keep.best_step,
         "best_score": keep.best_score,
         "scores": [{"step": s, "target_score": v} for s, v in keep.scores],
         "metric": metric,
     }
-    if keep.best_score is not None:
-        log.info("%s: best %s %.2f at step %s", name, metric, keep.best_score, keep.best_step)
+    if keep.best_score is not None and progress is None:
+        log.info("%s: %s", name, _best_note(keep, metric))
     return keep
+
+
+def _best_note(keep: KeepBest, metric: str) -> str:
+    """The stage's outcome in a few words, for its progress line or the log."""
+    if keep.best_score is None:
+        return "done"
+    return f"best {metric} {keep.best_score:.2f} at step {keep.best_step}"
