@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_pt_utils import nested_gather
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint, rotate_checkpoints
 
 from promot.config import RunConfig, StageConfig
@@ -142,6 +143,18 @@ class KeepBest(TrainerCallback):
                 local(params[name]).copy_(value)
 
 
+class ResumeLogging(TrainerCallback):
+    """Put Trainer's running loss and last-log step back as the checkpoint saw them, so a resumed run logs the
+    same loss curve as an uninterrupted one (Trainer resets both when `train()` starts)."""
+
+    def __init__(self, trainer: Trainer, saved: dict) -> None:
+        self.trainer, self.saved = trainer, saved
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.trainer._tr_loss += self.saved["pending_loss"]
+        self.trainer._globalstep_last_logged = self.saved["last_logged"]
+
+
 class PromotTrainer(Trainer):
     """Trainer whose evaluation is the target-task score and whose checkpoints are `model/` + `prompt/`."""
 
@@ -169,16 +182,25 @@ class PromotTrainer(Trainer):
         if shard is not None or self.args.should_save:
             self.keep.save(staged, self.state.global_step, shard)
         self.accelerator.wait_for_everyone()  # every process's RNG / optimizer / best-so-far shard is on disk
+        logging_state = self.logging_state()  # a collective: every process takes part
         if self.args.should_save:
             metrics = self.ctx.run_dir / METRICS
             (staged / PROMOT_STATE).write_text(json.dumps({"keep_best": self.keep.state(self.state.global_step),
-                                                           "metrics_bytes": metrics.stat().st_size if metrics.exists() else 0}))
+                                                           "metrics_bytes": metrics.stat().st_size if metrics.exists() else 0,
+                                                           "logging": logging_state}))
             if final.exists():
                 shutil.rmtree(final)
             os.replace(staged, final)
             shutil.rmtree(out / STAGING, ignore_errors=True)
             rotate_checkpoints(str(out), self.args.save_total_limit)
         self.accelerator.wait_for_everyone()
+
+    def logging_state(self) -> dict:
+        """Trainer's running loss since the last log (mean over processes) and that log's step. Trainer zeroes both
+        on resume, so without them the first loss logged after a resume averages fewer steps than the
+        uninterrupted run's."""
+        pending = nested_gather(self._tr_loss.detach().clone(), self.args.parallel_mode).mean().item()
+        return {"pending_loss": pending, "last_logged": self._globalstep_last_logged}
 
     def log_probe(self, metrics: dict[str, float]) -> None:
         """Log a probe's values from a step-end callback without swallowing this step's own loss log
@@ -309,8 +331,9 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
         # Non-reentrant: works with a frozen model whose only trainable input is the prompt.
         lm.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     keep = KeepBest(lm)
+    state = read_checkpoint_state(Path(resume)) if resume is not None else {}
     if resume is not None:
-        keep.load(Path(resume), read_checkpoint_state(Path(resume))["keep_best"],
+        keep.load(Path(resume), state["keep_best"],
                   process_index() if sharded == "fsdp" else None)
     trainer = PromotTrainer(
         model=lm,
@@ -322,6 +345,8 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
         ctx=ctx,
         keep=keep,
     )
+    if state.get("logging"):
+        trainer.add_callback(ResumeLogging(trainer, state["logging"]))
     for cb in (*ctx.callbacks, *callbacks):
         if hasattr(cb, "bind"):
             cb.bind(trainer)  # callbacks that log through the Trainer (the monitor)
