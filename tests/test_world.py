@@ -82,7 +82,11 @@ def test_short_pretraining_learns_in_context(tmp_path):
 
 def test_demo_quick_runs_end_to_end(tmp_path, capsys):
     assert main(["demo", "--quick", "--out", str(tmp_path), "--methods", "finetune,promot"]) == 0
-    out = capsys.readouterr().out
+    got = capsys.readouterr()
+    out = got.out
+    screen = [line for line in (got.out + got.err).split("\n") if line.strip()]  # a tqdm bar redraws on one line
+    assert len(screen) <= 25, screen  # one line per stage and per eval variant, then the tables
+    assert not any("it/s]" in line and "eval" not in line and "stage" not in line for line in screen), screen
     assert "base" in out and "promot" in out and "finetune" in out
     assert (tmp_path / "report" / "report.html").is_file()
     ev = json.loads((tmp_path / "promot" / "eval.json").read_text())

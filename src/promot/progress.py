@@ -24,11 +24,11 @@ def verbose() -> bool:
     return _verbose
 
 
-def bar(total: int | None, desc: str):
+def bar(total: int | None, desc: str, initial: int = 0):
     """One tqdm line (with ETA), left on screen when done."""
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, leave=True, dynamic_ncols=True)
+    return tqdm(total=total, desc=desc, initial=initial, leave=True, dynamic_ncols=True)
 
 
 @contextlib.contextmanager
@@ -56,31 +56,34 @@ def quiet_lm_eval() -> Iterator[None]:
 
 
 def stage_progress(desc: str):
-    """A Trainer callback drawing one bar for a training stage; `close(note)` ends it with the stage's outcome."""
+    """A Trainer callback drawing one bar for a training stage, from its first finished step on (a stage that fails
+    at once prints nothing but its error); `close(note)` ends it with the stage's outcome, `close(failed=True)`
+    wipes it so an error line stands alone."""
     from transformers import TrainerCallback
 
     class StageProgress(TrainerCallback):
         def __init__(self) -> None:
             self.bar = None
 
-        def on_train_begin(self, args, state, control, **kwargs):
-            if state.is_world_process_zero:
-                self.bar = bar(state.max_steps, desc)
-                self.bar.update(state.global_step)  # a resumed stage starts where it stood
-
         def on_step_end(self, args, state, control, **kwargs):
-            if self.bar is not None:
-                self.bar.update(state.global_step - self.bar.n)
+            if not state.is_world_process_zero:
+                return
+            if self.bar is None:  # a resumed stage starts where it stood
+                self.bar = bar(state.max_steps, desc, initial=state.global_step - 1)
+            self.bar.update(state.global_step - self.bar.n)
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if self.bar is not None and logs and "loss" in logs:
                 self.bar.set_postfix_str(f"loss {logs['loss']:.3g}", refresh=False)
 
-        def close(self, note: str = "") -> None:
-            if self.bar is not None:
-                if note:
-                    self.bar.set_postfix_str(note, refresh=False)
-                self.bar.close()
-                self.bar = None
+        def close(self, note: str = "", failed: bool = False) -> None:
+            if self.bar is None:
+                return
+            if failed:
+                self.bar.leave = False
+            elif note:
+                self.bar.set_postfix_str(note, refresh=False)
+            self.bar.close()
+            self.bar = None
 
     return StageProgress()

@@ -30,7 +30,7 @@ class PromptedHFLM(HFLM):
         run: str | None = None,
         prompt: str | bool = "on",
         batch_size: int | str = 16,
-        bf16: bool | str = "auto",
+        bf16: bool | str = False,
         **kwargs,
     ) -> None:
         if run is not None:  # the lm_eval CLI path: --model_args run=RUN,prompt=on|off
@@ -41,7 +41,7 @@ class PromptedHFLM(HFLM):
         if not isinstance(pretrained, PromptedLM):
             raise TypeError("PromptedHFLM needs a PromptedLM (or run=RUN_DIR)")
         self.prompted = pretrained.eval()
-        if resolve_bf16(bf16):  # true / false / auto (bf16 where this machine runs it natively)
+        if resolve_bf16(bf16):  # true / false / auto (bf16 where this machine runs it natively); default exact fp32
             kwargs.setdefault("mixed_precision_dtype", torch.bfloat16)
         super().__init__(pretrained=pretrained.model, tokenizer=tokenizer, batch_size=batch_size, **kwargs)
 

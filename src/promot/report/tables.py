@@ -238,7 +238,7 @@ def console_summary(runs: list[RunView]) -> list[str]:
     if not runs or not runs[0].eval:
         return []
     keys = shot_keys(runs)
-    head = f"{'model':<15}{'target':>8}" + "".join(f"{'ICL ' + k[2:] + '-shot (Δ)':>20}{'leak':>7}" for k in keys)
+    head = f"{'model':<15}{'target':>8}" + "".join(f"{'ICL ' + k[2:] + '-shot (Δ)':>20}{'leak %':>7}" for k in keys)
     lines = [head, "-" * len(head)]
     entries = [("base", runs[0].eval["variants"]["base"], runs[0].eval["variants"]["base"])]
     for r in runs:
@@ -263,7 +263,7 @@ def console_curves(runs: list[RunView]) -> list[str]:
         if steps:
             cells = (f"{s}: {_fmt(target.get(s))} / {_fmt(icl.get(s))} / {_fmt_leak(leak.get(s))}" for s in steps)
             lines.append(f"{r.name:<15} " + "  ".join(cells))
-    return ["stage 2 - step: target / ICL / leakage", *lines] if lines else []
+    return ["stage 2 - step: target / ICL / leakage %", *lines] if lines else []
 
 
 def alignment_table(runs: list[RunView]) -> list[list[str]]:

@@ -362,9 +362,12 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
         trainer.train(resume_from_checkpoint=resume)
         if selecting and (not keep.scores or keep.scores[-1][0] != trainer.state.global_step):
             trainer.evaluate()  # the final weights always compete
-    finally:
+    except BaseException:
         if progress is not None:
-            progress.close(_best_note(keep, metric))
+            progress.close(failed=True)  # the error line stands alone
+        raise
+    if progress is not None:
+        progress.close(_best_note(keep, metric))
     keep.restore()
     if sharded == "fsdp":  # every process joins the gather; the main one gets the full state (on CPU)
         ctx.gathered = trainer.accelerator.get_state_dict(trainer.model)
