@@ -36,12 +36,9 @@ def test_help_imports_no_heavy_library(argv):
     assert out.strip().splitlines()[-1] == "HEAVY:", out.strip().splitlines()[-1]
 
 
-def _screen(text: str) -> list[str]:
-    """What a terminal shows: each line's last carriage-return segment (a tqdm bar redraws in place)."""
-    return [line.rsplit("\r", 1)[-1] for line in text.split("\n") if line.strip()]
+def test_train_tells_one_line_per_stage_unless_verbose(tmp_path, tiny_dirs, task_files, capsys, caplog):
+    import logging
 
-
-def test_train_prints_one_line_per_stage_unless_verbose(tmp_path, tiny_dirs, task_files, capsys):
     import yaml
     from conftest import run_config
 
@@ -49,18 +46,59 @@ def test_train_prints_one_line_per_stage_unless_verbose(tmp_path, tiny_dirs, tas
 
     cfg = tmp_path / "c.yaml"
     cfg.write_text(yaml.safe_dump(run_config(tiny_dirs["llama"], task_files, tmp_path / "run")))
-    assert main(["train", str(cfg)]) == 0
+    with caplog.at_level(logging.INFO, logger="promot.progress"):
+        assert main(["train", str(cfg)]) == 0
+    lines = [r.getMessage() for r in caplog.records if r.name == "promot.progress"]
+    assert [line.split(":")[0] for line in lines] == ["run stage1", "run stage2"], lines
+    assert all(" 4/4 steps in " in line and "best accuracy" in line for line in lines), lines
     got = capsys.readouterr()
-    screen = _screen(got.out + got.err)
-    bars = [s for s in screen if s.startswith("run stage")]
-    assert [b.split(":")[0] for b in bars] == ["run stage1", "run stage2"], screen
-    assert all("4/4" in b and "best accuracy" in b for b in bars), bars
-    assert not any("{'loss'" in s or "'eval_target_score'" in s for s in screen), screen  # Trainer's log dicts
-    assert len(screen) <= 8, screen
+    assert "{'loss'" not in got.out + got.err and "it/s" not in got.out + got.err  # Trainer's dicts and bars
 
     assert main(["train", str(cfg), f"output_dir={tmp_path / 'loud'}", "--verbose"]) == 0
     got = capsys.readouterr()
     assert "'loss'" in got.out + got.err  # Trainer's own output is back
+
+
+class _Terminal:
+    """A stderr that says it is a terminal, so tqdm draws."""
+
+    def __init__(self):
+        self.text = ""
+
+    def write(self, s):
+        self.text += s
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return True
+
+
+def test_progress_is_one_redrawn_line_on_a_terminal_and_a_log_line_elsewhere(monkeypatch, caplog):
+    import io
+    import logging
+
+    from promot.progress import Progress
+
+    term = _Terminal()
+    monkeypatch.setattr("sys.stderr", term)
+    with caplog.at_level(logging.INFO, logger="promot.progress"):
+        with Progress(3, "eval base") as line:
+            for i in (1, 2, 3):
+                line.update_to(i)
+        assert term.text.count("\n") == 1 and "eval base" in term.text and "3/3" in term.text
+        assert not caplog.records  # the bar said it
+        failed = Progress(3, "eval tuned")
+        failed.update_to(1)
+        failed.close(failed=True)
+        assert term.text.count("\n") == 1  # wiped, no second line
+
+        monkeypatch.setattr("sys.stderr", io.StringIO())  # a pipe or a log file: no redraws, one log line
+        with Progress(2, "eval tuned") as line:
+            line.update_to(2)
+        assert sys.stderr.getvalue() == ""
+    assert [r.getMessage().split(" in ")[0] for r in caplog.records] == ["eval tuned: 2/2 steps"]
 
 
 def test_lm_eval_bars_are_silenced_unless_verbose():

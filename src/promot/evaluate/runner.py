@@ -18,7 +18,7 @@ import torch
 from promot.errors import CheckpointError, ConfigError, PromotError
 from promot.evaluate.metrics import AnswerFormat, flips, leakage, norm_avg, primary_metric, sample_answer
 from promot.io import atomic_write_json, atomic_write_text
-from promot.progress import bar, quiet_lm_eval
+from promot.progress import Progress, quiet_lm_eval
 from promot.evaluate.suites import SUITES_DIR
 from promot.prompt import PromptedLM
 
@@ -129,15 +129,16 @@ def split_tasks(spec: EvalSpec, manager) -> tuple[list[str], list[str]]:
 
 def run_all_shots(lm: PromptedLM, tokenizer, spec: EvalSpec, manager, desc: str = "eval") -> dict[str, dict]:
     """ICL tasks at every shot count; target tasks once, at `target_shots`, merged into each result. One progress
-    line per call (a step per lm-eval pass)."""
+    line per call (lm-eval passes done / to do)."""
     icl, targets = split_tasks(spec, manager)
     passes = [(k, icl) for k in spec.shots if icl] + ([(spec.target_shots, targets)] if targets else [])
     done: dict[tuple[int, bool], dict] = {}
-    with bar(len(passes), desc) as line:
-        for k, tasks in passes:
-            line.set_postfix_str(f"{'target' if tasks is targets else 'ICL'} {k}-shot")
+    with Progress(len(passes), desc, unit="lm-eval passes") as line:
+        for i, (k, tasks) in enumerate(passes, 1):
+            line.note(f"{'target' if tasks is targets else 'ICL'} {k}-shot")
             done[k, tasks is targets] = run_lm_eval(lm, tokenizer, replace(spec, tasks=tasks), k, manager)
-            line.update()
+            line.update_to(i)
+        line.note("")
     res = {f"k={k}": done.get((k, False), {}) for k in spec.shots}
     if targets:
         t = done[spec.target_shots, True]
