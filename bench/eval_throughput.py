@@ -21,7 +21,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--prompt-length", type=int, default=20)
-    ap.add_argument("--bf16", action="store_true", help="bf16 autocast for every class")
+    ap.add_argument("--bf16", action=argparse.BooleanOptionalAction, default="auto",
+                    help="bf16 autocast for every class (default auto: where this machine runs bf16 natively)")
     args = ap.parse_args()
 
     import torch
@@ -31,6 +32,7 @@ def main() -> None:
     from promot.evaluate.lm_eval_model import PromptedHFLM
     from promot.evaluate.runner import task_manager
     from promot.models import load_model
+    from promot.precision import resolve_bf16
     from promot.prompt import PromptedLM, init_prompt
 
     torch.set_num_threads(2)
@@ -40,7 +42,7 @@ def main() -> None:
     manager = task_manager(None)
     tasks = args.tasks.split(",")
     kw = {"tokenizer": tok, "batch_size": args.batch_size, "device": "cpu",
-          "mixed_precision_dtype": torch.bfloat16 if args.bf16 else None}
+          "mixed_precision_dtype": torch.bfloat16 if resolve_bf16(args.bf16) else None}
     makers = {
         "lm-eval HFLM": lambda: HFLM(pretrained=model, **kw),
         "promot, no prompt": lambda: PromptedHFLM(PromptedLM(model, None), **kw),

@@ -62,7 +62,7 @@ def main() -> None:
                                        *args.set])
         runs.append(run)
     spec = EvalSpec(tasks=["mini", target], shots=[int(k) for k in args.shots.split(",")], limit=args.limit,
-                    bf16=True, target_tasks=(target,), apply_chat_template=chat, fewshot_as_multiturn=chat)
+                    bf16="auto", target_tasks=(target,), apply_chat_template=chat, fewshot_as_multiturn=chat)
     evaluate(runs, spec)
     print(f"model={args.model} scenario={args.scenario} steps={args.steps} limit={args.limit} overrides={args.set}")
     views = load_runs(runs)

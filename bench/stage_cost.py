@@ -82,6 +82,7 @@ def worker(args: argparse.Namespace) -> dict:
     from promot.training import METHODS
     from promot.training.loop import StageContext
     from promot.training.stage1_prompt_tuning import train_prompt
+    from promot.precision import resolve_bf16
     from promot.training.stage2_model_tuning import train_model
 
     torch.set_num_threads(args.threads)
@@ -104,7 +105,7 @@ def worker(args: argparse.Namespace) -> dict:
             targs = TrainingArguments(
                 output_dir=tmp, max_steps=args.steps, per_device_train_batch_size=args.batch_size,
                 learning_rate=1e-5, optim="adamw_torch" if optimizer == "adamw" else "adafactor",
-                lr_scheduler_type="constant_with_warmup", bf16=args.bf16, use_cpu=not cuda, report_to="none",
+                lr_scheduler_type="constant_with_warmup", bf16=resolve_bf16(args.bf16), use_cpu=not cuda, report_to="none",
                 save_strategy="no", logging_steps=10_000, remove_unused_columns=False, seed=0, disable_tqdm=True)
             Trainer(model=model, args=targs, train_dataset=rows, data_collator=Collator(tok.pad_token_id),
                     callbacks=[timer]).train()
@@ -132,7 +133,8 @@ def main() -> None:
     ap.add_argument("--prompt-length", type=int, default=20)
     ap.add_argument("--optimizer", default="adafactor", choices=["adafactor", "adamw"],
                     help="optimizer for stage 1 / stage 2 (the hf-* anchors use their own)")
-    ap.add_argument("--bf16", action="store_true")
+    ap.add_argument("--bf16", action=argparse.BooleanOptionalAction, default="auto",
+                    help="bf16 autocast (default auto: where this machine runs bf16 natively)")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--repeats", type=int, default=1, help="alternate the runs this many times; medians reported")
     ap.add_argument("--run", choices=RUNS, help=argparse.SUPPRESS)

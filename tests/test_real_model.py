@@ -27,7 +27,7 @@ def test_promot_on_smollm2_from_gguf(tmp_path):
         "stage1": {"steps": 3, "lr": 0.3, "batch_size": 4},
         "stage2": {"steps": 3, "lr": 1e-5, "batch_size": 4},
         "eval": {"limit": 8, "max_new_tokens": 2},
-        "bf16": True,
+        "bf16": "auto",
         "output_dir": str(tmp_path / "run"),
     }
     run = promot.train(cfg)
@@ -49,7 +49,7 @@ def test_eval_smollm2_on_the_mini_suite_is_above_chance(tmp_path):
     """Recorded in docs/RESULTS.md: k-shot scores of SmolLM2-135M-Instruct on the offline mini suite."""
     from promot.evaluate.runner import EvalSpec, evaluate
 
-    spec = EvalSpec(tasks=["mini"], shots=[4], limit=20, batch_size=16, bf16=True)
+    spec = EvalSpec(tasks=["mini"], shots=[4], limit=20, batch_size=16, bf16="auto")
     (path,) = evaluate([], spec, base="smollm2-135m-instruct", out=tmp_path)
     scores = {t: v["score"] for t, v in json.loads(path.read_text())["variants"]["base"]["k=4"]["tasks"].items()}
     assert len(scores) == 10

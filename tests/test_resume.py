@@ -128,3 +128,20 @@ def test_resume_refuses_changed_training_data(tiny_dirs, task_files, tmp_path):
         api.resume(run)
     data["train"].write_text(original)
     assert api.resume(run) == run and (run / "run.json").exists()
+
+
+def test_first_loss_logged_after_a_resume_matches(tiny_dirs, task_files, tmp_path):
+    """Loss is logged every 2 steps here and a checkpoint is taken every 3: the checkpoint at step 9 holds step 9's
+    loss not yet logged, and the resumed run's step-10 log must average steps 9-10, as the uninterrupted run's."""
+    import shutil
+
+    st = {"steps": 20, "batch_size": 4, "eval_every": 0, "eval_on_start": False, "save_every": 3}
+    run = api.train(run_config(tiny_dirs["llama"], task_files, tmp_path / "run", method="finetune", stage2=st))
+    straight = _curve(run)
+    assert [r["step"] for r in straight if "loss" in r][:3] == [2, 4, 6]  # logging_steps 2: not aligned with saves
+    (run / "run.json").unlink()  # as if it had died after step 9's checkpoint
+    for ckpt in (run / "stage2").glob("checkpoint-*"):
+        if int(ckpt.name.split("-")[1]) > 9:
+            shutil.rmtree(ckpt)
+    assert api.resume(run) == run
+    assert _curve(run) == straight

@@ -82,7 +82,11 @@ def test_short_pretraining_learns_in_context(tmp_path):
 
 def test_demo_quick_runs_end_to_end(tmp_path, capsys):
     assert main(["demo", "--quick", "--out", str(tmp_path), "--methods", "finetune,promot"]) == 0
-    out = capsys.readouterr().out
+    got = capsys.readouterr()
+    out = got.out
+    screen = (got.out + got.err).splitlines()
+    assert not any("it/s" in line for line in screen), screen  # no Trainer or lm-eval progress bars
+    assert len(screen) <= 20, screen  # the tables (progress is one log line per stage and eval variant)
     assert "base" in out and "promot" in out and "finetune" in out
     assert (tmp_path / "report" / "report.html").is_file()
     ev = json.loads((tmp_path / "promot" / "eval.json").read_text())

@@ -24,6 +24,7 @@ from promot.errors import ConfigError
 from promot.evaluate.target import generate_texts
 from promot.io import atomic_write_json, atomic_write_text
 from promot.models import fingerprint, load_model
+from promot.precision import check_weights_dtype, resolve_bf16
 from promot.prompt import PromptedLM, check_compatible, init_prompt, load_prompt, save_prompt
 from promot.prompt.soft_prompt import inner_state
 from promot.runs import carried_prompts, checked_prompt, load_tuned_model, read_info, save_carried
@@ -103,6 +104,7 @@ def prepare(config: RunConfig | str | Path | dict, overrides: list[str] | None =
     if not resuming:
         _check_output_dir(cfg)
     method = METHODS[cfg.method]
+    check_weights_dtype(cfg.model.dtype, method.stage2 == "full")
     if cfg.fp16 and not torch.cuda.is_available():
         raise ConfigError("fp16: mixed precision with loss scaling needs a CUDA GPU (on CPU, bf16: true)")
     _check_sharding(cfg, method)
@@ -361,7 +363,7 @@ def _write_run(run_dir: Path, p: Prepared, model, prompt, ctx: StageContext, sta
     }
     write_model_card(run_dir, info)
     atomic_write_json(run_dir / "run.json", info)
-    log.info("run written to %s", run_dir)
+    log.debug("run written to %s", run_dir)  # callers print the returned path
     return run_dir
 
 
@@ -421,4 +423,5 @@ def generate(run_dir: str | Path, texts: list[str] | str, with_prompt: bool | No
     examples = [Example(t, "", "<cli>") for t in texts]
     if run.config.data.chat_template:
         examples = with_chat_template(examples, run.tokenizer)
-    return generate_texts(run.lm, run.tokenizing, examples, max_new_tokens, bf16=run.config.bf16)
+    return generate_texts(run.lm, run.tokenizing, examples, max_new_tokens,
+                          bf16=resolve_bf16(run.config.bf16, run.config.fp16))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from promot.distributed import is_main_process
 from promot.errors import ConfigError, PromotError
+from promot.progress import set_verbose
 
 EPILOG = "Bad input prints one line naming the file/field and exits 2; add --debug for the traceback."
 
@@ -57,6 +58,11 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def _verbose_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--verbose", action="store_true", help="the libraries' own output too: Trainer's and "
+                   "lm-eval's progress bars and logs (default: one progress line per training stage / eval variant)")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="promot", epilog=EPILOG,
@@ -71,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("config", nargs="?", help="YAML run config (see examples/)")
     t.add_argument("overrides", nargs="*", metavar="key.sub=value",
                    help="dotted overrides, values parsed as YAML, e.g. method=finetune stage2.lr=3e-5")
+    _verbose_flag(t)
     t.add_argument("--resume", metavar="RUN", help="continue a run that died from its last complete checkpoint "
                    "(same config; the result equals an uninterrupted run's)")
     t.add_argument("--accelerate-config", metavar="NAME|FILE", help="run under `accelerate launch` with a "
@@ -98,13 +105,15 @@ def _parser() -> argparse.ArgumentParser:
                    "(default: the run's training targets)")
     e.add_argument("--format-regex", help="regex an answer in the fine-tuned format matches (instead of --labels)")
     e.add_argument("--batch-size", type=int, default=16)
-    e.add_argument("--bf16", action="store_true", help="bf16 autocast")
+    e.add_argument("--bf16", action=argparse.BooleanOptionalAction, default="auto",
+                   help="bf16 autocast (default: auto, where this machine runs bf16 natively; else fp32)")
     e.add_argument("--apply-chat-template", action="store_true",
                    help="each request in the tokenizer's chat template (lm-eval's option; for instruct models)")
     e.add_argument("--fewshot-as-multiturn", action="store_true",
                    help="with --apply-chat-template: each exemplar its own user/assistant turn (lm-eval's option)")
     e.add_argument("--bootstrap", type=int, default=1000,
                    help="paired-bootstrap resamples for the 95%% CIs of every delta and leakage (0: none)")
+    _verbose_flag(e)
     e.add_argument("--out", help="where the base-only result goes when no run is given (default ./eval-base)")
 
     sub.add_parser("lm-eval", help="lm-eval's CLI with `--model promot --model_args run=RUN,prompt=on|off` "
@@ -120,6 +129,7 @@ def _parser() -> argparse.ArgumentParser:
                        "model, evaluated and reported (offline, minutes on 2 CPU cores)")
     d.add_argument("--out", default="runs/demo", help="where runs and the report go (default runs/demo)")
     d.add_argument("--methods", default=",".join(_demo_methods()), help="comma-separated methods")
+    _verbose_flag(d)
     d.add_argument("--quick", action="store_true", help="tiny budget: checks the pipeline, not the effect")
     d.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides for every method's run "
                    "(see `promot train --help` for the keys), e.g. stage2.lr=3e-4")
@@ -129,6 +139,7 @@ def _parser() -> argparse.ArgumentParser:
                          "the gradients on real and on shuffled labels per module of the last block (paper §3.3)")
     ga.add_argument("config", help="YAML run config (its data, model and stage2 settings are used)")
     ga.add_argument("overrides", nargs="*", metavar="key.sub=value")
+    _verbose_flag(ga)
     ga.add_argument("--every", type=int, default=25, help="measure every N steps (default 25, and at step 0)")
     w = sub.add_parser("world", help="the ICL world: re-create the shipped model or the `world` eval suite")
     wsub = _DebugEverywhere(w.add_subparsers(dest="world_command", required=True))
@@ -253,13 +264,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format="%(message)s")
     if args.command == "train" and not is_main_process():
         logging.getLogger().setLevel(logging.WARNING)  # one progress story, told by the main process
-    if not args.debug:
+    verbose = args.debug or getattr(args, "verbose", False)
+    set_verbose(verbose)
+    if not verbose:
         for noisy in ("transformers", "peft", "accelerate", "datasets", "httpx", "huggingface_hub", "lm_eval",
-                      "lm-eval"):
+                      "lm-eval", "matplotlib"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
         from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()  # weight-loading bars; training keeps its own progress bar
+        hf_logging.disable_progress_bar()  # weight-loading bars; each stage and eval variant gets one line instead
     try:
         from promot import api
 

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from promot.errors import ConfigError
+from promot.precision import parse_bf16
 
 METHODS = ("promot", "finetune", "prompt-tuning", "joint", "random-prompt", "lora", "promot-lora")
 OPTIMIZERS = ("adafactor", "adamw")
@@ -210,8 +211,9 @@ class RunConfig:
     """Replace an existing run directory instead of refusing."""
     seed: int = 0
     """Seeds data order, prompt init, k-shot sampling and dropout."""
-    bf16: bool = False
-    """bf16 autocast (CPU with AVX-512 bf16, or GPU)."""
+    bf16: bool | str = "auto"
+    """bf16 autocast: `auto` uses it where the hardware runs bf16 natively (CUDA with bf16, CPUs with AVX-512
+    bf16/AMX) and fp32 elsewhere (an AVX2-only CPU emulates bf16, ~20x slower); true forces it, false never."""
     fp16: bool = False
     """fp16 autocast with loss scaling, for CUDA GPUs without bf16 (V100, T4); weights stay float32."""
     report_to: list[str] = field(default_factory=list)
@@ -374,7 +376,11 @@ def validate(cfg: RunConfig) -> RunConfig:
     check(isinstance(m.alignment_every, int) and m.alignment_every >= 0, "monitor.alignment_every must be an integer >= 0")
     for key in ("alignment_batches", "alignment_layers"):
         check(isinstance(getattr(m, key), int) and getattr(m, key) > 0, f"monitor.{key} must be a positive integer")
-    check(not (cfg.bf16 and cfg.fp16), "bf16 and fp16 are alternatives: set one")
+    try:
+        cfg.bf16 = parse_bf16(cfg.bf16)
+    except ValueError as e:
+        issues.append(str(e))
+    check(not (cfg.bf16 is True and cfg.fp16), "bf16 and fp16 are alternatives: set one")
     if issues:
         raise ConfigError("; ".join(issues))
     return cfg

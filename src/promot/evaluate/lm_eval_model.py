@@ -15,6 +15,7 @@ from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 from lm_eval.models.utils_hf import stop_sequences_criteria
 
+from promot.precision import resolve_bf16
 from promot.prompt import PromptedLM
 
 
@@ -40,7 +41,7 @@ class PromptedHFLM(HFLM):
         if not isinstance(pretrained, PromptedLM):
             raise TypeError("PromptedHFLM needs a PromptedLM (or run=RUN_DIR)")
         self.prompted = pretrained.eval()
-        if str(bf16).lower() in ("true", "1", "yes"):
+        if resolve_bf16(bf16):  # true / false / auto (bf16 where this machine runs it natively); default exact fp32
             kwargs.setdefault("mixed_precision_dtype", torch.bfloat16)
         super().__init__(pretrained=pretrained.model, tokenizer=tokenizer, batch_size=batch_size, **kwargs)
 

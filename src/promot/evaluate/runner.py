@@ -19,6 +19,7 @@ from promot.errors import CheckpointError, ConfigError, PromotError
 from promot.evaluate.metrics import (AnswerFormat, flips, item_scores, leakage, norm_avg, paired_bootstrap,
                                      primary_metric, proportion_ci, sample_answer)
 from promot.io import atomic_write_json, atomic_write_text
+from promot.progress import Progress, quiet_lm_eval
 from promot.evaluate.suites import SUITES_DIR
 from promot.prompt import PromptedLM
 
@@ -32,7 +33,8 @@ class EvalSpec:
     limit: int | None = None
     include_path: list[str] | None = None
     batch_size: int = 16
-    bf16: bool = False
+    bf16: bool | str = "auto"
+    """bf16 autocast: true, false, or auto (where this machine runs bf16 natively)."""
     target_tasks: tuple[str, ...] = ()
     """Tasks in the fine-tuned format: scored, but left out of Norm. Avg. and leakage."""
     fmt: AnswerFormat | None = None
@@ -106,11 +108,12 @@ def run_lm_eval(lm: PromptedLM, tokenizer, spec: EvalSpec, k: int, manager) -> d
     device = str(next(lm.parameters()).device)
     hflm = PromptedHFLM(lm, tokenizer=tokenizer, batch_size=spec.batch_size, device=device, bf16=spec.bf16)
     try:
-        return simple_evaluate(model=hflm, tasks=list(spec.tasks), num_fewshot=k, limit=spec.limit,
-                               task_manager=manager, log_samples=True, bootstrap_iters=0, random_seed=0,
-                               numpy_random_seed=0, torch_random_seed=0, fewshot_random_seed=0,
-                               apply_chat_template=spec.apply_chat_template,
-                               fewshot_as_multiturn=spec.fewshot_as_multiturn and spec.apply_chat_template)
+        with quiet_lm_eval():
+            return simple_evaluate(model=hflm, tasks=list(spec.tasks), num_fewshot=k, limit=spec.limit,
+                                   task_manager=manager, log_samples=True, bootstrap_iters=0, random_seed=0,
+                                   numpy_random_seed=0, torch_random_seed=0, fewshot_random_seed=0,
+                                   apply_chat_template=spec.apply_chat_template,
+                                   fewshot_as_multiturn=spec.fewshot_as_multiturn and spec.apply_chat_template)
     except KeyError as e:
         raise ConfigError(f"unknown lm-eval task {e} (built-in, or a YAML under --include-path)") from None
 
@@ -133,13 +136,21 @@ def split_tasks(spec: EvalSpec, manager) -> tuple[list[str], list[str]]:
     return [n for n in loaded if n not in targets], targets
 
 
-def run_all_shots(lm: PromptedLM, tokenizer, spec: EvalSpec, manager) -> dict[str, dict]:
-    """ICL tasks at every shot count; target tasks once, at `target_shots`, merged into each result."""
+def run_all_shots(lm: PromptedLM, tokenizer, spec: EvalSpec, manager, desc: str = "eval") -> dict[str, dict]:
+    """ICL tasks at every shot count; target tasks once, at `target_shots`, merged into each result. One progress
+    line per call (lm-eval passes done / to do)."""
     icl, targets = split_tasks(spec, manager)
-    res = {f"k={k}": run_lm_eval(lm, tokenizer, replace(spec, tasks=icl), k, manager) if icl else {}
-           for k in spec.shots}
+    passes = [(k, icl) for k in spec.shots if icl] + ([(spec.target_shots, targets)] if targets else [])
+    done: dict[tuple[int, bool], dict] = {}
+    with Progress(len(passes), desc, unit="lm-eval passes") as line:
+        for i, (k, tasks) in enumerate(passes, 1):
+            line.note(f"{'target' if tasks is targets else 'ICL'} {k}-shot")
+            done[k, tasks is targets] = run_lm_eval(lm, tokenizer, replace(spec, tasks=tasks), k, manager)
+            line.update_to(i)
+        line.note("")
+    res = {f"k={k}": done.get((k, False), {}) for k in spec.shots}
     if targets:
-        t = run_lm_eval(lm, tokenizer, replace(spec, tasks=targets), spec.target_shots, manager)
+        t = done[spec.target_shots, True]
         for r in res.values():
             for key in ("results", "samples", "configs", "n-shot"):
                 r.setdefault(key, {}).update(t.get(key, {}))
@@ -269,7 +280,7 @@ def evaluate(runs: list[str | Path], spec: EvalSpec, base: str | None = None, ou
     manager = task_manager(spec.include_path, list(spec.tasks))
     torch.manual_seed(0)
     base_lm, base_tok = _base(base, "float32")
-    base_res = run_all_shots(base_lm, base_tok, spec, manager)
+    base_res = run_all_shots(base_lm, base_tok, spec, manager, "eval base")
     del base_lm
     written = []
     for run_dir in run_dirs or [Path(out or "eval-base")]:
@@ -283,7 +294,7 @@ def evaluate(runs: list[str | Path], spec: EvalSpec, base: str | None = None, ou
                   "variants": {"base": {k: summarize(v, spec, fmt, trained) for k, v in base_res.items()}},
                   "lm_eval": {"base": {k: _lm_eval_block(v) for k, v in base_res.items()}}}
         for name, lm, tok in _variants(run_dir) if run_dirs else ():
-            res = run_all_shots(lm, tok, spec, manager)
+            res = run_all_shots(lm, tok, spec, manager, f"eval {run_dir.name} {name}")
             result["variants"][name] = {k: summarize(v, spec, fmt, trained) for k, v in res.items()}
             result["lm_eval"][name] = {k: _lm_eval_block(v) for k, v in res.items()}
             if name == "tuned":

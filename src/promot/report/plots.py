@@ -1,10 +1,38 @@
-"""The report's plots (the only matplotlib importer). Each returns a PNG as base64, or None when there is no data."""
+"""The report's plots (the only matplotlib importer). Each returns a PNG as base64, or None when there is no data.
+
+One colour per method in every plot (`METHOD_COLORS`), so `promot` is the same green everywhere; runs of the same
+method are told apart by line style. Scores and leakage share the 0-100 scale, and ICL axes start at 0.
+"""
 from __future__ import annotations
 
 import base64
 import io
+import itertools
 
-from promot.report.tables import RunView, curve, tradeoff
+from promot.report.tables import RunView, curve, label, tradeoff
+
+METHOD_COLORS = {
+    "base": "#7f7f7f", "finetune": "#d62728", "prompt-tuning": "#9467bd", "joint": "#ff7f0e",
+    "random-prompt": "#8c564b", "lora": "#1f77b4", "promot": "#2ca02c", "promot-lora": "#17becf",
+}
+LINESTYLES = ("-", "--", ":", "-.")
+MODULE_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+                 "#bcbd22", "#7f7f7f")
+
+
+def method_color(method: str) -> str:
+    """The method's fixed colour (unknown methods: black)."""
+    return METHOD_COLORS.get(method, "#000000")
+
+
+def _styles(runs: list[RunView]) -> dict[str, tuple[str, str]]:
+    """run name → (colour of its method, line style: solid for a method's first run, then dashed, ...)."""
+    seen: dict[str, int] = {}
+    out = {}
+    for r in runs:
+        i = seen[r.method] = seen.get(r.method, -1) + 1
+        out[r.name] = (method_color(r.method), LINESTYLES[i % len(LINESTYLES)])
+    return out
 
 
 def _png(fig) -> str:
@@ -26,18 +54,20 @@ def _plt():
 
 
 def icl_over_steps(runs: list[RunView]) -> str | None:
-    """The monitor's curve: ICL score and leakage against stage-2 steps (paper Fig. 1-2)."""
+    """The monitor's curve: ICL score and leakage (both 0-100) against stage-2 steps (paper Fig. 1-2)."""
     if not any(curve(r, "icl_score") for r in runs):
         return None
     plt = _plt()
+    style = _styles(runs)
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
     for r in runs:
+        color, ls = style[r.name]
         if pts := curve(r, "icl_score"):
-            a.plot(*zip(*pts), marker="o", label=f"{r.name} ({r.method})")
+            a.plot(*zip(*pts), marker="o", color=color, ls=ls, label=label(r))
         if pts := curve(r, "icl_leakage"):
-            b.plot(*zip(*pts), marker="o", label=f"{r.name} ({r.method})")
-    a.set(title="ICL Norm.Avg (no prompt) during stage 2", xlabel="step", ylabel="score (0-100)")
-    b.set(title="format leakage on other tasks", xlabel="step", ylabel="share of answers", ylim=(-0.02, 1.02))
+            b.plot([s for s, _ in pts], [100 * v for _, v in pts], marker="o", color=color, ls=ls, label=label(r))
+    a.set(title="ICL Norm.Avg (no prompt) during stage 2", xlabel="step", ylabel="score (0-100)", ylim=(0, 102))
+    b.set(title="format leakage on other tasks", xlabel="step", ylabel="% of answers", ylim=(0, 102))
     for ax in (a, b):
         ax.grid(alpha=0.3)
     a.legend(fontsize=8)
@@ -45,53 +75,111 @@ def icl_over_steps(runs: list[RunView]) -> str | None:
 
 
 def alignment_over_steps(runs: list[RunView]) -> str | None:
-    """Gradient alignment (real vs shuffled labels) per module kind against stage-2 steps (paper Fig. 3 / 7)."""
-    series = [(r, k[len("align_"):]) for r in runs
-              for k in sorted({k for m in r.metrics for k in m if k.startswith("align_")})]
-    if not series:
+    """Gradient alignment (real vs shuffled labels) against stage-2 steps (paper Fig. 3 / 7): one colour per
+    module, one line style per run, and a legend for each."""
+    kinds = sorted({k[len("align_"):] for r in runs for m in r.metrics for k in m if k.startswith("align_")})
+    if not kinds:
         return None
+    from matplotlib.lines import Line2D
+
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    for r, kind in series:
-        ax.plot(*zip(*curve(r, f"align_{kind}")), marker="o", label=f"{r.name}: {kind}")
+    colors = dict(zip(kinds, itertools.cycle(MODULE_COLORS)))
+    plotted = [r for r in runs if any(curve(r, f"align_{k}") for k in kinds)]
+    styles = {r.name: LINESTYLES[i % len(LINESTYLES)] for i, r in enumerate(plotted)}
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for r in plotted:
+        for kind in kinds:
+            if pts := curve(r, f"align_{kind}"):
+                ax.plot(*zip(*pts), marker=".", color=colors[kind], ls=styles[r.name])
     ax.axhline(0.0, color="grey", lw=0.8)
     ax.set(title="gradient alignment: real vs shuffled labels", xlabel="step", ylabel="cosine", ylim=(-1.02, 1.02))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    modules = ax.legend([Line2D([], [], color=colors[k]) for k in kinds], kinds, title="module", fontsize=7,
+                        loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.add_artist(modules)
+    if len(plotted) > 1:
+        ax.legend([Line2D([], [], color="black", ls=styles[r.name]) for r in plotted], [label(r) for r in plotted],
+                  title="run", fontsize=7, loc="lower left", bbox_to_anchor=(1.01, 0.0))
     return _png(fig)
 
 
 def target_vs_icl(runs: list[RunView]) -> str | None:
-    """Trade-off over checkpoints: target score vs ICL Norm.Avg (paper App. C.3), step annotated."""
+    """Trade-off over checkpoints: target score vs ICL Norm.Avg (paper App. C.3); only the first and last step of
+    each run are labelled, so labels do not pile up."""
     if not any(tradeoff(r) for r in runs):
         return None
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    style = _styles(runs)
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    labelled: set[tuple] = set()
     for r in runs:
         if pts := tradeoff(r):
             steps, target, icl = zip(*pts)
-            ax.plot(target, icl, marker="o", label=f"{r.name} ({r.method})")
-            for s, x, y in zip(steps, target, icl):
-                ax.annotate(str(s), (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    ax.set(title="trade-off over checkpoints", xlabel="target score (validation)", ylabel="ICL Norm.Avg (no prompt)")
+            color, ls = style[r.name]
+            ax.plot(target, icl, marker="o", ms=4, color=color, ls=ls, label=label(r))
+            for i in sorted({0, len(pts) - 1}):
+                spot = (round(target[i], 1), round(icl[i], 1), steps[i])
+                if spot not in labelled:  # runs that start from the same checkpoint share one label
+                    labelled.add(spot)
+                    ax.annotate(f"step {steps[i]}", (target[i], icl[i]), fontsize=7, color=color if i else "dimgrey",
+                                xytext=(4, 4 if i else -10), textcoords="offset points")
+    ax.set(title="trade-off over checkpoints", xlabel="target score (validation)", ylabel="ICL Norm.Avg (no prompt)",
+           xlim=(0, 102), ylim=(0, 102))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _png(fig)
 
 
-def task_bars(rows: list[list[str]]) -> str | None:
-    """Per-task scores for every column of the task table."""
-    if len(rows) < 3:
+def delta_heatmap(rows: list[str], cols: list[str], values: list[list[float | None]],
+                  cis: list[list] | None = None) -> str | None:
+    """Change vs base per task (columns) for every run variant (rows): diverging colours centred at 0, each cell
+    annotated with its delta (and its 95% CI when eval.json has one)."""
+    if not rows or not cols:
+        return None
+    import numpy as np
+    from matplotlib.colors import TwoSlopeNorm
+
+    plt = _plt()
+    grid = np.array([[np.nan if v is None else v for v in row] for row in values], dtype=float)
+    span = max(1.0, float(np.nanmax(np.abs(grid))) if np.isfinite(grid).any() else 1.0)
+    has_ci = bool(cis) and any(c for row in cis for c in row)
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.75 * len(cols) + 2.5), 0.5 * len(rows) * (1.5 if has_ci else 1) + 1.6))
+    im = ax.imshow(grid, cmap="RdBu", norm=TwoSlopeNorm(vcenter=0.0, vmin=-span, vmax=span), aspect="auto")
+    for i, j in itertools.product(range(len(rows)), range(len(cols))):
+        v = grid[i, j]
+        if np.isnan(v):
+            continue
+        text = "0" if round(v) == 0 else f"{v:+.0f}".replace("-", "−")
+        ci = cis[i][j] if cis else None
+        if ci:
+            text += f"\n[{ci[0]:+.0f}, {ci[1]:+.0f}]".replace("-", "−")
+        ax.text(j, i, text, ha="center", va="center", fontsize=7 if ci else 8,
+                color="white" if abs(v) > 0.6 * span else "black")
+    ax.set_xticks(range(len(cols)), cols, rotation=40, ha="right", fontsize=8)
+    ax.set_yticks(range(len(rows)), rows, fontsize=8)
+    if "Norm.Avg" in cols:
+        ax.axvline(cols.index("Norm.Avg") - 0.5, color="black", lw=1.2)
+    fig.colorbar(im, ax=ax, label="change vs base (points)", fraction=0.04, pad=0.02)
+    ax.set_title("change vs base per task (points, 0-100 scale)")
+    return _png(fig)
+
+
+def leakage_bars(entries: list[tuple[str, str, float, list[float] | None]]) -> str | None:
+    """Format leakage (0-100) per variant, coloured by method, with 95% CI error bars when eval.json has them.
+    entries: (label, method, leakage 0-1, ci 0-1 or None)."""
+    if not entries:
         return None
     plt = _plt()
-    names, tasks = rows[0][1:], [r[0] for r in rows[1:]]
-    width = 0.8 / len(names)
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(tasks)), 3.8))
-    for i, name in enumerate(names):
-        vals = [float(r[1 + i].split()[0]) if r[1 + i] != "–" else 0.0 for r in rows[1:]]
-        ax.bar([j + i * width for j in range(len(tasks))], vals, width, label=name)
-    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(tasks))], tasks, rotation=35, ha="right", fontsize=8)
-    ax.set(ylabel="score (0-100)", title="per-task scores")
-    ax.legend(fontsize=7)
-    ax.grid(axis="y", alpha=0.3)
+    fig, ax = plt.subplots(figsize=(6, 0.35 * len(entries) + 1.2))
+    ys = range(len(entries))
+    vals = [100 * e[2] for e in entries]
+    err = [[max(0.0, v - 100 * e[3][0]) if e[3] else 0 for v, e in zip(vals, entries)],
+           [max(0.0, 100 * e[3][1] - v) if e[3] else 0 for v, e in zip(vals, entries)]]
+    bars = ax.barh(ys, vals, color=[method_color(e[1]) for e in entries],
+                   xerr=err if any(e[3] for e in entries) else None, capsize=3)
+    ax.bar_label(bars, fmt="%.0f", fontsize=7, padding=3)
+    ax.set_yticks(list(ys), [e[0] for e in entries], fontsize=8)
+    ax.invert_yaxis()
+    ax.set(xlim=(0, 100), xlabel="% of other tasks' answers in the fine-tuned format", title="format leakage")
+    ax.grid(axis="x", alpha=0.3)
     return _png(fig)

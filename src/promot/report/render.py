@@ -8,13 +8,14 @@ from pathlib import Path
 from promot import __version__
 from promot.io import atomic_write_text
 from promot.report import plots
-from promot.report.tables import RunView, alignment_table, load_runs, markdown, shot_keys, summary_table, task_table
+from promot.report.tables import (RunView, alignment_table, delta_grid, headline, label, leakage_entries, load_runs,
+                                  markdown, monitor_table, shot_keys, summary_table, task_table)
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.6em 0 1.4em;font-size:.9em}th,td{border:1px solid #ccc;padding:.3em .6em;
 text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}img{max-width:100%}
 .flip{background:#fafafa;border-left:3px solid #c33;padding:.4em .8em;margin:.5em 0;font-size:.85em}
-code,pre{font-size:.95em}pre{white-space:pre-wrap}.note{color:#666;font-size:.9em}"""
+code,pre{font-size:.95em}pre{white-space:pre-wrap}.note{color:#666;font-size:.9em}.lead{font-size:1.1em}"""
 
 
 def _html_table(rows: list[list[str]]) -> str:
@@ -42,31 +43,50 @@ def _flips(runs: list[RunView], per_run: int = 6) -> tuple[str, str]:
     return "".join(h) or "<p class=note>no flips recorded (run `promot eval` first)</p>", "\n".join(m)
 
 
+def _inline_md(text: str) -> str:
+    """The headline's `code` spans as HTML."""
+    parts = html.escape(text).split("`")
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+
+
 def render(run_paths: list[str | Path], out_dir: str | Path = "report", with_base: bool = True) -> Path:
     """Write report.html and report.md into out_dir; return the HTML path."""
     runs = load_runs(run_paths)
     out = Path(out_dir)
     ks = shot_keys(runs)
     base = next((r.eval["base_model"] for r in runs if r.eval), runs[0].info["base_model"]["source"] if runs else "")
-    fmt = next((r.eval.get("format") for r in runs if r.eval), None)
-    title = f"promot report — {', '.join(f'{r.name} ({r.method})' for r in runs)}"
+    fmt = next((r.eval.get("format") for r in runs if r.eval and r.eval.get("format")), None)
+    title = f"promot report — {', '.join(label(r) for r in runs)}"
+    facts = [f"base model <code>{html.escape(str(base))}</code>",
+             *([f"fine-tuned format {html.escape(str(fmt))}"] if fmt else []), f"promot {__version__}",
+             time.strftime("%Y-%m-%d %H:%M")]
+    lead = headline(runs) if with_base else None
     figs = {"curve": plots.icl_over_steps(runs), "tradeoff": plots.target_vs_icl(runs)}
     h = [f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(title)}</title><style>{CSS}</style>"
-         f"</head><body><h1>{html.escape(title)}</h1><p class=note>base model <code>{html.escape(str(base))}</code>"
-         f" · fine-tuned format {html.escape(str(fmt))} · promot {__version__} · {time.strftime('%Y-%m-%d %H:%M')}"
-         "</p><p class=note>no prompt = the tuned model alone (ProMoT's way for other tasks); prompt on = with the"
-         " run's soft prompt. Leakage = share of answers on other tasks that fall in the fine-tuned format.</p>"]
-    m = [f"# {title}", "", f"base model `{base}` · fine-tuned format {fmt} · promot {__version__}", ""]
+         f"</head><body><h1>{html.escape(title)}</h1>", f"<p class=lead>{_inline_md(lead)}</p>" if lead else "",
+         f"<p class=note>{' · '.join(facts)}</p><p class=note>no prompt = the tuned model alone (ProMoT's way for "
+         "other tasks); prompt on = with the run's soft prompt. Leakage = % of answers on other tasks that fall in "
+         "the fine-tuned format. Brackets: 95% paired-bootstrap interval of the change, where recorded.</p>"]
+    m = [f"# {title}", "", *([lead, ""] if lead else []),
+         " · ".join([f"base model `{base}`", *([f"fine-tuned format {fmt}"] if fmt else []), f"promot {__version__}"]),
+         ""]
     for k in ks:
         summary, tasks = summary_table(runs, k, with_base), task_table(runs, k, with_base)
         h += [f"<h2>Summary, {k[2:]}-shot</h2>", _html_table(summary), f"<h3>Per task, {k[2:]}-shot</h3>",
-              _html_table(tasks), _img(plots.task_bars(tasks), f"per-task scores, {k[2:]}-shot")]
+              _html_table(tasks)]
+        if with_base:
+            h.append(_img(plots.delta_heatmap(*delta_grid(runs, k)), f"change vs base per task, {k[2:]}-shot"))
+        h.append(_img(plots.leakage_bars(leakage_entries(runs, k)), f"format leakage, {k[2:]}-shot"))
         m += [f"## Summary, {k[2:]}-shot", "", markdown(summary), f"### Per task, {k[2:]}-shot", "", markdown(tasks)]
     if not ks:
         h.append("<p class=note>no eval.json in these runs: run `promot eval RUN…` for ICL scores.</p>")
+    monitor = monitor_table(runs)
     h += ["<h2>Specialization during training</h2>", _img(figs["curve"], "ICL score and leakage over steps "
-          "(set monitor.tasks when training)"), "<h2>Target score vs ICL over checkpoints</h2>",
+          "(set monitor.tasks when training)"), _html_table(monitor) if monitor else "",
+          "<h2>Target score vs ICL over checkpoints</h2>",
           _img(figs["tradeoff"], "trade-off (needs monitor.every aligned with stage2.eval_every)")]
+    m += ["## Specialization during training", "", markdown(monitor) if monitor else
+          "_no monitor data (set monitor.tasks when training)_\n"]
     if align := alignment_table(runs):
         h += ["<h2>Gradient alignment (format share of the update)</h2>", _html_table(align),
               _img(plots.alignment_over_steps(runs), "gradient alignment over steps")]

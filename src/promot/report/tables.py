@@ -44,10 +44,27 @@ def load_runs(paths: list[str | Path]) -> list[RunView]:
     return views
 
 
-def _fmt(x: float | None, delta: float | None = None) -> str:
+def _num(x: float) -> str:
+    """Signed with a true minus sign, one decimal: −66.7, +2.5."""
+    return f"{x:+.1f}".replace("-", "−")
+
+
+def fmt_ci(ci: list[float] | None, scale: float = 1.0) -> str:
+    """" [lo, hi]" for a 95% interval when eval.json has one, else nothing."""
+    if not ci:
+        return ""
+    return f" [{_num(ci[0] * scale)}, {_num(ci[1] * scale)}]"
+
+
+def _fmt(x: float | None, delta: float | None = None, ci: list[float] | None = None) -> str:
     if x is None:
         return "–"
-    return f"{x:.1f}" if delta is None else f"{x:.1f} ({delta:+.1f})"
+    return f"{x:.1f}" if delta is None else f"{x:.1f} ({_num(delta)}{fmt_ci(ci)})"
+
+
+def delta_ci(run: RunView, variant: str, k: str, key: str) -> list[float] | None:
+    """The 95% paired-bootstrap interval of a delta vs base (`deltas[variant][k]["ci"][key]`), when recorded."""
+    return (((run.eval or {}).get("deltas", {}).get(variant, {}).get(k, {}).get("ci")) or {}).get(key)
 
 
 def shot_keys(runs: list[RunView]) -> list[str]:
@@ -61,11 +78,12 @@ def shot_keys(runs: list[RunView]) -> list[str]:
 def summary_table(runs: list[RunView], k: str, with_base: bool = True) -> list[list[str]]:
     """One row per run: method, target score, Norm. Avg. (Δ vs base) and leakage, without and with the prompt."""
     head = ["run", "method", "target (val, selected)", "target task (eval)", "ICL Norm.Avg, no prompt (Δ)",
-            "leakage, no prompt", "ICL Norm.Avg, prompt on (Δ)", "leakage, prompt on"]
+            "leakage %, no prompt", "ICL Norm.Avg, prompt on (Δ)", "leakage %, prompt on"]
     rows = [head]
     if with_base and runs and runs[0].eval and k in runs[0].eval["variants"]["base"]:
         b = runs[0].eval["variants"]["base"][k]
-        rows.append(["base", "–", "–", _target(b), _fmt(b["norm_avg"]), _fmt_leak(b["leakage"]), "–", "–"])
+        rows.append(["base", "–", "–", _target(b), _fmt(b["norm_avg"]), _fmt_leak(b["leakage"], b.get("leakage_ci")),
+                     "–", "–"])
     for r in runs:
         v = (r.eval or {}).get("variants", {})
         d = (r.eval or {}).get("deltas", {})
@@ -74,7 +92,8 @@ def summary_table(runs: list[RunView], k: str, with_base: bool = True) -> list[l
         for name in ("tuned", "tuned+prompt"):
             s = v.get(name, {}).get(k)
             delta = d.get(name, {}).get(k, {}).get("norm_avg") if with_base else None
-            cells += [_fmt(s["norm_avg"], delta), _fmt_leak(s["leakage"])] if s else ["–", "–"]
+            ci = delta_ci(r, name, k, "norm_avg")
+            cells += [_fmt(s["norm_avg"], delta, ci), _fmt_leak(s["leakage"], s.get("leakage_ci"))] if s else ["–", "–"]
         rows.append(cells)
     return rows
 
@@ -85,8 +104,9 @@ def _target(summary: dict) -> str:
     return _fmt(sum(summary["tasks"][t]["score"] for t in names) / len(names)) if names else "–"
 
 
-def _fmt_leak(x: float | None) -> str:
-    return "–" if x is None else f"{x:.2f}"
+def _fmt_leak(x: float | None, ci: list[float] | None = None) -> str:
+    """Leakage (a 0-1 share in eval.json) on the 0-100 scale of every score."""
+    return "–" if x is None else f"{100 * x:.1f}" + fmt_ci(ci, 100).replace("+", "")
 
 
 def task_table(runs: list[RunView], k: str, with_base: bool = True) -> list[list[str]]:
@@ -94,11 +114,7 @@ def task_table(runs: list[RunView], k: str, with_base: bool = True) -> list[list
     columns: list[tuple[str, RunView | None, str]] = []
     if with_base and runs and runs[0].eval:
         columns.append(("base", runs[0], "base"))
-    for r in runs:
-        for name in (r.eval or {}).get("variants", {}):  # tuned, tuned+prompt, tuned+prompt:<task> (multi-task, sequential)
-            if name != "base" and k in r.eval["variants"][name]:
-                label = {"tuned": "no prompt", "tuned+prompt": "+prompt"}.get(name, "+" + name.split(":", 1)[-1])
-                columns.append((f"{r.name} {label}", r, name))
+    columns += variant_columns(runs, k)
     if not columns:
         return []
     tasks = sorted({t for _, r, n in columns for t in r.eval["variants"][n][k]["tasks"]})
@@ -110,9 +126,90 @@ def task_table(runs: list[RunView], k: str, with_base: bool = True) -> list[list
             score = s["norm_avg"] if t == "Norm.Avg" else s["tasks"].get(t, {}).get("score")
             key = "norm_avg" if t == "Norm.Avg" else t
             delta = None if n == "base" or not with_base else r.eval["deltas"].get(n, {}).get(k, {}).get(key)
-            row.append(_fmt(score, delta))
+            row.append(_fmt(score, delta, delta_ci(r, n, k, key)))
         rows.append(row)
     return rows
+
+
+def variant_columns(runs: list[RunView], k: str) -> list[tuple[str, RunView, str]]:
+    """(label, run, variant) for every tuned variant evaluated at k shots: tuned, tuned+prompt, tuned+prompt:<task>
+    (multi-task, sequential)."""
+    cols = []
+    for r in runs:
+        for name in (r.eval or {}).get("variants", {}):
+            if name != "base" and k in r.eval["variants"][name]:
+                label = {"tuned": "no prompt", "tuned+prompt": "+prompt"}.get(name, "+" + name.split(":", 1)[-1])
+                cols.append((f"{r.name} {label}", r, name))
+    return cols
+
+
+def delta_grid(runs: list[RunView], k: str) -> tuple[list[str], list[str], list[list[float | None]], list[list]]:
+    """Deltas vs base for the heatmap: (row labels = run variants, columns = tasks + Norm.Avg, values, CIs)."""
+    cols = variant_columns(runs, k)
+    tasks = sorted({t for _, r, n in cols for t in r.eval["variants"][n][k]["tasks"]})
+    keys = [*tasks, "norm_avg"]
+    values, cis = [], []
+    for _, r, n in cols:
+        d = r.eval.get("deltas", {}).get(n, {}).get(k, {})
+        values.append([d.get(t) for t in keys])
+        cis.append([delta_ci(r, n, k, t) for t in keys])
+    return [c[0] for c in cols], [*tasks, "Norm.Avg"], values, cis
+
+
+def leakage_entries(runs: list[RunView], k: str) -> list[tuple[str, str, float, list[float] | None]]:
+    """(label, method, leakage 0-1, its 95% CI or None) for base and every run variant with a leakage at k shots."""
+    out = []
+    if runs and runs[0].eval and (b := runs[0].eval["variants"]["base"].get(k)) and b["leakage"] is not None:
+        out.append(("base", "base", b["leakage"], b.get("leakage_ci")))
+    for name, r, n in variant_columns(runs, k):
+        s = r.eval["variants"][n][k]
+        if s["leakage"] is not None:
+            out.append((name, r.method, s["leakage"], s.get("leakage_ci")))
+    return out
+
+
+def label(run: RunView) -> str:
+    """A run's name, with its method when the name does not already say it."""
+    return run.name if run.name == run.method else f"{run.name} ({run.method})"
+
+
+def headline(runs: list[RunView]) -> str | None:
+    """One sentence: what each fine-tune cost in ICL (first shot count, no prompt) and how much of the target
+    format leaks into other answers; the first run in full, the others compact."""
+    keys = shot_keys(runs)
+    if not keys:
+        return None
+    parts = []
+    for r in runs:
+        s = (r.eval or {}).get("variants", {}).get("tuned", {}).get(keys[0])
+        d = (r.eval or {}).get("deltas", {}).get("tuned", {}).get(keys[0], {}).get("norm_avg")
+        if s is None or d is None:
+            continue
+        first = not parts
+        ci = fmt_ci(delta_ci(r, "tuned", keys[0], "norm_avg"))
+        points = " points of ICL Norm.Avg" if first else " points"
+        change = (f"cost {-d:.1f}{points}" if d < -0.05 else f"gained {d:.1f}{points}" if d > 0.05
+                  else "kept ICL Norm.Avg" if first else "kept it")
+        exact = f"{_num(d)}{ci}" if ci or (first and abs(d) <= 0.05) else ""
+        if first:
+            change += f" ({keys[0][2:]}-shot, no prompt{'; ' + exact if exact else ''})"
+        elif exact:
+            change += f" ({exact})"
+        if s["leakage"] is not None:
+            share = f"{100 * s['leakage']:.0f}%"
+            change += f" and leaks the target format into {share} of other answers" if first else f", leak {share}"
+        parts.append(f"`{label(r)}` {change}")
+    return f"Fine-tuning {'; '.join(parts)}." if parts else None
+
+
+def monitor_table(runs: list[RunView]) -> list[list[str]]:
+    """The specialization monitor per run and stage-2 step: target score, ICL Norm.Avg and leakage (0-100)."""
+    rows = [["run", "step", "target score (val)", "ICL Norm.Avg (no prompt)", "leakage %"]]
+    for r in runs:
+        target, icl, leak = (dict(curve(r, k)) for k in ("eval_target_score", "icl_score", "icl_leakage"))
+        rows += [[r.name, str(s), _fmt(target.get(s)), _fmt(icl.get(s)), _fmt_leak(leak.get(s))]
+                 for s in sorted(set(icl) | set(leak))]
+    return rows if len(rows) > 1 else []
 
 
 def curve(run: RunView, key: str, stage: str = "stage2") -> list[tuple[int, float]]:
@@ -141,7 +238,7 @@ def console_summary(runs: list[RunView]) -> list[str]:
     if not runs or not runs[0].eval:
         return []
     keys = shot_keys(runs)
-    head = f"{'model':<15}{'target':>8}" + "".join(f"{'ICL ' + k[2:] + '-shot (Δ)':>20}{'leak':>7}" for k in keys)
+    head = f"{'model':<15}{'target':>8}" + "".join(f"{'ICL ' + k[2:] + '-shot (Δ)':>20}{'leak %':>7}" for k in keys)
     lines = [head, "-" * len(head)]
     entries = [("base", runs[0].eval["variants"]["base"], runs[0].eval["variants"]["base"])]
     for r in runs:
@@ -166,7 +263,7 @@ def console_curves(runs: list[RunView]) -> list[str]:
         if steps:
             cells = (f"{s}: {_fmt(target.get(s))} / {_fmt(icl.get(s))} / {_fmt_leak(leak.get(s))}" for s in steps)
             lines.append(f"{r.name:<15} " + "  ".join(cells))
-    return ["stage 2 - step: target / ICL / leakage", *lines] if lines else []
+    return ["stage 2 - step: target / ICL / leakage %", *lines] if lines else []
 
 
 def alignment_table(runs: list[RunView]) -> list[list[str]]:

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_pt_utils import nested_gather
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint, rotate_checkpoints
 
 from promot.config import RunConfig, StageConfig
@@ -25,6 +26,8 @@ from promot.distributed import local, process_index, reshard, sharding
 from promot.errors import CheckpointError, TrainingError
 from promot.io import settle_modes
 from promot.evaluate.target import target_score
+from promot.precision import resolve_bf16
+from promot.progress import stage_progress, verbose
 from promot.prompt import PromptedLM, load_prompt
 from promot.training.artifacts import save_checkpoint
 from promot.training.update_size import UpdateSizeProbe
@@ -152,6 +155,18 @@ class KeepBest(TrainerCallback):
                 local(params[name]).copy_(value)
 
 
+class ResumeLogging(TrainerCallback):
+    """Put Trainer's running loss and last-log step back as the checkpoint saw them, so a resumed run logs the
+    same loss curve as an uninterrupted one (Trainer resets both when `train()` starts)."""
+
+    def __init__(self, trainer: Trainer, saved: dict) -> None:
+        self.trainer, self.saved = trainer, saved
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.trainer._tr_loss += self.saved["pending_loss"]
+        self.trainer._globalstep_last_logged = self.saved["last_logged"]
+
+
 class PromotTrainer(Trainer):
     """Trainer whose evaluation is the target-task score and whose checkpoints are `model/` + `prompt/`."""
 
@@ -179,10 +194,12 @@ class PromotTrainer(Trainer):
         if shard is not None or self.args.should_save:
             self.keep.save(staged, self.state.global_step, shard)
         self.accelerator.wait_for_everyone()  # every process's RNG / optimizer / best-so-far shard is on disk
+        logging_state = self.logging_state()  # a collective: every process takes part
         if self.args.should_save:
             metrics = self.ctx.run_dir / METRICS
             (staged / PROMOT_STATE).write_text(json.dumps({"keep_best": self.keep.state(self.state.global_step),
-                                                           "metrics_bytes": metrics.stat().st_size if metrics.exists() else 0}))
+                                                           "metrics_bytes": metrics.stat().st_size if metrics.exists() else 0,
+                                                           "logging": logging_state}))
             settle_modes(staged)  # Trainer's safetensors files are 0600 whatever the umask
             if final.exists():
                 shutil.rmtree(final)
@@ -190,6 +207,13 @@ class PromotTrainer(Trainer):
             shutil.rmtree(out / STAGING, ignore_errors=True)
             rotate_checkpoints(str(out), self.args.save_total_limit)
         self.accelerator.wait_for_everyone()
+
+    def logging_state(self) -> dict:
+        """Trainer's running loss since the last log (mean over processes) and that log's step. Trainer zeroes both
+        on resume, so without them the first loss logged after a resume averages fewer steps than the
+        uninterrupted run's."""
+        pending = nested_gather(self._tr_loss.detach().clone(), self.args.parallel_mode).mean().item()
+        return {"pending_loss": pending, "last_logged": self._globalstep_last_logged}
 
     def log_probe(self, metrics: dict[str, float]) -> None:
         """Log a probe's values from a step-end callback without swallowing this step's own loss log
@@ -306,7 +330,7 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
         save_strategy="steps" if st.save_every else "no",
         save_steps=st.save_every or None,
         save_total_limit=st.save_total_limit,
-        bf16=cfg.bf16,
+        bf16=resolve_bf16(cfg.bf16, cfg.fp16),
         fp16=cfg.fp16,
         use_cpu=not torch.cuda.is_available(),
         seed=cfg.seed,
@@ -314,14 +338,16 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
         remove_unused_columns=False,
         ddp_find_unused_parameters=False,  # every trainable tensor is used each step (Trainer assumes not for wrappers)
         activation_checkpointing=False,  # enabled on the inner model below; the wrapper has no such method
+        disable_tqdm=not verbose(),  # one compact bar per stage instead (promot.progress)
     )
     if st.gradient_checkpointing:
         # Non-reentrant: works with a frozen model whose only trainable input is the prompt.
         lm.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     keep = KeepBest(lm)
     update_size = UpdateSizeProbe()
+    state = read_checkpoint_state(Path(resume)) if resume is not None else {}
     if resume is not None:
-        keep.load(Path(resume), read_checkpoint_state(Path(resume))["keep_best"],
+        keep.load(Path(resume), state["keep_best"],
                   process_index() if sharded == "fsdp" else None)
     trainer = PromotTrainer(
         model=lm,
@@ -334,27 +360,48 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
         ctx=ctx,
         keep=keep,
     )
+    if state.get("logging"):
+        trainer.add_callback(ResumeLogging(trainer, state["logging"]))
     for cb in (update_size, *ctx.callbacks, *callbacks):
         if hasattr(cb, "bind"):
             cb.bind(trainer)  # callbacks that log through the Trainer (the monitor)
-    trainer.train(resume_from_checkpoint=resume)
-    if selecting and (not keep.scores or keep.scores[-1][0] != trainer.state.global_step):
-        trainer.evaluate()  # the final weights always compete
+    metric = cfg.eval.metric
+    if ctx.targets:  # multi-task: one task's own metric, or the mean over tasks
+        metric = ctx.targets[0].metric if len(ctx.targets) == 1 else "mean target score"
+    progress = None
+    if not verbose():  # Trainer's printed log dicts and bars → one line for the stage
+        trainer.remove_callback(PrinterCallback)
+        progress = stage_progress(f"{ctx.run_dir.name} {name}")
+        trainer.add_callback(progress)
+    try:
+        trainer.train(resume_from_checkpoint=resume)
+        if selecting and (not keep.scores or keep.scores[-1][0] != trainer.state.global_step):
+            trainer.evaluate()  # the final weights always compete
+    except BaseException:
+        if progress is not None:
+            progress.close(failed=True)  # the error line stands alone
+        raise
+    if progress is not None:
+        progress.close(_best_note(keep, metric))
     keep.restore()
     if sharded == "fsdp":  # every process joins the gather; the main one gets the full state (on CPU)
         ctx.gathered = trainer.accelerator.get_state_dict(trainer.model)
     _restore_dropout(dropout)
     if st.gradient_checkpointing:
         lm.model.gradient_checkpointing_disable()
-    metric = cfg.eval.metric
-    if ctx.targets:  # multi-task: one task's own metric, or the mean over tasks
-        metric = ctx.targets[0].metric if len(ctx.targets) == 1 else "mean target score"
     ctx.history[name] = {
         "best_step": keep.best_step,
         "best_score": keep.best_score,
         "scores": [{"step": s, "target_score": v} for s, v in keep.scores],
         "metric": metric,
     }
-    if keep.best_score is not None:
-        log.info("%s: best %s %.2f at step %s", name, metric, keep.best_score, keep.best_step)
+    if keep.best_score is not None and progress is None:
+        log.info("%s: %s", name, _best_note(keep, metric))
     return keep
+
+
+def _best_note(keep: KeepBest, metric: str) -> str:
+    """The stage's outcome in a few words, for its progress line or the log."""
+    if keep.best_score is None:
+        return "done"
+    return f"best {metric} {keep.best_score:.2f} at step {keep.best_step}"

@@ -62,7 +62,7 @@ def run_demo(settings: DemoSettings = DemoSettings()) -> tuple[list[Path], Path]
         raise ConfigError(f"--methods: unknown {', '.join(unknown)}; known: {', '.join(KNOWN)}")
     runs = []
     for i, method in enumerate(settings.methods, 1):
-        log.info("[%d/%d] training %s", i, len(settings.methods), method)
+        log.debug("[%d/%d] training %s", i, len(settings.methods), method)  # each stage has its own progress line
         runs.append(api.train(demo_config(method, settings.out, settings.quick), list(settings.overrides)))
     log.info("evaluating base and %d runs on the world suite", len(runs))
     spec = EvalSpec(tasks=["world", TARGET_TASK], shots=list(settings.shots[:1] if settings.quick else settings.shots),
