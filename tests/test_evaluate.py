@@ -209,6 +209,7 @@ def test_contrast_between_methods_and_collapse_extrapolation():
     points = [(s, 1 / (1 + math.exp(-(s - 300) / 100))) for s in (0, 50, 100, 150)]
     assert crossing_step(points) == pytest.approx(300, abs=15)
     assert crossing_step([(0, 0.3), (50, 0.2)]) is None  # falling: no collapse ahead
+    assert crossing_step([(0, 0.0), (40, 0.2), (80, 0.2), (120, 0.2)]) is None  # rose, then levelled off
 
 
 def test_chat_template_evaluation_puts_each_exemplar_in_its_own_turn(tiny_dirs, tiny_task, tmp_path):

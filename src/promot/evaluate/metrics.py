@@ -149,16 +149,19 @@ def contrast(a: dict, b: dict, iters: int = 1000) -> dict[str, list[float] | flo
 
 
 def crossing_step(points: list[tuple[int, float]], level: float = 0.5) -> float | None:
-    """Where a share (leakage) measured at training steps would pass `level`, by a least-squares line in logit
-    space (format collapse is S-shaped: slow start, fast middle, saturation). None when it is not rising."""
+    """Where a share (leakage) measured at training steps would pass `level` if its current trend went on: a
+    least-squares line in logit space (format collapse is S-shaped) through the later half of the points, since a
+    curve that rose and then levelled off (the loss reached ~0 and the steps shrank) is not heading anywhere. None
+    when that trend is not rising."""
     import math
 
-    xs = [s for s, _ in points]
-    ys = [math.log(p / (1 - p)) for p in (min(max(v, 0.01), 0.99) for _, v in points)]
-    if len(points) < 2 or len(set(xs)) < 2:
+    recent = sorted(points)[len(points) // 2:] if len(points) >= 4 else sorted(points)
+    xs = [s for s, _ in recent]
+    ys = [math.log(p / (1 - p)) for p in (min(max(v, 0.01), 0.99) for _, v in recent)]
+    if len(recent) < 2 or len(set(xs)) < 2:
         return None
     mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
     slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
-    if slope <= 0:
+    if slope <= 1e-9:
         return None
     return mx + (math.log(level / (1 - level)) - my) / slope
