@@ -108,6 +108,7 @@ def run_config(model_dir: Path, files: dict, out: Path, **over) -> dict:
         "stage2": {"steps": 4, "lr": 1e-3, "batch_size": 8, "eval_every": 2},
         "eval": {"max_new_tokens": 2},
         "output_dir": str(out),
+        "bf16": False,  # exact fp32 on every machine (`auto` would pick bf16 where the CPU has it)
     }
     cfg.update(over)
     return cfg

@@ -66,7 +66,8 @@ def run_demo(settings: DemoSettings = DemoSettings()) -> tuple[list[Path], Path]
         runs.append(api.train(demo_config(method, settings.out, settings.quick), list(settings.overrides)))
     log.info("evaluating base and %d runs on the world suite", len(runs))
     spec = EvalSpec(tasks=["world", TARGET_TASK], shots=list(settings.shots[:1] if settings.quick else settings.shots),
-                    limit=8 if settings.quick else settings.limit, target_tasks=(TARGET_TASK,), batch_size=64)
+                    limit=8 if settings.quick else settings.limit, target_tasks=(TARGET_TASK,), batch_size=64,
+                    bf16=False)  # as demo.yaml: exact fp32 for a tiny model
     evaluate(runs, spec)
     report = render(runs, settings.out / "report")
     return runs, report
