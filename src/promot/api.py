@@ -25,9 +25,11 @@ from promot.evaluate.target import generate_texts
 from promot.io import atomic_write_json, atomic_write_text
 from promot.models import fingerprint, load_model
 from promot.precision import check_weights_dtype, resolve_bf16
-from promot.prompt import PromptedLM, check_compatible, init_prompt, load_prompt, save_prompt
+from promot.prompt import check_compatible, init_prompt, load_prompt, save_prompt
 from promot.prompt.soft_prompt import inner_state
-from promot.runs import carried_prompts, checked_prompt, load_tuned_model, read_info, save_carried
+from promot import rundir
+from promot.runs import LoadedRun, carried_prompts, load_run, load_tuned_model, read_info, save_carried  # noqa: F401
+from promot.runs import tokenizing as _tokenizing
 from promot.training.artifacts import model_dir_for_peft, save_model, write_model_card
 from promot.training.loop import StageContext
 from promot.training.methods import METHODS, Method
@@ -36,14 +38,6 @@ from promot.training.stage1_prompt_tuning import train_prompt
 from promot.training.stage2_model_tuning import train_model
 
 log = logging.getLogger(__name__)
-
-
-def _tokenizing(cfg: RunConfig, tokenizer, seq2seq: bool) -> Tokenizing:
-    return Tokenizing(
-        tokenizer, seq2seq, cfg.data.max_length, cfg.data.truncation,
-        delimiter="" if cfg.data.chat_template else cfg.data.target_delimiter,
-        special_in_text=cfg.data.chat_template,
-    )
 
 
 def _initial_prompt(cfg: RunConfig, model, tokenizer, base_fp: str) -> torch.Tensor:
@@ -173,7 +167,7 @@ def _load_start_model(cfg: RunConfig):
     if cfg.model.init_from:
         loaded, _ = load_tuned_model(cfg.model.init_from, read_info(cfg.model.init_from), cfg.model.dtype,
                                      cfg.model.trust_remote_code)
-        loaded.source = f"{cfg.model.init_from}/model"
+        loaded.source = f"{cfg.model.init_from}/{rundir.MODEL}"
         return loaded
     return load_model(cfg.model.name, cfg.model.dtype, cfg.model.trust_remote_code)
 
@@ -242,8 +236,8 @@ def train(config: RunConfig | str | Path | dict, overrides: list[str] | None = N
     wait_for_everyone()  # every process has checked the output directory before the main one claims it
     if is_main_process():
         _claim_output_dir(p.cfg)
-        atomic_write_text(run_dir / "config.yaml", dump_config(p.cfg))
-        atomic_write_text(run_dir / DATA_FINGERPRINT, _data_fingerprint(p) + "\n")
+        atomic_write_text(run_dir / rundir.CONFIG, dump_config(p.cfg))
+        atomic_write_text(run_dir / rundir.DATA_FINGERPRINT, _data_fingerprint(p) + "\n")
     wait_for_everyone()
     return _run(p, run_dir, False, callbacks)
 
@@ -253,20 +247,17 @@ def resume(run_dir: str | Path, callbacks: list | None = None) -> Path:
     result equals the uninterrupted run's: Trainer restores optimizer, scheduler, RNG and data position, and the
     checkpoint restores best-so-far selection."""
     run_dir = Path(run_dir)
-    if (run_dir / "run.json").exists():
-        raise ConfigError(f"{run_dir}: the run is complete (run.json exists); nothing to resume")
-    if not (run_dir / "config.yaml").is_file():
-        raise ConfigError(f"{run_dir}: not a promot run directory (no config.yaml)")
-    cfg = dataclasses.replace(load_config(run_dir / "config.yaml"), output_dir=str(run_dir))
+    if (run_dir / rundir.RUN_INFO).exists():
+        raise ConfigError(f"{run_dir}: the run is complete ({rundir.RUN_INFO} exists); nothing to resume")
+    if not (run_dir / rundir.CONFIG).is_file():
+        raise ConfigError(f"{run_dir}: not a promot run directory (no {rundir.CONFIG})")
+    cfg = dataclasses.replace(load_config(run_dir / rundir.CONFIG), output_dir=str(run_dir))
     p = prepare(cfg, resuming=True)
-    recorded = run_dir / DATA_FINGERPRINT
+    recorded = run_dir / rundir.DATA_FINGERPRINT
     if recorded.exists() and recorded.read_text().strip() != _data_fingerprint(p):
         raise ConfigError(f"{recorded}: the training data changed since the run started; resuming would not continue "
                           "the same run (restore the data, or start a new run)")
     return _run(p, run_dir, True, callbacks)
-
-
-DATA_FINGERPRINT = "data.sha256"
 
 
 def _data_fingerprint(p: Prepared) -> str:
@@ -303,17 +294,18 @@ def _run(p: Prepared, run_dir: Path, resuming: bool, callbacks: list | None) -> 
 
     if p.method.stage1 and p.tasks:                                                 # ③ one prompt per task
         prompt = torch.stack([_stage1(fresh() if i else model, prompt[i], dataclasses.replace(
-            ctx, train_rows=p.task_rows[i], targets=[t]), f"stage1-{t.name}", resuming) for i, t in enumerate(p.tasks)])
+            ctx, train_rows=p.task_rows[i], targets=[t]), rundir.stage1_name(t.name), resuming)
+            for i, t in enumerate(p.tasks)])
     elif p.method.stage1:
-        prompt = _stage1(model, prompt, ctx, "stage1", resuming)                    # ③ stage 1: prompt tuning
+        prompt = _stage1(model, prompt, ctx, rundir.STAGE1, resuming)                # ③ stage 1: prompt tuning
     if p.method.stage2:                                                             # ④ stage 2: model tuning
         if p.method.stage1:
             model = fresh()
-        lm = train_model(model, prompt, p.method, ctx, resume_point(run_dir, "stage2") if resuming else None)
+        lm = train_model(model, prompt, p.method, ctx, resume_point(run_dir, rundir.STAGE2) if resuming else None)
         prompt = None if lm.prompt is None else full(lm.prompt.detach()).clone()
         if p.method.stage2 == "lora":
             if is_main_process():
-                save_model(run_dir / "lora", lm.model, p.tokenizer)  # the adapter, before merging consumes it
+                save_model(run_dir / rundir.LORA, lm.model, p.tokenizer)  # the adapter, before merging consumes it
             model = lm.model.merge_and_unload()
     if fsdp and is_main_process():  # the run directory is written from full weights, as without sharding
         model = _unsharded(p.cfg, ctx.gathered)
@@ -338,70 +330,45 @@ def _write_run(run_dir: Path, p: Prepared, model, prompt, ctx: StageContext, sta
     """⑤ The run directory: model/, prompt/ (lora/ is already there), then run.json last ('complete')."""
     cfg, tok, source, base_fp = p.cfg, p.tokenizer, p.source, p.base_fingerprint
     model.requires_grad_(False)
-    save_model(run_dir / "model", model, tok)
+    save_model(run_dir / rundir.MODEL, model, tok)
     model_fp = fingerprint(model, tok)
     fps = sorted({base_fp, model_fp})
     base = model_dir_for_peft(run_dir)  # what AutoPeftModelForCausalLM.from_pretrained(RUN/prompt) loads
     if prompt is not None and p.tasks:  # multi-task: prompts/<task>/, picked by name like carried prompts
         for i, t in enumerate(p.tasks):
-            save_prompt(run_dir / "prompts" / t.name, prompt[i], model, base, fps)
+            save_prompt(run_dir / rundir.PROMPTS / t.name, prompt[i], model, base, fps)
     elif prompt is not None:
-        save_prompt(run_dir / "prompt", prompt, model, base, fps)
+        save_prompt(run_dir / rundir.PROMPT, prompt, model, base, fps)
     save_carried(run_dir, p.carried, model, model_fp)
     info = {
         "promot_version": __version__,
         "method": cfg.method,
         "base_model": {"source": source, "fingerprint": base_fp},
-        "model": {"path": "model", "fingerprint": model_fp},
-        "prompt": None if prompt is None or p.tasks else {"path": "prompt", "length": prompt.shape[0]},
+        "model": {"path": rundir.MODEL, "fingerprint": model_fp},
+        "prompt": None if prompt is None or p.tasks else {"path": rundir.PROMPT, "length": prompt.shape[0]},
         "init_from": cfg.model.init_from,
         "tasks": [t.name for t in p.tasks],
-        "prompts": {name: f"prompts/{name}" for name in [*p.carried, *(t.name for t in p.tasks if prompt is not None)]},
+        "prompts": {name: rundir.prompts_path(name)
+                    for name in [*p.carried, *(t.name for t in p.tasks if prompt is not None)]},
         "target_metric": cfg.eval.metric,
         "stages": ctx.history,
         "seconds": round(time.time() - started, 1),
     }
     write_model_card(run_dir, info)
-    atomic_write_json(run_dir / "run.json", info)
+    atomic_write_json(run_dir / rundir.RUN_INFO, info)
     log.debug("run written to %s", run_dir)  # callers print the returned path
     return run_dir
 
 
 def summary(run_dir: str | Path) -> list[str]:
     """One line per stage: best target score and where it was selected."""
-    info = json.loads((Path(run_dir) / "run.json").read_text())
+    info = rundir.read_run_info(run_dir)
     lines = []
     for name, h in info["stages"].items():
         curve = ", ".join(f"{s['step']}:{s['target_score']:.1f}" for s in h["scores"])
         lines.append(f"{info['method']} {name}: best {h['metric']} {h['best_score']:.2f} at step {h['best_step']} "
                      f"(step:score {curve})")
     return lines
-
-
-@dataclass
-class LoadedRun:
-    lm: PromptedLM
-    """The tuned model with the run's prompt attached (prompt=None for methods without one)."""
-    tokenizer: object
-    info: dict
-    config: RunConfig
-    tokenizing: Tokenizing
-
-
-def load_run(run_dir: str | Path, with_prompt: bool = True, prompt_name: str | None = None) -> LoadedRun:
-    """Load a finished run; the prompt - its own, or an earlier run's it carries (`prompt_name`) - is
-    fingerprint-checked against the tuned model before it attaches."""
-    run_dir = Path(run_dir)
-    info = read_info(run_dir)
-    cfg = load_config(run_dir / "config.yaml")
-    loaded, model_fp = load_tuned_model(run_dir, info, cfg.model.dtype, cfg.model.trust_remote_code)
-    prompt = None
-    if with_prompt and (info.get("prompt") or prompt_name):
-        prompt = checked_prompt(run_dir, prompt_name, loaded.model, model_fp)
-    loaded.model.eval()
-    seq2seq = bool(loaded.model.config.is_encoder_decoder)
-    return LoadedRun(PromptedLM(loaded.model, prompt).eval(), loaded.tokenizer, info, cfg,
-                     _tokenizing(cfg, loaded.tokenizer, seq2seq))
 
 
 def generate(run_dir: str | Path, texts: list[str] | str, with_prompt: bool | None = None, max_new_tokens: int = 32,
