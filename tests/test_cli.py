@@ -143,7 +143,7 @@ def test_disk_full_and_permission_errors_are_reported_as_such(code, words, monke
     def refuse(directory, *args, **kwargs):
         raise OSError(getattr(errno, code), words, str(directory))
 
-    monkeypatch.setattr("promot.api.save_model", refuse)
+    monkeypatch.setattr("promot.training.pipeline.save_model", refuse)
     _fails(["train", _config(tmp_path, tiny_dirs, task_files), "method=finetune"], capsys,
            f"{tmp_path / 'run' / 'model'}: {words}")
     assert not (tmp_path / "run" / "run.json").exists()
