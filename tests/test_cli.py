@@ -50,6 +50,9 @@ BAD = {
     "zero batch": (lambda t: ["stage2.batch_size=0"], "stage2.batch_size must be a positive integer"),
     "bad warmup": (lambda t: ["stage2.warmup_steps=1.5"], "stage2.warmup_steps must be a step count"),
     "bad optimizer": (lambda t: ["stage2.optimizer=sgdx"], "stage2.optimizer 'sgdx' is not one of"),
+    "bad lr_scheduler": (lambda t: ["stage2.lr_scheduler=cosin"], "stage2.lr_scheduler 'cosin' is not one of"),
+    "bad lora.target_modules": (lambda t: ["method=lora", "lora.target_modules=all_linear"],
+                                "lora.target_modules must be a list of module names or 'all-linear'"),
     "bad prompt init": (lambda t: ["prompt.init=zeros"], "prompt.init 'zeros' is not one of"),
     "text init without text": (lambda t: ["prompt.init=text"], "needs prompt.init_text"),
     "zero prompt length": (lambda t: ["prompt.length=0"], "prompt.length must be a positive integer"),
@@ -140,7 +143,7 @@ def test_disk_full_and_permission_errors_are_reported_as_such(code, words, monke
     def refuse(directory, *args, **kwargs):
         raise OSError(getattr(errno, code), words, str(directory))
 
-    monkeypatch.setattr("promot.api.save_model", refuse)
+    monkeypatch.setattr("promot.training.pipeline.save_model", refuse)
     _fails(["train", _config(tmp_path, tiny_dirs, task_files), "method=finetune"], capsys,
            f"{tmp_path / 'run' / 'model'}: {words}")
     assert not (tmp_path / "run" / "run.json").exists()

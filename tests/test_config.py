@@ -42,3 +42,28 @@ def test_bad_yaml_names_the_line(tmp_path):
 def test_missing_required_fields():
     with pytest.raises(ConfigError, match="model.name \\(or model.init_from\\) is required; data.train \\(or tasks\\) is required"):
         load_config({})
+
+
+def test_lr_schedulers_are_transformers_scheduler_types():
+    from transformers import SchedulerType
+
+    from promot.config import LR_SCHEDULERS
+
+    assert set(LR_SCHEDULERS) == {s.value for s in SchedulerType}
+
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+SHIPPED = sorted([*(ROOT / "examples").rglob("*.yaml"), ROOT / "src" / "promot" / "world" / "demo.yaml"])
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_shipped_yaml_loads_and_validates(path):
+    """load_config validates; the demo config is validated as `promot demo` completes it (data paths, method)."""
+    if path.name == "demo.yaml":
+        from promot.world.demo import demo_config
+
+        for method in ("promot", "finetune", "lora"):
+            load_config(demo_config(method, ROOT / "runs" / "demo", quick=True))
+            load_config(demo_config(method, ROOT / "runs" / "demo"))
+        return
+    load_config(path)

@@ -8,6 +8,9 @@ __version__ = "0.1.0"
 
 __all__ = ["__version__", "generate", "load_config", "load_run", "train"]
 
+# The package root wires in the ICL world (torch-free): its `world-tiny` alias works from any config or command.
+from promot import world as _world  # noqa: E402,F401
+
 
 def __getattr__(name: str):
     # Lazy: `import promot` stays cheap (no torch) until the API is used.

@@ -2,236 +2,28 @@
 
 The CLI is a thin layer over these functions: `train(config)`, `resume(run_dir)`, `load_run(run_dir)`,
 `generate(run_dir, text)`. Under `accelerate launch` every process runs them; only the main process writes.
+
+    ① data, ② soft prompt   training/pipeline.py `prepare` (data/, prompt/, models/; everything validated)
+    ③ stage 1               training/stage1_prompt_tuning.py (on the Trainer loop in training/loop.py)
+    ④ stage 2               training/stage2_model_tuning.py
+    ⑤ run directory         training/pipeline.py `write_run` (names: rundir.py); read back by runs.py `load_run`
+    evaluation, report      evaluate/runner.py `evaluate`, report/render.py `render`
 """
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
-import logging
-import shutil
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
-from promot import __version__
+from promot import rundir
 from promot.config import RunConfig, dump_config, load_config, validate
-from promot.data import TaskData, Tokenizing, load_task_data
-from promot.distributed import full, is_main_process, num_processes, sharding, wait_for_everyone
+from promot.distributed import is_main_process, wait_for_everyone
 from promot.errors import ConfigError
 from promot.evaluate.target import generate_texts
-from promot.io import atomic_write_json, atomic_write_text
-from promot.models import fingerprint, load_model
-from promot.precision import check_weights_dtype, resolve_bf16
-from promot.prompt import PromptedLM, check_compatible, init_prompt, load_prompt, save_prompt
-from promot.prompt.soft_prompt import inner_state
-from promot.runs import carried_prompts, checked_prompt, load_tuned_model, read_info, save_carried
-from promot.training.artifacts import model_dir_for_peft, save_model, write_model_card
-from promot.training.loop import StageContext
-from promot.training.methods import METHODS, Method
-from promot.training.resume import load_stage_result, resume_point, save_stage_result
-from promot.training.stage1_prompt_tuning import train_prompt
-from promot.training.stage2_model_tuning import train_model
-
-log = logging.getLogger(__name__)
-
-
-def _tokenizing(cfg: RunConfig, tokenizer, seq2seq: bool) -> Tokenizing:
-    return Tokenizing(
-        tokenizer, seq2seq, cfg.data.max_length, cfg.data.truncation,
-        delimiter="" if cfg.data.chat_template else cfg.data.target_delimiter,
-        special_in_text=cfg.data.chat_template,
-    )
-
-
-def _initial_prompt(cfg: RunConfig, model, tokenizer, base_fp: str) -> torch.Tensor:
-    if cfg.prompt.from_adapter:
-        saved = load_prompt(cfg.prompt.from_adapter)
-        check_compatible(saved, model, base_fp, cfg.prompt.from_adapter)
-        return saved.embeddings
-    if cfg.prompt.init == "text" and not tokenizer(cfg.prompt.init_text, add_special_tokens=False)["input_ids"]:
-        raise ConfigError("prompt.init_text tokenizes to nothing")
-    # The paper's "random prompt" ablation is uniform-initialised whatever the prompt.init default is.
-    kind = "uniform" if cfg.method == "random-prompt" else cfg.prompt.init
-    return init_prompt(kind, cfg.prompt.length, model, tokenizer, cfg.prompt.init_text, cfg.seed)
-
-
-def _check_output_dir(cfg: RunConfig) -> Path:
-    """Refuse to clobber a non-empty directory unless overwrite is set (checked before anything loads)."""
-    run_dir = Path(cfg.output_dir)
-    if run_dir.exists() and any(run_dir.iterdir()) and not cfg.overwrite:
-        raise ConfigError(f"{run_dir}: output directory exists and is not empty (set overwrite=true)")
-    return run_dir
-
-
-def _claim_output_dir(cfg: RunConfig) -> Path:
-    run_dir = _check_output_dir(cfg)
-    if run_dir.exists():
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True)
-    return run_dir
-
-
-@dataclass
-class Prepared:
-    """Everything a run needs, loaded and validated; nothing written yet."""
-
-    cfg: RunConfig
-    method: Method
-    source: str
-    model: torch.nn.Module
-    tokenizer: object
-    tokenizing: Tokenizing
-    data: TaskData
-    rows: list[dict]
-    base_fingerprint: str
-    prompt: torch.Tensor | None
-    carried: dict = dataclasses.field(default_factory=dict)
-    """Earlier runs' prompts (sequential training, `model.init_from`), re-saved under prompts/<name>/."""
-    tasks: list = dataclasses.field(default_factory=list)
-    """Multi-task: one TaskTarget per task (prompt[i] is task i's), and each task's own training rows."""
-    task_rows: list = dataclasses.field(default_factory=list)
-
-
-def prepare(config: RunConfig | str | Path | dict, overrides: list[str] | None = None,
-            resuming: bool = False) -> Prepared:
-    """Config → model, data (every record tokenized, so a bad line fails here) and initial prompt."""
-    from transformers import set_seed
-
-    cfg = config if isinstance(config, RunConfig) else load_config(config, overrides)
-    if not resuming:
-        _check_output_dir(cfg)
-    method = METHODS[cfg.method]
-    check_weights_dtype(cfg.model.dtype, method.stage2 == "full")
-    if cfg.fp16 and not torch.cuda.is_available():
-        raise ConfigError("fp16: mixed precision with loss scaling needs a CUDA GPU (on CPU, bf16: true)")
-    _check_sharding(cfg, method)
-    _check_report_to(cfg)
-    set_seed(cfg.seed)
-    loaded = _load_start_model(cfg)
-    carried = carried_prompts(cfg.model.init_from, read_info(cfg.model.init_from)) if cfg.model.init_from else {}
-    model, tok = loaded.model, loaded.tokenizer
-    base_fp = fingerprint(model, tok)
-    if cfg.tasks:
-        return _prepare_tasks(cfg, method, loaded.source, model, tok, base_fp, carried)
-    data = load_task_data(cfg.data, tok, cfg.seed)
-    tokenizing = _tokenizing(cfg, tok, bool(model.config.is_encoder_decoder))
-    rows = tokenizing.encode_all(data.train)
-    held_out = tokenizing.encode_all(data.validation)  # a bad validation record fails now, not mid-training
-    _check_prompt_fits(cfg, method, model, [*rows, *held_out])
-    prompt = _initial_prompt(cfg, model, tok, base_fp) if method.prompt else None
-    return Prepared(cfg, method, loaded.source, model, tok, tokenizing, data, rows, base_fp, prompt, carried)
-
-
-def _check_report_to(cfg: RunConfig) -> None:
-    """A `report_to` integration that is not installed fails here, not in Trainer after the run directory exists."""
-    from transformers.integrations.integration_utils import (INTEGRATION_TO_CALLBACK,
-                                                             get_available_reporting_integrations)
-
-    names = [cfg.report_to] if isinstance(cfg.report_to, str) else list(cfg.report_to or [])
-    available = get_available_reporting_integrations()
-    for name in names:
-        if name in ("all", "none"):
-            continue
-        if name not in INTEGRATION_TO_CALLBACK:
-            raise ConfigError(f"report_to: '{name}' is not one of {', '.join(INTEGRATION_TO_CALLBACK)}")
-        if name not in available:
-            raise ConfigError(f"report_to: '{name}' is not installed (pip install {name.replace('_', '-')})")
-
-
-def _check_prompt_fits(cfg: RunConfig, method: Method, model, rows: list[dict]) -> None:
-    """Soft prompt + the longest tokenized example must fit the model's positions: a too-long prompt otherwise
-    allocates its attention (40 GB at prompt.length=100000) and fails mid-stage, after the run directory exists."""
-    if not method.prompt or model.config.is_encoder_decoder:
-        return
-    text_cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-    limit = getattr(text_cfg, "max_position_embeddings", None) or getattr(text_cfg, "n_positions", None)
-    longest = max((len(r["input_ids"]) for r in rows), default=0)
-    if limit and cfg.prompt.length + longest > limit:
-        raise ConfigError(f"prompt.length={cfg.prompt.length} + the longest example's {longest} tokens exceeds "
-                          f"the model's {limit} positions (shorten prompt.length or data.max_length)")
-
-
-def _check_sharding(cfg: RunConfig, method: Method) -> None:
-    """What a sharded run (`--accelerate-config fsdp2`) cannot do, refused before anything loads or is written."""
-    kind = sharding()
-    if kind and method.stage2 == "lora":
-        raise ConfigError(f"method {cfg.method}: LoRA under {kind} is not supported yet (use ddp: the adapter is small)")
-    if kind == "fsdp" and cfg.monitor.alignment_every:
-        raise ConfigError("monitor.alignment_every: gradient alignment differentiates the sharded parameters "
-                          "themselves, which FSDP2 never puts in the graph; run `promot diagnose` without fsdp2")
-    for name, used in (("stage1", method.stage1), ("stage2", method.stage2)):
-        if kind == "fsdp" and used and getattr(cfg, name).optimizer == "adafactor":
-            raise ConfigError(f"{name}.optimizer: transformers' Adafactor cannot update FSDP2's sharded (DTensor) "
-                              "parameters; set adamw")
-
-
-def _load_start_model(cfg: RunConfig):
-    """The model training starts from: `model.name`, or an earlier run's tuned model (sequential training)."""
-    if cfg.model.init_from:
-        loaded, _ = load_tuned_model(cfg.model.init_from, read_info(cfg.model.init_from), cfg.model.dtype,
-                                     cfg.model.trust_remote_code)
-        loaded.source = f"{cfg.model.init_from}/model"
-        return loaded
-    return load_model(cfg.model.name, cfg.model.dtype, cfg.model.trust_remote_code)
-
-
-def _unsharded(cfg: RunConfig, gathered: dict):
-    """Main process of an FSDP2 run: a plain model with the gathered selected weights of stage 2 (none gathered:
-    only stage 1 ran, and the frozen model is the starting one)."""
-    model = _load_start_model(cfg).model
-    if gathered:
-        model.load_state_dict(inner_state(gathered))
-    return model
-
-
-def _prepare_tasks(cfg: RunConfig, method: Method, source: str, model, tok, base_fp: str, carried: dict) -> Prepared:
-    """Multi-task: every task's data and tokenizing, the stage-2 mixture, one initial prompt per task."""
-    from promot.training.multitask import TaskTarget, mixing_weights, mixture
-
-    seq2seq = bool(model.config.is_encoder_decoder)
-    targets, task_rows, train = [], [], []
-    for i, t in enumerate(cfg.tasks):
-        data = load_task_data(t.data, tok, cfg.seed)
-        tokenizing = _tokenizing(dataclasses.replace(cfg, data=t.data), tok, seq2seq)
-        task_rows.append(tokenizing.encode_all(data.train))
-        _check_prompt_fits(cfg, method, model, [*task_rows[-1], *tokenizing.encode_all(data.validation)])
-        targets.append(TaskTarget(t.name, i, tokenizing, data.validation, t.metric or cfg.eval.metric,
-                                  t.max_new_tokens or cfg.eval.max_new_tokens))
-        train += data.train
-    weights = mixing_weights([len(r) for r in task_rows], cfg.mixing, cfg.mixing_temperature,
-                             [t.weight for t in cfg.tasks])
-    st = cfg.stage2
-    rows = mixture(task_rows, weights, st.steps * st.batch_size * st.grad_accum * num_processes(), cfg.seed)
-    prompt = None
-    if method.prompt:
-        prompt = torch.stack([_initial_prompt(dataclasses.replace(cfg, seed=cfg.seed + i), model, tok, base_fp)
-                              for i in range(len(cfg.tasks))])
-    return Prepared(cfg, method, source, model, tok, targets[0].tokenizing, TaskData(train, []), rows, base_fp,
-                    prompt, carried, targets, task_rows)
-
-
-def _monitors(p: Prepared) -> tuple:
-    """Stage-2 probes, if configured: the specialization monitor (leakage measured against the run's own target
-    labels) and gradient alignment (real vs shuffled labels on fixed training batches)."""
-    m, out = p.cfg.monitor, []
-    if m.tasks:
-        from promot.evaluate.metrics import AnswerFormat
-        from promot.evaluate.monitor import SpecializationMonitor
-
-        fmt = AnswerFormat.from_targets(ex.target for ex in p.data.train)
-        out.append(SpecializationMonitor(m.tasks, m.every, fmt, p.tokenizer, m.shots, m.limit, m.include_path,
-                                         p.cfg.eval.batch_size, m.apply_chat_template))
-    if m.alignment_every:
-        from promot.evaluate.gradient_alignment import GradientAlignmentProbe, probe_batches
-
-        real, fake = probe_batches(p.data.train, p.tokenizing, p.tokenizer.pad_token_id, m.alignment_batches,
-                                   p.cfg.stage2.batch_size, p.cfg.seed)
-        out.append(GradientAlignmentProbe(real, fake, m.alignment_every, m.alignment_layers))
-    return tuple(out)
-
+from promot.io import atomic_write_text
+from promot.precision import resolve_bf16
+from promot.runs import LoadedRun, load_run, read_info  # noqa: F401  (load_run lives in runs.py)
+from promot.training.pipeline import (Prepared, claim_output_dir, data_fingerprint, prepare,  # noqa: F401
+                                      run_prepared, write_run)
 
 def train(config: RunConfig | str | Path | dict, overrides: list[str] | None = None,
           callbacks: list | None = None) -> Path:
@@ -241,11 +33,11 @@ def train(config: RunConfig | str | Path | dict, overrides: list[str] | None = N
     run_dir = Path(p.cfg.output_dir)
     wait_for_everyone()  # every process has checked the output directory before the main one claims it
     if is_main_process():
-        _claim_output_dir(p.cfg)
-        atomic_write_text(run_dir / "config.yaml", dump_config(p.cfg))
-        atomic_write_text(run_dir / DATA_FINGERPRINT, _data_fingerprint(p) + "\n")
+        claim_output_dir(p.cfg)
+        atomic_write_text(run_dir / rundir.CONFIG, dump_config(p.cfg))
+        atomic_write_text(run_dir / rundir.DATA_FINGERPRINT, data_fingerprint(p) + "\n")
     wait_for_everyone()
-    return _run(p, run_dir, False, callbacks)
+    return run_prepared(p, run_dir, False, callbacks)
 
 
 def resume(run_dir: str | Path, callbacks: list | None = None) -> Path:
@@ -253,74 +45,17 @@ def resume(run_dir: str | Path, callbacks: list | None = None) -> Path:
     result equals the uninterrupted run's: Trainer restores optimizer, scheduler, RNG and data position, and the
     checkpoint restores best-so-far selection."""
     run_dir = Path(run_dir)
-    if (run_dir / "run.json").exists():
-        raise ConfigError(f"{run_dir}: the run is complete (run.json exists); nothing to resume")
-    if not (run_dir / "config.yaml").is_file():
-        raise ConfigError(f"{run_dir}: not a promot run directory (no config.yaml)")
-    cfg = dataclasses.replace(load_config(run_dir / "config.yaml"), output_dir=str(run_dir))
+    if (run_dir / rundir.RUN_INFO).exists():
+        raise ConfigError(f"{run_dir}: the run is complete ({rundir.RUN_INFO} exists); nothing to resume")
+    if not (run_dir / rundir.CONFIG).is_file():
+        raise ConfigError(f"{run_dir}: not a promot run directory (no {rundir.CONFIG})")
+    cfg = dataclasses.replace(load_config(run_dir / rundir.CONFIG), output_dir=str(run_dir))
     p = prepare(cfg, resuming=True)
-    recorded = run_dir / DATA_FINGERPRINT
-    if recorded.exists() and recorded.read_text().strip() != _data_fingerprint(p):
+    recorded = run_dir / rundir.DATA_FINGERPRINT
+    if recorded.exists() and recorded.read_text().strip() != data_fingerprint(p):
         raise ConfigError(f"{recorded}: the training data changed since the run started; resuming would not continue "
                           "the same run (restore the data, or start a new run)")
-    return _run(p, run_dir, True, callbacks)
-
-
-DATA_FINGERPRINT = "data.sha256"
-
-
-def _data_fingerprint(p: Prepared) -> str:
-    """sha256 of every tokenized training row and validation example, so a resume refuses changed data."""
-    h = hashlib.sha256(json.dumps([p.rows, p.task_rows]).encode())
-    for ex in [*p.data.validation, *(ex for t in p.tasks for ex in t.validation)]:
-        h.update(json.dumps([ex.input, ex.target]).encode())
-    return h.hexdigest()
-
-
-def _stage1(model, prompt: torch.Tensor, ctx: StageContext, name: str, resuming: bool) -> torch.Tensor:
-    """Stage 1, or its saved outcome when a resumed run already finished it."""
-    stage_dir = ctx.run_dir / name
-    done = load_stage_result(stage_dir) if resuming else None
-    if done is not None:
-        prompt, ctx.history[name] = done
-        log.info("%s: finished before the interruption; using its selected prompt", name)
-        return prompt
-    prompt = train_prompt(model, prompt, ctx, resume_point(ctx.run_dir, name) if resuming else None, name=name)
-    if is_main_process():
-        save_stage_result(stage_dir, prompt, ctx.history[name])
-    return prompt
-
-
-def _run(p: Prepared, run_dir: Path, resuming: bool, callbacks: list | None) -> Path:
-    ctx = StageContext(p.cfg, p.tokenizer, p.tokenizing, p.rows, p.data.validation, run_dir,
-                       callbacks=list(callbacks or []), monitors=_monitors(p), targets=p.tasks)
-    started = time.time()
-    model, prompt = p.model, p.prompt
-    fsdp = sharding() == "fsdp"
-
-    def fresh():  # FSDP2 shards a model in place: a later stage wraps a new copy of the (unchanged) frozen one
-        return _load_start_model(p.cfg).model if fsdp else model
-
-    if p.method.stage1 and p.tasks:                                                 # ③ one prompt per task
-        prompt = torch.stack([_stage1(fresh() if i else model, prompt[i], dataclasses.replace(
-            ctx, train_rows=p.task_rows[i], targets=[t]), f"stage1-{t.name}", resuming) for i, t in enumerate(p.tasks)])
-    elif p.method.stage1:
-        prompt = _stage1(model, prompt, ctx, "stage1", resuming)                    # ③ stage 1: prompt tuning
-    if p.method.stage2:                                                             # ④ stage 2: model tuning
-        if p.method.stage1:
-            model = fresh()
-        lm = train_model(model, prompt, p.method, ctx, resume_point(run_dir, "stage2") if resuming else None)
-        prompt = None if lm.prompt is None else full(lm.prompt.detach()).clone()
-        if p.method.stage2 == "lora":
-            if is_main_process():
-                save_model(run_dir / "lora", lm.model, p.tokenizer)  # the adapter, before merging consumes it
-            model = lm.model.merge_and_unload()
-    if fsdp and is_main_process():  # the run directory is written from full weights, as without sharding
-        model = _unsharded(p.cfg, ctx.gathered)
-    if is_main_process():
-        _write_run(run_dir, p, model, prompt, ctx, started)                         # ⑤ run directory
-    wait_for_everyone()
-    return run_dir
+    return run_prepared(p, run_dir, True, callbacks)
 
 
 def diagnose_gradient_alignment(config: RunConfig | str | Path | dict, overrides: list[str] | None = None,
@@ -334,74 +69,15 @@ def diagnose_gradient_alignment(config: RunConfig | str | Path | dict, overrides
     return train(validate(cfg))
 
 
-def _write_run(run_dir: Path, p: Prepared, model, prompt, ctx: StageContext, started: float) -> Path:
-    """⑤ The run directory: model/, prompt/ (lora/ is already there), then run.json last ('complete')."""
-    cfg, tok, source, base_fp = p.cfg, p.tokenizer, p.source, p.base_fingerprint
-    model.requires_grad_(False)
-    save_model(run_dir / "model", model, tok)
-    model_fp = fingerprint(model, tok)
-    fps = sorted({base_fp, model_fp})
-    base = model_dir_for_peft(run_dir)  # what AutoPeftModelForCausalLM.from_pretrained(RUN/prompt) loads
-    if prompt is not None and p.tasks:  # multi-task: prompts/<task>/, picked by name like carried prompts
-        for i, t in enumerate(p.tasks):
-            save_prompt(run_dir / "prompts" / t.name, prompt[i], model, base, fps)
-    elif prompt is not None:
-        save_prompt(run_dir / "prompt", prompt, model, base, fps)
-    save_carried(run_dir, p.carried, model, model_fp)
-    info = {
-        "promot_version": __version__,
-        "method": cfg.method,
-        "base_model": {"source": source, "fingerprint": base_fp},
-        "model": {"path": "model", "fingerprint": model_fp},
-        "prompt": None if prompt is None or p.tasks else {"path": "prompt", "length": prompt.shape[0]},
-        "init_from": cfg.model.init_from,
-        "tasks": [t.name for t in p.tasks],
-        "prompts": {name: f"prompts/{name}" for name in [*p.carried, *(t.name for t in p.tasks if prompt is not None)]},
-        "target_metric": cfg.eval.metric,
-        "stages": ctx.history,
-        "seconds": round(time.time() - started, 1),
-    }
-    write_model_card(run_dir, info)
-    atomic_write_json(run_dir / "run.json", info)
-    log.debug("run written to %s", run_dir)  # callers print the returned path
-    return run_dir
-
-
 def summary(run_dir: str | Path) -> list[str]:
     """One line per stage: best target score and where it was selected."""
-    info = json.loads((Path(run_dir) / "run.json").read_text())
+    info = rundir.read_run_info(run_dir)
     lines = []
     for name, h in info["stages"].items():
         curve = ", ".join(f"{s['step']}:{s['target_score']:.1f}" for s in h["scores"])
         lines.append(f"{info['method']} {name}: best {h['metric']} {h['best_score']:.2f} at step {h['best_step']} "
                      f"(step:score {curve})")
     return lines
-
-
-@dataclass
-class LoadedRun:
-    lm: PromptedLM
-    """The tuned model with the run's prompt attached (prompt=None for methods without one)."""
-    tokenizer: object
-    info: dict
-    config: RunConfig
-    tokenizing: Tokenizing
-
-
-def load_run(run_dir: str | Path, with_prompt: bool = True, prompt_name: str | None = None) -> LoadedRun:
-    """Load a finished run; the prompt - its own, or an earlier run's it carries (`prompt_name`) - is
-    fingerprint-checked against the tuned model before it attaches."""
-    run_dir = Path(run_dir)
-    info = read_info(run_dir)
-    cfg = load_config(run_dir / "config.yaml")
-    loaded, model_fp = load_tuned_model(run_dir, info, cfg.model.dtype, cfg.model.trust_remote_code)
-    prompt = None
-    if with_prompt and (info.get("prompt") or prompt_name):
-        prompt = checked_prompt(run_dir, prompt_name, loaded.model, model_fp)
-    loaded.model.eval()
-    seq2seq = bool(loaded.model.config.is_encoder_decoder)
-    return LoadedRun(PromptedLM(loaded.model, prompt).eval(), loaded.tokenizer, info, cfg,
-                     _tokenizing(cfg, loaded.tokenizer, seq2seq))
 
 
 def generate(run_dir: str | Path, texts: list[str] | str, with_prompt: bool | None = None, max_new_tokens: int = 32,

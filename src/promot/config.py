@@ -19,6 +19,10 @@ from promot.precision import parse_bf16
 METHODS = ("promot", "finetune", "prompt-tuning", "joint", "random-prompt", "lora", "promot-lora")
 OPTIMIZERS = ("adafactor", "adamw")
 PROMPT_INITS = ("vocab", "uniform", "text", "normal")
+LR_SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
+                 "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr", "cosine_warmup_with_min_lr",
+                 "warmup_stable_decay", "greedy")
+"""transformers' SchedulerType values (spelled out: config stays light; tests/test_config.py checks they match)."""
 METRICS = ("accuracy", "exact_match", "bleu")
 MAX_PROMPT_LENGTH = 4096
 
@@ -356,6 +360,8 @@ def validate(cfg: RunConfig) -> RunConfig:
     for name in ("stage1", "stage2"):
         st: StageConfig = getattr(cfg, name)
         check(st.optimizer in OPTIMIZERS, f"{name}.optimizer '{st.optimizer}' is not one of {', '.join(OPTIMIZERS)}")
+        check(st.lr_scheduler in LR_SCHEDULERS,
+              f"{name}.lr_scheduler '{st.lr_scheduler}' is not one of {', '.join(LR_SCHEDULERS)}")
         check(not st.scale_parameter or st.optimizer == "adafactor",
               f"{name}.scale_parameter is an Adafactor option (optimizer is {st.optimizer})")
         for key in ("steps", "batch_size", "grad_accum"):
@@ -371,6 +377,9 @@ def validate(cfg: RunConfig) -> RunConfig:
               f"{name}.warmup_steps must be a step count or a fraction in [0, 1), got {w!r}")
         check(isinstance(st.lr, (int, float)) and st.lr > 0, f"{name}.lr must be a positive number, got {st.lr!r}")
         check(0 <= st.label_smoothing < 1, f"{name}.label_smoothing must be in [0, 1)")
+    tm = cfg.lora.target_modules
+    check(tm == "all-linear" or (isinstance(tm, list) and bool(tm) and all(isinstance(m, str) and m for m in tm)),
+          f"lora.target_modules must be a list of module names or 'all-linear', got {tm!r}")
     check(isinstance(cfg.monitor.every, int) and cfg.monitor.every > 0, "monitor.every must be a positive integer")
     m = cfg.monitor
     check(isinstance(m.alignment_every, int) and m.alignment_every >= 0, "monitor.alignment_every must be an integer >= 0")

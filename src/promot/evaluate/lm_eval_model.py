@@ -34,7 +34,7 @@ class PromptedHFLM(HFLM):
         **kwargs,
     ) -> None:
         if run is not None:  # the lm_eval CLI path: --model_args run=RUN,prompt=on|off
-            from promot.api import load_run
+            from promot.runs import load_run
 
             loaded = load_run(run, with_prompt=str(prompt).lower() in ("on", "true", "1", "yes"))
             pretrained, tokenizer = loaded.lm, loaded.tokenizer

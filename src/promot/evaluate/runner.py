@@ -15,7 +15,8 @@ from pathlib import Path
 
 import torch
 
-from promot.errors import CheckpointError, ConfigError, PromotError
+from promot import rundir
+from promot.errors import ConfigError, PromotError
 from promot.evaluate.metrics import (AnswerFormat, flips, item_scores, leakage, norm_avg, paired_bootstrap,
                                      primary_metric, proportion_ci, sample_answer)
 from promot.io import atomic_write_json, atomic_write_text
@@ -162,7 +163,7 @@ def trained_data(run_dir: Path) -> set[str]:
     (`…/world/data/true_false.train.jsonl` → true_false), an `hf:` source's config (or dataset), multi-task names."""
     from promot.config import load_config
 
-    cfg = load_config(run_dir / "config.yaml")
+    cfg = load_config(run_dir / rundir.CONFIG)
     names = {t.name for t in cfg.tasks}
     for source in [t.data.train for t in cfg.tasks] or [cfg.data.train]:
         if source.startswith("hf:"):
@@ -218,7 +219,7 @@ def run_format(run_dir: Path) -> AnswerFormat | None:
     from promot.config import load_config
     from promot.data import read_records, render
 
-    cfg = load_config(run_dir / "config.yaml")
+    cfg = load_config(run_dir / rundir.CONFIG)
     try:
         records = read_records(cfg.data.train, cfg.data.train_split)
     except PromotError as e:  # e.g. a relative data path from another working directory
@@ -228,8 +229,7 @@ def run_format(run_dir: Path) -> AnswerFormat | None:
 
 
 def _variants(run_dir: Path):
-    from promot.api import load_run
-    from promot.runs import checked_prompt, prompt_names
+    from promot.runs import checked_prompt, load_run, prompt_names
 
     tuned = load_run(run_dir, with_prompt=True)
     yield "tuned", PromptedLM(tuned.lm.model, None).eval(), tuned.tokenizer
@@ -256,24 +256,20 @@ def _flip_report(run_dir: Path, base: dict, tuned: dict, spec: EvalSpec) -> None
                 continue
             metric = primary_metric(res["results"][task])[0]
             rows += [{"task": task, "shots": k_key, **f} for f in flips(base[k_key]["samples"][task], samples, metric)]
-    atomic_write_text(run_dir / "flips.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    atomic_write_text(run_dir / rundir.FLIPS, "".join(json.dumps(r) + "\n" for r in rows))
     md = ["# Flips: right under the base model, wrong after tuning (no prompt)", ""]
     for r in rows[:200]:
         md += [f"## {r['task']} ({r['shots']}, doc {r['doc_id']})", "", "```", r["input"][-600:], "```",
                f"- target: `{r['target']}`", f"- base: `{r['base'].strip()[:200]}`",
                f"- tuned: `{r['tuned'].strip()[:200]}`", ""]
-    atomic_write_text(run_dir / "flips.md", "\n".join(md) + f"\n{len(rows)} flips in all.\n")
+    atomic_write_text(run_dir / rundir.FLIPS_MD, "\n".join(md) + f"\n{len(rows)} flips in all.\n")
 
 
 def evaluate(runs: list[str | Path], spec: EvalSpec, base: str | None = None, out: str | Path | None = None) -> list[Path]:
     """Evaluate the base once and every run's variants; write RUN/eval.json for each run (with no runs: the base
     alone, to OUT/eval.json). Returns the files written."""
     run_dirs = [Path(r) for r in runs]
-    infos = []
-    for r in run_dirs:
-        if not (r / "run.json").is_file():
-            raise CheckpointError(f"{r}: not a finished promot run (no run.json)")
-        infos.append(json.loads((r / "run.json").read_text()))
+    infos = [rundir.read_run_info(r) for r in run_dirs]
     base = base or (infos[0]["base_model"]["source"] if infos else None)
     if base is None:
         raise ConfigError("nothing to evaluate: give run directories or --base")
@@ -300,12 +296,12 @@ def evaluate(runs: list[str | Path], spec: EvalSpec, base: str | None = None, ou
             if name == "tuned":
                 _flip_report(run_dir, base_res, res, spec)
         result["deltas"] = _deltas(result["variants"], spec.bootstrap)
-        atomic_write_json(run_dir / "eval.json", result)
+        atomic_write_json(run_dir / rundir.EVAL, result)
         if run_dirs:
-            from promot.training.artifacts import write_model_card
+            from promot.runs import write_model_card
 
             write_model_card(run_dir)  # the card gains the eval table
-        written.append(run_dir / "eval.json")
+        written.append(run_dir / rundir.EVAL)
     return written
 
 

@@ -17,6 +17,7 @@ import torch
 
 from promot.errors import ModelError
 from promot.io import atomic_dir
+from promot.models.aliases import LOCAL_ALIASES  # filled by whoever ships a model (the ICL world: world-tiny)
 
 log = logging.getLogger(__name__)
 
@@ -43,15 +44,9 @@ def _gemma3() -> Path:
     return target
 
 
-def _world_tiny() -> Path:
-    # The ICL world's shipped model: a plain HF directory inside the package (found by path, not imported).
-    return Path(__file__).resolve().parents[1] / "world" / "assets" / "world-tiny"
-
-
 ALIASES = {"smollm2-135m-instruct": _smollm2, "gemma-3-270m": _gemma3}
 HUB_IDS = {"smollm2-135m-instruct": "HuggingFaceTB/SmolLM2-135M-Instruct", "gemma-3-270m": "google/gemma-3-270m"}
 """The Hub models the packaged GGUF aliases are quantised from (a model card's `base_model`)."""
-LOCAL_ALIASES = {"world-tiny": _world_tiny}
 
 
 def cache_dir() -> Path:

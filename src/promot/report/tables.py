@@ -1,11 +1,10 @@
 """Report data: a pure function of run directories (run.json, eval.json, metrics.jsonl, flips.jsonl). No torch."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from promot.errors import CheckpointError
+from promot.rundir import read_eval, read_flips, read_metrics, read_run_info
 
 
 @dataclass
@@ -27,20 +26,10 @@ class RunView:
         return None if not last else last.get("best_score")
 
 
-def _jsonl(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def load_runs(paths: list[str | Path]) -> list[RunView]:
     views = []
     for p in map(Path, paths):
-        if not (p / "run.json").is_file():
-            raise CheckpointError(f"{p}: not a finished promot run (no run.json)")
-        info = json.loads((p / "run.json").read_text())
-        ev = json.loads((p / "eval.json").read_text()) if (p / "eval.json").is_file() else None
-        views.append(RunView(p.name, p, info, ev, _jsonl(p / "metrics.jsonl"), _jsonl(p / "flips.jsonl")))
+        views.append(RunView(p.name, p, read_run_info(p), read_eval(p), read_metrics(p), read_flips(p)))
     return views
 
 

@@ -28,7 +28,10 @@ from promot.io import settle_modes
 from promot.evaluate.target import target_score
 from promot.precision import resolve_bf16
 from promot.progress import stage_progress, verbose
+from promot import rundir
 from promot.prompt import PromptedLM, load_prompt
+from promot.rundir import METRICS, PROMOT_STATE, STAGING
+from promot.rundir import best_weights as _best_weights
 from promot.training.artifacts import save_checkpoint
 from promot.training.update_size import UpdateSizeProbe
 
@@ -46,16 +49,6 @@ def _optimizer(st: StageConfig) -> tuple | None:
 
         return Adafactor, {"lr": st.lr, "scale_parameter": True, "relative_step": False, "warmup_init": False}
     return None
-
-STAGING = ".staging"
-"""Checkpoints are written under <stage>/.staging/checkpoint-N and renamed into place when complete."""
-PROMOT_STATE = "promot_state.json"
-METRICS = "metrics.jsonl"
-
-
-def _best_weights(shard: int | None) -> str:
-    """Best-so-far weights in a checkpoint: one file, or under FSDP2 one per process (each holds its shards)."""
-    return "best_so_far.safetensors" if shard is None else f"best_so_far.{shard}.safetensors"
 
 
 @dataclass
@@ -260,7 +253,7 @@ class PromotTrainer(Trainer):
         lm: PromptedLM = self.accelerator.unwrap_model(model or self.model)
         folder = Path(resume_from_checkpoint)
         state = {}
-        for f in sorted((folder / "model").glob("*.safetensors")):
+        for f in sorted((folder / rundir.MODEL).glob("*.safetensors")):
             state.update(load_file(f))
         if not state:
             raise CheckpointError(f"{folder}: no model weights in checkpoint")
@@ -274,7 +267,7 @@ class PromotTrainer(Trainer):
             raise CheckpointError(f"{folder}: checkpoint does not fit the model ({unexpected[0]} …)")
         if lm.prompt is not None:
             with torch.no_grad():
-                lm.prompt.copy_(load_prompt(folder / "prompt").embeddings)
+                lm.prompt.copy_(load_prompt(folder / rundir.PROMPT).embeddings)
 
 
 def _set_dropout(model: torch.nn.Module, p: float | None) -> list:

@@ -20,9 +20,8 @@ from transformers.trainer_utils import get_last_checkpoint
 from promot.distributed import is_main_process, wait_for_everyone
 from promot.errors import CheckpointError
 from promot.io import atomic_file, atomic_write_text
-from promot.training.loop import METRICS, STAGING, read_checkpoint_state
-
-SELECTED = "selected.safetensors"
+from promot.rundir import METRICS, SELECTED, STAGING
+from promot.training.loop import read_checkpoint_state
 
 
 def save_stage_result(stage_dir: Path, prompt: torch.Tensor, history: dict) -> None:

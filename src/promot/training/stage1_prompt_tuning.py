@@ -6,11 +6,12 @@ import torch
 
 from promot.distributed import full
 from promot.prompt import PromptedLM
+from promot.rundir import STAGE1
 from promot.training.loop import StageContext, run_stage
 
 
 def train_prompt(model: torch.nn.Module, prompt: torch.Tensor, ctx: StageContext, resume: str | None = None,
-                 name: str = "stage1") -> torch.Tensor:
+                 name: str = STAGE1) -> torch.Tensor:
     model.requires_grad_(False)
     lm = PromptedLM(model, prompt, train_prompt=True, label_smoothing=ctx.cfg.stage1.label_smoothing)
     run_stage(name, lm, ctx.cfg.stage1, ctx, resume)

@@ -12,6 +12,7 @@ import torch
 
 from promot.distributed import full
 from promot.prompt import PromptedLM
+from promot.rundir import STAGE2
 from promot.training.loop import StageContext, run_stage
 from promot.training.methods import Method
 
@@ -47,7 +48,7 @@ def train_model(
             model.get_input_embeddings().requires_grad_(False)  # a tied LM head is the same tensor: frozen too
     lm = PromptedLM(model, prompt, train_prompt=method.prompt == "joint", label_smoothing=st.label_smoothing)
     frozen_prompt = None if lm.prompt is None or lm.prompt.requires_grad else lm.prompt.detach().clone()
-    run_stage("stage2", lm, st, ctx, resume, callbacks=ctx.monitors)
+    run_stage(STAGE2, lm, st, ctx, resume, callbacks=ctx.monitors)
     if frozen_prompt is not None and not torch.equal(frozen_prompt, full(lm.prompt.detach())):
         raise RuntimeError("stage 2 changed the frozen prompt")  # an invariant, not a user error
     return lm

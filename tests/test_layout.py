@@ -1,0 +1,86 @@
+"""The package's layering, checked on the source (an AST scan that includes imports inside functions):
+
+- `promot.evaluate.*` never imports `promot.api` or `promot.training` (evaluation reads run directories);
+- `promot.report.*` and `promot.rundir` never import torch (a report is a pure function of files);
+- core modules never import `promot.world` nor reach into its folder by path: the ICL world is an application of
+  the library (it registers its `world-tiny` alias), not part of it. Allowed to: `promot.world.*` itself, the CLI
+  and the package root, which wires the world in (`import promot` registers the alias, torch-free).
+"""
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+PACKAGE = SRC / "promot"
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(SRC).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module a file imports, anywhere in it (top level, functions, TYPE_CHECKING blocks)."""
+    tree = ast.parse(path.read_text(), str(path))
+    package = _module_name(path) if path.name == "__init__.py" else _module_name(path).rpartition(".")[0]
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: resolve against the file's package
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                mod = ".".join([*base, node.module] if node.module else base)
+            else:
+                mod = node.module or ""
+            out.add(mod)
+            out.update(f"{mod}.{a.name}" for a in node.names)  # `from promot import api`
+    return out
+
+
+MODULES = {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _hits(module: str, forbidden: tuple[str, ...]) -> list[str]:
+    return sorted(m for m in _imports(MODULES[module]) if any(m == f or m.startswith(f + ".") for f in forbidden))
+
+
+def test_the_scan_sees_every_module():
+    assert {"promot.api", "promot.rundir", "promot.evaluate.runner", "promot.report.tables",
+            "promot.models.loading", "promot.world.demo"} <= set(MODULES)
+    # imports inside functions count: runner imports lm_eval only inside functions
+    assert "lm_eval" in _imports(MODULES["promot.evaluate.runner"])
+
+
+@pytest.mark.parametrize("module", [m for m in MODULES if m.startswith("promot.evaluate")])
+def test_evaluate_does_not_import_api_or_training(module):
+    assert _hits(module, ("promot.api", "promot.training")) == []
+
+
+@pytest.mark.parametrize("module", [m for m in MODULES if m.startswith("promot.report") or m == "promot.rundir"])
+def test_report_and_rundir_do_not_import_torch(module):
+    assert _hits(module, ("torch",)) == []
+
+
+def _core(module: str) -> bool:
+    return not (module == "promot" or module.startswith("promot.world") or module == "promot.cli")
+
+
+@pytest.mark.parametrize("module", [m for m in MODULES if _core(m)])
+def test_core_does_not_import_the_world(module):
+    assert _hits(module, ("promot.world",)) == []
+    text = MODULES[module].read_text()
+    assert '"world"' not in text and "'world'" not in text and "world/assets" not in text, \
+        f"{module} reaches into promot/world by path"
+
+
+def test_light_modules_stay_torch_free():
+    code = ("import sys, promot, promot.rundir, promot.evaluate.metrics, promot.models.aliases; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
