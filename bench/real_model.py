@@ -100,7 +100,9 @@ def collapse(views) -> list[str]:
             continue
         import yaml
 
-        st = yaml.safe_load((v.path / "config.yaml").read_text())["stage2"]
+        from promot.rundir import CONFIG
+
+        st = yaml.safe_load((v.path / CONFIG).read_text())["stage2"]
         step = crossing_step(points)
         per_step = st["batch_size"] * st["grad_accum"]
         where = "not rising: no crossing ahead" if step is None else f"≈ step {step:.0f} ({step * per_step:.0f} examples)"
