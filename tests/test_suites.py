@@ -150,7 +150,8 @@ def test_only_fine_tuning_targets_are_marked():
     """promot eval keeps tasks marked `fine_tuning_target` out of Norm. Avg. and leakage: only the targets."""
     marked = {p.stem for p in SUITES_DIR.glob("*/*.yaml")
               if (load_yaml(p).get("metadata") or {}).get("fine_tuning_target")}
-    assert marked == {"mini_has_a", "paper_rte", "paper_wmt14_en_fr", "world_true_false", "world_brackets"}
+    assert marked == {"mini_has_a", "mini_has_a_qa", "mini_has_a_chat", "paper_rte", "paper_wmt14_en_fr",
+                      "world_true_false", "world_brackets"}
 
 
 def test_world_suite_scores_gold_and_uses_the_world_separator():
