@@ -39,7 +39,9 @@ def test_promot_on_smollm2_from_gguf(tmp_path):
     with torch.no_grad():
         ours = loaded.lm(ids).logits
         theirs = peft(input_ids=ids).logits[:, 8:]
-    torch.testing.assert_close(ours, theirs)
+    # Same prompt, same weights; the two paths run different fp32 kernels (oneDNN picks by CPU and shape: ~3e-5 on
+    # an AMX Xeon), while a wrong or misplaced prompt moves logits by O(1).
+    torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=1e-4)
     (text,) = promot.generate(run, "Anna has a dog, a map and a rug. question: Anna has a map. "
                                    "Is it true or false? answer:", max_new_tokens=3)
     assert isinstance(text, str)
