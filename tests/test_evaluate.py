@@ -87,6 +87,10 @@ def test_metrics_on_fixtures():
     fmt = AnswerFormat(("True", "False"))
     assert leakage(["True", " false.", "Paris", "True or not", ""], fmt) == 0.6
     assert AnswerFormat(regex=r"\d+").matches("42\nmore") and not AnswerFormat(regex=r"\d+").matches("x")
+    # one normalisation for selection and leakage: a label with punctuation counts the same in both
+    from promot.evaluate.target import score
+    assert AnswerFormat(("not_entailment",)).matches(" Not_entailment.")
+    assert score([" Not_entailment."], ["not_entailment"], "accuracy") == 100.0
     base = [{"doc_id": 0, "exact_match": 1.0, "arguments": [["q0"]], "target": "a", "resps": [["a"]]},
             {"doc_id": 1, "exact_match": 0.0, "arguments": [["q1"]], "target": "b", "resps": [["x"]]}]
     tuned = [{"doc_id": 0, "exact_match": 0.0, "resps": [["True"]]}, {"doc_id": 1, "exact_match": 1.0, "resps": [["b"]]}]

@@ -13,6 +13,17 @@ _PREFERRED = ("exact_match", "acc", "rouge2", "bleu", "f1", "acc_norm", "chrf")
 _PUNCT = str.maketrans("", "", string.punctuation)
 
 
+def normalize(text: str) -> str:
+    """The one answer normalisation: lower case, no punctuation, single spaces. Checkpoint selection's accuracy
+    and format leakage both compare through it, so a label counts the same way in both."""
+    return " ".join(text.lower().translate(_PUNCT).split())
+
+
+def first_word(text: str) -> str:
+    words = normalize(text).split()
+    return words[0] if words else ""
+
+
 def primary_metric(task_result: dict) -> tuple[str, float]:
     """(metric key, score on 0-100) for one task's lm-eval result block."""
     keys = [k for k in task_result if "," in k and "_stderr" not in k and isinstance(task_result[k], (int, float))]
@@ -40,8 +51,8 @@ class AnswerFormat:
         text = answer.strip()
         if self.regex is not None:
             return re.fullmatch(self.regex, text.split("\n", 1)[0].strip()) is not None
-        words = text.translate(_PUNCT).lower().split()
-        return bool(words) and words[0] in {label.lower() for label in self.labels}
+        word = first_word(text)
+        return bool(word) and word in {first_word(label) for label in self.labels}
 
     @classmethod
     def from_targets(cls, targets) -> AnswerFormat | None:

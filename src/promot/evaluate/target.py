@@ -5,27 +5,16 @@ Generation, not teacher-forced argmax, because format specialisation shows up in
 from __future__ import annotations
 
 import contextlib
-import string
 
 import torch
 
 from promot.data import Example, Tokenizing, pad
+from promot.evaluate.metrics import first_word, normalize
 from promot.prompt import PromptedLM
-
-_PUNCT = str.maketrans("", "", string.punctuation)
 
 
 def _first_line(text: str) -> str:
     return text.strip().split("\n", 1)[0].strip()
-
-
-def _norm(text: str) -> str:
-    return " ".join(text.lower().translate(_PUNCT).split())
-
-
-def first_word(text: str) -> str:
-    words = _norm(text).split()
-    return words[0] if words else ""
 
 
 def score(predictions: list[str], targets: list[str], metric: str) -> float:
@@ -39,7 +28,7 @@ def score(predictions: list[str], targets: list[str], metric: str) -> float:
     if metric == "accuracy":
         hits = [first_word(p) == first_word(t) for p, t in zip(predictions, targets)]
     elif metric == "exact_match":
-        hits = [_norm(_first_line(p)) == _norm(t) for p, t in zip(predictions, targets)]
+        hits = [normalize(_first_line(p)) == normalize(t) for p, t in zip(predictions, targets)]
     else:
         raise ValueError(f"unknown metric '{metric}'")
     return 100.0 * sum(hits) / len(hits)
