@@ -293,14 +293,16 @@ def main(argv: list[str] | None = None) -> int:
             fmt = None
             if args.format_regex or args.labels:
                 fmt = AnswerFormat(tuple((args.labels or "").split(",")) if args.labels else (), args.format_regex)
+            if args.fewshot_as_multiturn and not args.apply_chat_template:
+                raise ConfigError("--fewshot-as-multiturn needs --apply-chat-template (lm-eval's rule)")
+            if args.bootstrap < 0:
+                raise ConfigError(f"--bootstrap must be a number of resamples >= 0, got {args.bootstrap}")
             tasks = [args.suite, f"{args.suite}_target"] if args.suite else _csv(args.tasks)
             spec = EvalSpec(tasks=tasks, shots=[int(k) for k in _csv(args.shots)], limit=args.limit,
                             include_path=args.include_path, batch_size=args.batch_size, bf16=args.bf16,
                             target_tasks=tuple(_csv(args.target_task)), fmt=fmt, target_shots=args.target_shots,
                             apply_chat_template=args.apply_chat_template,
                             fewshot_as_multiturn=args.fewshot_as_multiturn, bootstrap=args.bootstrap)
-            if args.fewshot_as_multiturn and not args.apply_chat_template:
-                raise ConfigError("--fewshot-as-multiturn needs --apply-chat-template (lm-eval's rule)")
             for path in evaluate(args.runs, spec, args.base, args.out):
                 for line in summary_lines(path):
                     print(line)
