@@ -5,7 +5,7 @@ import json
 
 import pytest
 import torch
-from conftest import run_config
+from conftest import TEMPLATE, run_config
 from safetensors import safe_open
 from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, TrainerCallback
 
@@ -13,6 +13,8 @@ import promot
 from promot.api import load_run, prepare
 from promot.prompt import load_prompt
 from promot.training import METHODS
+from promot.training.methods import LORA
+from promot.training.methods.wise_ft import WISE_FT
 from promot.training.loop import StageContext
 from promot.training.stage1_prompt_tuning import train_prompt
 from promot.training.stage2_model_tuning import train_model
@@ -80,12 +82,15 @@ def test_promot_run_directory_contract(tiny_dirs, task_files, tmp_path):
 def test_every_method_runs_end_to_end(method, tiny_dirs, task_files, tmp_path):
     # Only the final checkpoint is scored, so selection cannot fall back to the untouched step 0.
     stage = {"steps": 3, "lr": 1e-2, "eval_every": 0, "eval_on_start": False}
-    over = {"method": method, "stage1": {**stage, "lr": 0.3}, "stage2": stage}
+    over = {"method": method, "stage1": {**stage, "lr": 0.3}, "stage2": stage,
+            "replay": {"train": str(task_files["validation"]), "template": TEMPLATE, "completion": "{label}"},
+            "wise_ft": {"alphas": [0.5, 1.0]}}
     run = promot.train(run_config(tiny_dirs["llama"], task_files, tmp_path / "run", **over))
     info = json.loads((run / "run.json").read_text())
     m = METHODS[method]
     assert (run / "prompt").is_dir() == (m.prompt is not None)
-    assert (run / "lora").is_dir() == (m.stage2 == "lora")
+    assert (run / "lora").is_dir() == (m.stage2 is LORA)
+    assert ("wise-ft" in info["stages"]) == (WISE_FT in m.addons)
     assert ("stage1" in info["stages"]) == m.stage1 and ("stage2" in info["stages"]) == (m.stage2 is not None)
     base = AutoModelForCausalLM.from_pretrained(tiny_dirs["llama"])
     tuned = AutoModelForCausalLM.from_pretrained(run / "model")
@@ -94,7 +99,7 @@ def test_every_method_runs_end_to_end(method, tiny_dirs, task_files, tmp_path):
     out = promot.generate(run, ["a b c question : it has a ? answer :"], with_prompt=True if m.prompt else None,
                           max_new_tokens=2)
     assert len(out) == 1 and isinstance(out[0], str)
-    if m.stage2 == "lora":  # the saved adapter on the base model reproduces the merged model
+    if m.stage2 is LORA:  # the saved adapter on the base model reproduces the merged model
         from peft import PeftModel
 
         ids = torch.tensor([[1, 4, 5, 6, 14]])

@@ -74,9 +74,10 @@ def summary(run_dir: str | Path) -> list[str]:
     info = rundir.read_run_info(run_dir)
     lines = []
     for name, h in info["stages"].items():
-        curve = ", ".join(f"{s['step']}:{s['target_score']:.1f}" for s in h["scores"])
-        lines.append(f"{info['method']} {name}: best {h['metric']} {h['best_score']:.2f} at step {h['best_step']} "
-                     f"(step:score {curve})")
+        at = "alpha" if "best_alpha" in h else "step"  # wise-ft selects over its α grid, not over steps
+        curve = ", ".join(f"{s[at]:g}:{s['target_score']:.1f}" for s in h["scores"])
+        lines.append(f"{info['method']} {name}: best {h['metric']} {h['best_score']:.2f} at {at} {h['best_' + at]:g} "
+                     f"({at}:score {curve})")
     return lines
 
 

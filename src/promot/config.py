@@ -16,7 +16,8 @@ import yaml
 from promot.errors import ConfigError
 from promot.precision import parse_bf16
 
-METHODS = ("promot", "finetune", "prompt-tuning", "joint", "random-prompt", "lora", "promot-lora")
+METHODS = ("promot", "finetune", "prompt-tuning", "joint", "random-prompt", "lora", "promot-lora", "wise-ft",
+           "promot-wise-ft", "replay", "promot-replay", "l2-sp")
 OPTIMIZERS = ("adafactor", "adamw")
 PROMPT_INITS = ("vocab", "uniform", "text", "normal")
 LR_SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
@@ -174,6 +175,29 @@ class MonitorConfig:
 
 
 @dataclass
+class ReplayConfig(DataConfig):
+    """Methods replay, promot-replay: data mixed into stage 2 (any dataset `data` can read), without the prompt."""
+
+    fraction: float = 0.2
+    """Share of stage-2 examples drawn from the replay data (each example's source is drawn with this chance)."""
+
+
+@dataclass
+class WiseFtConfig:
+    alphas: list[float] = field(default_factory=lambda: [round(0.1 * i, 1) for i in range(11)])
+    """Methods wise-ft, promot-wise-ft: the interpolation grid θ = α·tuned + (1−α)·base, each scored on validation."""
+    tolerance: float = 0.0
+    """Keep the smallest α whose target score is within this many points of the best α's (0: the best, ties to
+    the smaller α)."""
+
+
+@dataclass
+class L2SpConfig:
+    weight: float = 0.01
+    """Method l2-sp: λ of the penalty λ‖θ − θ_base‖² (summed over the trained weights) added to stage 2's loss."""
+
+
+@dataclass
 class TaskConfig:
     name: str = ""
     """The task's name: its prompt is saved as prompts/<name>/ and picked by that name at inference."""
@@ -191,7 +215,8 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     method: str = "promot"
-    """promot | finetune | prompt-tuning | joint | random-prompt | lora | promot-lora (see README)."""
+    """promot | finetune | prompt-tuning | joint | random-prompt | lora | promot-lora | wise-ft | promot-wise-ft |
+    replay | promot-replay | l2-sp (see README)."""
     prompt: PromptConfig = field(default_factory=PromptConfig)
     stage1: StageConfig = field(default_factory=lambda: StageConfig(steps=100, lr=0.3))
     """Prompt tuning (model frozen). Paper: Adafactor, lr 0.2-0.3."""
@@ -207,6 +232,10 @@ class RunConfig:
     (tasks[].weight)."""
     mixing_temperature: float = 2.0
     lora: LoraConfig = field(default_factory=LoraConfig)
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
+    """Methods replay, promot-replay: a data section (train, template, completion, ...) plus `fraction`."""
+    wise_ft: WiseFtConfig = field(default_factory=WiseFtConfig)
+    l2_sp: L2SpConfig = field(default_factory=L2SpConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
     output_dir: str = "runs/run"
@@ -287,7 +316,8 @@ def _build(cls: type, raw: Any, where: str) -> Any:
     return obj
 
 
-_NESTED = (ModelConfig, DataConfig, PromptConfig, StageConfig, LoraConfig, EvalConfig, MonitorConfig, TaskConfig)
+_NESTED = (ModelConfig, DataConfig, PromptConfig, StageConfig, LoraConfig, EvalConfig, MonitorConfig, TaskConfig,
+           ReplayConfig, WiseFtConfig, L2SpConfig)
 
 
 def _set_dotted(tree: dict, dotted: str) -> None:
@@ -446,7 +476,8 @@ def describe() -> list[tuple[str, object, str]]:
         if dataclasses.is_dataclass(value):
             rows.append((f.name, None, docs.get(("RunConfig", f.name), "")))
             for sub in dataclasses.fields(value):
-                rows.append((f"{f.name}.{sub.name}", getattr(value, sub.name), docs.get((type(value).__name__, sub.name), "")))
+                doc = next((docs[(k.__name__, sub.name)] for k in type(value).__mro__ if (k.__name__, sub.name) in docs), "")
+                rows.append((f"{f.name}.{sub.name}", getattr(value, sub.name), doc))  # replay.* inherit data.*'s docs
         else:
             rows.append((f.name, value, docs.get(("RunConfig", f.name), "")))
             if f.name == "tasks":  # a list of TaskConfig: show its item keys

@@ -20,11 +20,14 @@ class TaskData:
     validation: list[Example]
 
 
-def load_task_data(cfg, tokenizer=None, seed: int = 0) -> TaskData:
-    """DataConfig → train/validation examples (templated, k-shot, chat-wrapped). Validation shots come from train."""
+def load_task_data(cfg, tokenizer=None, seed: int = 0, hold_out: bool = True) -> TaskData:
+    """DataConfig → train/validation examples (templated, k-shot, chat-wrapped). Validation shots come from train.
+    `hold_out=False`: data nothing is selected on (replay) keeps every record for training."""
     train = render(read_records(cfg.train, cfg.train_split), cfg.template, cfg.completion)
     if cfg.validation:
         val = render(read_records(cfg.validation, cfg.validation_split), cfg.template, cfg.completion)
+    elif not hold_out:
+        val = []
     else:
         n = min(cfg.validation_size, len(train) // 5)
         if n < 1:

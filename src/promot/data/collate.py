@@ -95,4 +95,6 @@ class Collator:
         }
         if "task_id" in rows[0]:  # multi-task rows: which prompt of the bank each example gets
             batch["task_ids"] = torch.tensor([r["task_id"] for r in rows])
+        if "prompt_mask" in rows[0]:  # replay rows: which examples get the prompt (replayed data goes bare)
+            batch["prompt_mask"] = torch.tensor([r["prompt_mask"] for r in rows])
         return batch

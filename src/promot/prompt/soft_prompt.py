@@ -88,21 +88,25 @@ class PromptedLM(nn.Module):
             raise ValueError("a prompt bank [T, P, H] needs task_ids [B] naming each example's task")
         return self.prompt[task_ids.to(self.prompt.device)].to(dtype)
 
-    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-              task_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """[B, T] ids → ([B, P+T, H] embeddings, [B, P+T] mask), prompt first."""
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, task_ids: torch.Tensor | None = None,
+              prompt_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """[B, T] ids → ([B, P+T, H] embeddings, [B, P+T] mask), prompt first. `prompt_mask` [B] bool: rows marked
+        False keep the prompt's slots masked out (attended by nothing, positions start after them), so they see
+        the bare model in the same batch (replay examples)."""
         embeds = self.model.get_input_embeddings()(input_ids)
         batch = input_ids.shape[0]
         prompt = self._prompts(batch, task_ids, embeds.dtype)
-        mask = torch.cat([attention_mask.new_ones(batch, self.num_virtual_tokens), attention_mask], dim=1)
-        return torch.cat([prompt, embeds], dim=1), mask
+        slots = attention_mask.new_ones(batch, self.num_virtual_tokens)
+        if prompt_mask is not None:
+            slots = slots * prompt_mask.to(slots.device, slots.dtype).unsqueeze(1)
+        return torch.cat([prompt, embeds], dim=1), torch.cat([slots, attention_mask], dim=1)
 
     def _inputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                task_ids: torch.Tensor | None = None) -> dict:
+                task_ids: torch.Tensor | None = None, prompt_mask: torch.Tensor | None = None) -> dict:
         if self.prompt is None:
             inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
         else:
-            embeds, mask = self.embed(input_ids, attention_mask, task_ids)
+            embeds, mask = self.embed(input_ids, attention_mask, task_ids, prompt_mask)
             inputs = {"inputs_embeds": embeds, "attention_mask": mask}
         if self._takes_position_ids:
             # Positions count real tokens only, so padding anywhere leaves them as in an unpadded row.
@@ -116,13 +120,14 @@ class PromptedLM(nn.Module):
         labels: torch.Tensor | None = None,
         num_items_in_batch: int | torch.Tensor | None = None,
         task_ids: torch.Tensor | None = None,
+        prompt_mask: torch.Tensor | None = None,
         **kwargs,
     ):
         """Causal: labels [B, T] align with input_ids (shifted inside); logits [B, T, V], or [N, V] over the N target
         positions in training mode with labels. Seq2seq: labels [B, L] are decoder targets, logits [B, L, V]."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        inputs = self._inputs(input_ids, attention_mask, task_ids)
+        inputs = self._inputs(input_ids, attention_mask, task_ids, prompt_mask)
         if self.is_seq2seq:
             out = self.model(**inputs, labels=labels, **kwargs)
             logits, targets = out.logits, labels

@@ -14,6 +14,8 @@ from promot.report.tables import RunView, curve, label, tradeoff
 METHOD_COLORS = {
     "base": "#7f7f7f", "finetune": "#d62728", "prompt-tuning": "#9467bd", "joint": "#ff7f0e",
     "random-prompt": "#8c564b", "lora": "#1f77b4", "promot": "#2ca02c", "promot-lora": "#17becf",
+    "wise-ft": "#e377c2", "promot-wise-ft": "#98df8a", "replay": "#bcbd22", "promot-replay": "#006400",
+    "l2-sp": "#ff9896",
 }
 LINESTYLES = ("-", "--", ":", "-.")
 MODULE_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",

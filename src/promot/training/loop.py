@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,6 +72,10 @@ class StageContext:
     """Multi-task stage 2: one TaskTarget per task; selection then uses their mean target score."""
     gathered: dict = field(default_factory=dict)
     """Sharded runs (FSDP2): the selected weights' full state dict, gathered on the main process after a stage."""
+    penalty: Callable[[], torch.Tensor] | None = None
+    """A term added to every training step's loss (the l2-sp method's pull toward the base weights)."""
+    addon_state: dict = field(default_factory=dict)
+    """What a method's add-on keeps between its stage-2 hooks (wise-ft: the starting weights)."""
 
 
 class MetricsLog(TrainerCallback):
@@ -225,17 +230,14 @@ class PromotTrainer(Trainer):
                                 f"{loss.item()} (diverged; try a lower lr){kept}")
         return loss
 
-    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
-        ev = self.ctx.cfg.eval
-        lm = self.accelerator.unwrap_model(self.model)
-        if self.ctx.targets:
-            from promot.training.multitask import mean_target_score
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        out = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        if self.ctx.penalty is None:
+            return out
+        return (out[0] + self.ctx.penalty(), out[1]) if return_outputs else out + self.ctx.penalty()
 
-            value = mean_target_score(lm, self.ctx.targets, ev.batch_size, self.args.bf16, ev.limit)
-        else:
-            examples = self.ctx.validation[: ev.limit] if ev.limit else self.ctx.validation
-            value = target_score(lm, self.ctx.tokenizing, examples, ev.metric, ev.max_new_tokens, ev.batch_size,
-                                 self.args.bf16)
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+        value = score_target(self.accelerator.unwrap_model(self.model), self.ctx)
         metrics = {f"{metric_key_prefix}_target_score": value}
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
@@ -268,6 +270,17 @@ class PromotTrainer(Trainer):
         if lm.prompt is not None:
             with torch.no_grad():
                 lm.prompt.copy_(load_prompt(folder / rundir.PROMPT).embeddings)
+
+
+def score_target(lm: PromptedLM, ctx: StageContext) -> float:
+    """The selection score: the target task on validation (multi-task: the mean over tasks, each with its prompt)."""
+    ev, bf16 = ctx.cfg.eval, resolve_bf16(ctx.cfg.bf16, ctx.cfg.fp16)
+    if ctx.targets:
+        from promot.training.multitask import mean_target_score
+
+        return mean_target_score(lm, ctx.targets, ev.batch_size, bf16, ev.limit)
+    examples = ctx.validation[: ev.limit] if ev.limit else ctx.validation
+    return target_score(lm, ctx.tokenizing, examples, ev.metric, ev.max_new_tokens, ev.batch_size, bf16)
 
 
 def _set_dropout(model: torch.nn.Module, p: float | None) -> list:

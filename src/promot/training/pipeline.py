@@ -86,6 +86,8 @@ class Prepared:
     tasks: list = dataclasses.field(default_factory=list)
     """Multi-task: one TaskTarget per task (prompt[i] is task i's), and each task's own training rows."""
     task_rows: list = dataclasses.field(default_factory=list)
+    stage2_rows: list | None = None
+    """What stage 2 trains on when the method changes it (replay); None: `rows`, as stage 1."""
 
 
 def prepare(config: RunConfig | str | Path | dict, overrides: list[str] | None = None,
@@ -97,9 +99,10 @@ def prepare(config: RunConfig | str | Path | dict, overrides: list[str] | None =
     if not resuming:
         _check_output_dir(cfg)
     method = METHODS[cfg.method]
-    check_weights_dtype(cfg.model.dtype, method.stage2 == "full")
+    check_weights_dtype(cfg.model.dtype, bool(method.stage2 and method.stage2.trains_all_weights))
     if cfg.fp16 and not torch.cuda.is_available():
         raise ConfigError("fp16: mixed precision with loss scaling needs a CUDA GPU (on CPU, bf16: true)")
+    _check_method(cfg, method)
     _check_sharding(cfg, method)
     _check_report_to(cfg)
     set_seed(cfg.seed)
@@ -115,7 +118,11 @@ def prepare(config: RunConfig | str | Path | dict, overrides: list[str] | None =
     held_out = tokenizing.encode_all(data.validation)  # a bad validation record fails now, not mid-training
     _check_prompt_fits(cfg, method, model, [*rows, *held_out])
     prompt = _initial_prompt(cfg, model, tok, base_fp) if method.prompt else None
-    return Prepared(cfg, method, loaded.source, model, tok, tokenizing, data, rows, base_fp, prompt, carried)
+    stage2_rows = rows
+    for addon in method.addons:  # replay: the target's rows mixed with other data
+        stage2_rows = addon.stage2_rows(stage2_rows, cfg, tok, bool(model.config.is_encoder_decoder))
+    return Prepared(cfg, method, loaded.source, model, tok, tokenizing, data, rows, base_fp, prompt, carried,
+                    stage2_rows=stage2_rows)
 
 
 def _check_report_to(cfg: RunConfig) -> None:
@@ -147,11 +154,17 @@ def _check_prompt_fits(cfg: RunConfig, method: Method, model, rows: list[dict]) 
                           f"the model's {limit} positions (shorten prompt.length or data.max_length)")
 
 
+def _check_method(cfg: RunConfig, method: Method) -> None:
+    """What the method's rooms refuse for this config (replay without data, LoRA under FSDP2, ...): one line."""
+    problems = [*(method.stage2.check(cfg, sharding()) if method.stage2 else []),
+                *(line for addon in method.addons for line in addon.check(cfg))]
+    if problems:
+        raise ConfigError("; ".join(problems))
+
+
 def _check_sharding(cfg: RunConfig, method: Method) -> None:
     """What a sharded run (`--accelerate-config fsdp2`) cannot do, refused before anything loads or is written."""
     kind = sharding()
-    if kind and method.stage2 == "lora":
-        raise ConfigError(f"method {cfg.method}: LoRA under {kind} is not supported yet (use ddp: the adapter is small)")
     if kind == "fsdp" and cfg.monitor.alignment_every:
         raise ConfigError("monitor.alignment_every: gradient alignment differentiates the sharded parameters "
                           "themselves, which FSDP2 never puts in the graph; run `promot diagnose` without fsdp2")
@@ -229,6 +242,8 @@ def _monitors(p: Prepared) -> tuple:
 def data_fingerprint(p: Prepared) -> str:
     """sha256 of every tokenized training row and validation example, so a resume refuses changed data."""
     h = hashlib.sha256(json.dumps([p.rows, p.task_rows]).encode())
+    if p.stage2_rows is not None and p.stage2_rows is not p.rows:
+        h.update(json.dumps(p.stage2_rows).encode())
     for ex in [*p.data.validation, *(ex for t in p.tasks for ex in t.validation)]:
         h.update(json.dumps([ex.input, ex.target]).encode())
     return h.hexdigest()
@@ -267,12 +282,11 @@ def run_prepared(p: Prepared, run_dir: Path, resuming: bool, callbacks: list | N
     if p.method.stage2:                                                             # ④ stage 2: model tuning
         if p.method.stage1:
             model = fresh()
+        if p.stage2_rows is not None:
+            ctx.train_rows = p.stage2_rows
         lm = train_model(model, prompt, p.method, ctx, resume_point(run_dir, rundir.STAGE2) if resuming else None)
         prompt = None if lm.prompt is None else full(lm.prompt.detach()).clone()
-        if p.method.stage2 == "lora":
-            if is_main_process():
-                save_model(run_dir / rundir.LORA, lm.model, p.tokenizer)  # the adapter, before merging consumes it
-            model = lm.model.merge_and_unload()
+        model = p.method.stage2.finish(lm, run_dir, p.tokenizer, is_main_process())
     if fsdp and is_main_process():  # the run directory is written from full weights, as without sharding
         model = _unsharded(p.cfg, ctx.gathered)
     if is_main_process():

@@ -1,0 +1,37 @@
+"""L2-SP (method l2-sp; Li et al. 2018): stage 2's loss plus λ‖θ − θ_base‖² over the trained weights, a pull
+toward the starting point instead of toward zero (weight decay)."""
+from __future__ import annotations
+
+from promot.training.methods.addon import Addon
+
+
+class L2SPPenalty(Addon):
+    name = "l2-sp"
+
+    def check(self, cfg):
+        from promot.distributed import sharding
+
+        problems = []
+        if not (isinstance(cfg.l2_sp.weight, (int, float)) and cfg.l2_sp.weight > 0):
+            problems.append(f"l2_sp.weight must be a positive number, got {cfg.l2_sp.weight!r}")
+        if sharding():
+            problems.append(f"method {cfg.method}: the penalty needs whole weights; not supported under {sharding()}")
+        return problems
+
+    def before_stage2(self, lm, ctx):
+        import torch
+
+        trained = [(p, p.detach().clone()) for p in lm.model.parameters() if p.requires_grad]
+        weight, accum = ctx.cfg.l2_sp.weight, ctx.cfg.stage2.grad_accum
+
+        def penalty() -> torch.Tensor:
+            # Trainer sums the loss of grad_accum micro-batches into one step: each carries its share.
+            return weight / accum * sum((p.float() - p0.float()).pow(2).sum() for p, p0 in trained)
+
+        ctx.penalty = penalty
+
+    def after_stage2(self, lm, ctx):
+        ctx.penalty = None
+
+
+L2SP = L2SPPenalty()

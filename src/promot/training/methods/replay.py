@@ -1,0 +1,40 @@
+"""Replay (methods replay, promot-replay): stage-2 batches mix the target task with other data at
+`replay.fraction` — general text, earlier tasks: anything promot can read (`replay:` is a data section). Replay
+examples carry no prompt: ProMoT's prompt stands for the target's format, and the replayed data is what the bare
+model should keep doing. Like LLaMA-Factory's `interleave_probs`, each example's source is drawn by probability."""
+from __future__ import annotations
+
+import dataclasses
+
+from promot.training.methods.addon import Addon
+
+
+class Replay(Addon):
+    name = "replay"
+
+    def check(self, cfg):
+        problems = []
+        if not cfg.replay.train:
+            problems.append(f"method {cfg.method}: replay.train is required (the data mixed into stage 2)")
+        if not (isinstance(cfg.replay.fraction, (int, float)) and 0 < cfg.replay.fraction < 1):
+            problems.append(f"replay.fraction must be in (0, 1), got {cfg.replay.fraction!r}")
+        if cfg.tasks:
+            problems.append(f"method {cfg.method} is for single-task runs (multi-task runs already mix tasks)")
+        return problems
+
+    def stage2_rows(self, rows, cfg, tokenizer, seq2seq):
+        from promot.data import load_task_data
+        from promot.distributed import num_processes
+        from promot.runs import tokenizing
+        from promot.training.multitask import mixture
+
+        data = load_task_data(cfg.replay, tokenizer, cfg.seed, hold_out=False)
+        replay = tokenizing(dataclasses.replace(cfg, data=cfg.replay), tokenizer, seq2seq).encode_all(data.train)
+        st = cfg.stage2
+        f = cfg.replay.fraction
+        mixed = mixture([rows, replay], [1 - f, f], st.steps * st.batch_size * st.grad_accum * num_processes(),
+                        cfg.seed)
+        return [{**{k: v for k, v in r.items() if k != "task_id"}, "prompt_mask": r["task_id"] == 0} for r in mixed]
+
+
+REPLAY = Replay()

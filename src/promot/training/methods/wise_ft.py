@@ -1,0 +1,83 @@
+"""WiSE-FT (methods wise-ft, promot-wise-ft; Wortsman et al. 2022): after stage 2, θ = α·θ_tuned + (1−α)·θ_base
+for every α of `wise_ft.alphas`, each scored on the target's validation set (with the run's prompt, if any) and by
+the monitor; the run keeps the smallest α within `wise_ft.tolerance` of the best score — selection as everywhere
+else, ties going to the weights nearest the base. The whole α curve goes to metrics.jsonl (stage "wise-ft") and
+run.json for the report. ProMoT's prompt is not interpolated: it stays the one stage 2 trained around.
+
+The interpolation is mergekit's `linear` merge (weights α and 1−α, normalize) of two in-memory models; written
+here because mergekit merges checkpoints on disk, and this is one line per tensor."""
+from __future__ import annotations
+
+import json
+import logging
+
+from promot.training.methods.addon import Addon
+
+log = logging.getLogger(__name__)
+STAGE = "wise-ft"
+
+
+class WiseFT(Addon):
+    name = STAGE
+
+    def check(self, cfg):
+        from promot.distributed import sharding
+
+        a, problems = cfg.wise_ft.alphas, []
+        if not (isinstance(a, list) and a and all(isinstance(x, (int, float)) and 0 <= x <= 1 for x in a)):
+            problems.append(f"wise_ft.alphas must be a non-empty list of numbers in [0, 1], got {a!r}")
+        if not (isinstance(cfg.wise_ft.tolerance, (int, float)) and cfg.wise_ft.tolerance >= 0):
+            problems.append(f"wise_ft.tolerance must be a number >= 0, got {cfg.wise_ft.tolerance!r}")
+        if sharding():
+            problems.append(f"method {cfg.method}: interpolation needs whole weights; not supported under {sharding()}")
+        return problems
+
+    def before_stage2(self, lm, ctx):
+        ctx.addon_state[STAGE] = _trained_copy(lm)
+
+    def after_stage2(self, lm, ctx):
+        from promot.distributed import is_main_process
+        from promot.rundir import METRICS
+        from promot.training.loop import score_target
+
+        base, tuned = ctx.addon_state.pop(STAGE), _trained_copy(lm)
+        params = dict(lm.model.named_parameters())
+        probes = [m for m in ctx.monitors if hasattr(m, "tasks")]  # the ICL monitor; not gradient alignment
+        curve = []
+        for alpha in sorted({float(a) for a in ctx.cfg.wise_ft.alphas}):
+            interpolate(params, base, tuned, alpha)
+            row = {"alpha": alpha, "eval_target_score": score_target(lm, ctx)}
+            for probe in probes:
+                row.update(probe.measure())
+            curve.append(row)
+            if is_main_process():
+                with (ctx.run_dir / METRICS).open("a") as f:
+                    f.write(json.dumps({"stage": STAGE, **row}) + "\n")
+        best = max(r["eval_target_score"] for r in curve)
+        kept = next(r for r in curve if r["eval_target_score"] >= best - ctx.cfg.wise_ft.tolerance)
+        interpolate(params, base, tuned, kept["alpha"])
+        ctx.history[STAGE] = {
+            "best_alpha": kept["alpha"], "best_score": kept["eval_target_score"],
+            "scores": [{"alpha": r["alpha"], "target_score": r["eval_target_score"]} for r in curve],
+            "metric": ctx.history.get("stage2", {}).get("metric", ctx.cfg.eval.metric),
+        }
+        log.info("%s %s: kept α=%g (target %.2f; α=1: %.2f)", ctx.run_dir.name, STAGE, kept["alpha"],
+                 kept["eval_target_score"], curve[-1]["eval_target_score"] if curve[-1]["alpha"] == 1 else float("nan"))
+
+
+def _trained_copy(lm) -> dict:
+    """The trained weights, copied to the CPU (frozen ones are equal in base and tuned: nothing to mix)."""
+    return {n: p.detach().to("cpu", copy=True) for n, p in lm.model.named_parameters() if p.requires_grad}
+
+
+def interpolate(params: dict, base: dict, tuned: dict, alpha: float) -> None:
+    """params[n] ← α·tuned[n] + (1−α)·base[n], computed in fp32, stored in each parameter's own dtype."""
+    import torch
+
+    with torch.no_grad():
+        for n, t in tuned.items():
+            mixed = alpha * t.float() + (1 - alpha) * base[n].float()
+            params[n].copy_(mixed.to(params[n].dtype))
+
+
+WISE_FT = WiseFT()
