@@ -134,6 +134,10 @@ def test_single_run_within_and_no_eval(tmp_path):
         "Only `ft (finetune)` reaches the best target score (100.0 [100.0, 100.0]) within its 95% CI; it keeps ICL "
         "Norm.Avg 20.0 [20.0, 20.0] (1-shot, no prompt); `lora` keeps more (70.0 [70.0, 70.0]) but its target "
         "score 0.0 [0.0, 0.0] falls short.")
+    alone = load_runs([tmp_path / "ft"])
+    assert frontier_headline(alone) == ("`ft (finetune)` reaches a target score of 100.0 [100.0, 100.0] and keeps "
+                                        "ICL Norm.Avg 20.0 [20.0, 20.0] (1-shot, no prompt); no other evaluated run "
+                                        "to compare.")
     bare = load_runs([_run(tmp_path / "b", "ft", "finetune", None, _const(1.0), with_eval=False)])
     assert frontier_headline(bare) is None and matched_table(bare) == [] and console_frontier(bare) == []
     assert plots.frontier(bare) is None

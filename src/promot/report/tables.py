@@ -399,7 +399,10 @@ def frontier_headline(runs: list[RunView], front: Frontier | None = None) -> str
     ranked = sorted((f for f in finals if within[f.name]), key=lambda f: -f.final.icl)
     win = ranked[0]
     icl = f"ICL Norm.Avg {_val(win.final.icl, win.final.icl_ci)} ({front.k[2:]}-shot, no prompt)"
-    if len(ranked) == 1:
+    if len(finals) == 1:
+        sentence = (f"`{label(win.run)}` reaches a target score of {_val(win.final.target, win.final.target_ci)} "
+                    f"and keeps {icl}; no other evaluated run to compare")
+    elif len(ranked) == 1:
         sentence = (f"Only `{label(win.run)}` reaches the best target score "
                     f"({_val(win.final.target, win.final.target_ci)}) within its 95% CI; it keeps {icl}")
     else:
