@@ -9,15 +9,16 @@ import base64
 import io
 import itertools
 
-from promot.report.tables import RunView, curve, label, tradeoff
+from promot.report.tables import RunView, curve, frontier_headline, frontier_points, label, tradeoff
 
 METHOD_COLORS = {
     "base": "#7f7f7f", "finetune": "#d62728", "prompt-tuning": "#9467bd", "joint": "#ff7f0e",
     "random-prompt": "#8c564b", "lora": "#1f77b4", "promot": "#2ca02c", "promot-lora": "#17becf",
-    "wise-ft": "#e377c2", "promot-wise-ft": "#98df8a", "replay": "#bcbd22", "promot-replay": "#006400",
-    "l2-sp": "#ff9896",
+    "wise-ft": "#e377c2", "promot-wise-ft": "#98df8a", "replay": "#bcbd22", "promot-replay": "#006d2c",
+    "l2-sp": "#aec7e8",
 }
 LINESTYLES = ("-", "--", ":", "-.")
+FRONTIER_MARKERS = ("o", "D", "^", "v", "P")
 MODULE_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
                  "#bcbd22", "#7f7f7f")
 
@@ -184,4 +185,62 @@ def leakage_bars(entries: list[tuple[str, str, float, list[float] | None]]) -> s
     ax.invert_yaxis()
     ax.set(xlim=(0, 100), xlabel="% of other tasks' answers in the fine-tuned format", title="format leakage")
     ax.grid(axis="x", alpha=0.3)
+    return _png(fig)
+
+
+def _err(x: float, ci: list[float] | None) -> list[list[float]] | None:
+    return None if not ci else [[max(0.0, x - ci[0])], [max(0.0, ci[1] - x)]]
+
+
+def frontier(runs: list[RunView]) -> str | None:
+    """The forgetting frontier: target score (x) against ICL Norm.Avg without the prompt (y), both 0-100. Per run
+    its stage-2 checkpoints (thin line, markers), its WiSE-FT α grid (dashed, a few α labelled) and its final
+    evaluated point with 95% CIs as error bars, in its method's colour; the base model a grey star; the headline
+    (`tables.frontier_headline`) as the caption. Up and to the right is better."""
+    front = frontier_points(runs)
+    if not (front.base or any(f.final or f.checkpoints or f.alphas for f in front.runs)):
+        return None
+    import textwrap
+
+    from matplotlib.lines import Line2D
+
+    plt = _plt()
+    seen: dict[str, int] = {}
+    fig, ax = plt.subplots(figsize=(7.5, 5.5))
+    for f in front.runs:
+        color = method_color(f.method)
+        i = seen[f.method] = seen.get(f.method, -1) + 1
+        marker = FRONTIER_MARKERS[i % len(FRONTIER_MARKERS)]  # runs of one method: one colour, told apart by marker
+        if f.checkpoints:
+            _, target, icl = zip(*f.checkpoints)
+            ax.plot(target, icl, marker=marker, ms=3, lw=0.8, color=color, alpha=0.7)
+        if f.alphas:
+            alphas, target, icl = zip(*f.alphas)
+            ax.plot(target, icl, marker=marker, ms=3, lw=1.2, color=color, ls="--", alpha=0.9)
+            shown = {0, len(alphas) - 1} | {j for j, a in enumerate(alphas) if f.best_alpha is not None
+                                             and abs(a - f.best_alpha) < 1e-9}
+            for j in sorted(shown):
+                ax.annotate(f"α={alphas[j]:g}", (target[j], icl[j]), fontsize=7, color=color,
+                            xytext=(4, -10 if j == 0 else 4), textcoords="offset points")
+        if p := f.final:
+            ax.errorbar([p.target], [p.icl], xerr=_err(p.target, p.target_ci), yerr=_err(p.icl, p.icl_ci),
+                        fmt=marker, ms=8, color=color, mec="black", mew=0.8, capsize=3, zorder=5, label=label(f.run))
+        elif f.checkpoints or f.alphas:
+            ax.plot([], [], color=color, marker=marker, label=label(f.run))  # a legend entry for a curve-only run
+    if b := front.base:
+        ax.errorbar([b.target], [b.icl], xerr=_err(b.target, b.target_ci), yerr=_err(b.icl, b.icl_ci), fmt="*",
+                    ms=14, color=METHOD_COLORS["base"], mec="black", mew=0.6, capsize=3, zorder=6, label="base")
+    shots = f", {front.k[2:]}-shot" if front.k else ""
+    ax.set(title=f"forgetting frontier{shots}: keep ICL while reaching the target", xlim=(-2, 102), ylim=(0, 102),
+           xlabel="target score (final: eval, serving variant; curves: validation)", ylabel="ICL Norm.Avg (no prompt)")
+    ax.grid(alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
+    keys = [(Line2D([], [], color="grey", lw=0.8, marker="o", ms=3), "stage-2 checkpoints"),
+            (Line2D([], [], color="grey", lw=1.2, ls="--", marker="o", ms=3), "WiSE-FT α grid")]
+    keys = [k for k, shown in zip(keys, (any(f.checkpoints for f in front.runs), any(f.alphas for f in front.runs)))
+            if shown]
+    ax.legend([*handles, *(k[0] for k in keys)], [*labels, *(k[1] for k in keys)], fontsize=8, loc="upper left",
+              bbox_to_anchor=(1.01, 1.0))
+    if text := frontier_headline(runs, front):
+        fig.text(0.5, -0.02, textwrap.fill(text.replace("`", ""), 110), ha="center", va="top", fontsize=8)
     return _png(fig)

@@ -8,8 +8,9 @@ from pathlib import Path
 from promot import __version__
 from promot.io import atomic_write_text
 from promot.report import plots
-from promot.report.tables import (RunView, alignment_table, delta_grid, headline, label, leakage_entries, load_runs,
-                                  markdown, monitor_table, shot_keys, summary_table, task_table)
+from promot.report.tables import (RunView, alignment_table, delta_grid, frontier_headline, frontier_points, headline,
+                                  label, leakage_entries, load_runs, markdown, matched_table, monitor_table, shot_keys,
+                                  summary_table, task_table)
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.6em 0 1.4em;font-size:.9em}th,td{border:1px solid #ccc;padding:.3em .6em;
@@ -61,7 +62,10 @@ def render(run_paths: list[str | Path], out_dir: str | Path = "report", with_bas
              *([f"fine-tuned format {html.escape(str(fmt))}"] if fmt else []), f"promot {__version__}",
              time.strftime("%Y-%m-%d %H:%M")]
     lead = headline(runs) if with_base else None
-    figs = {"curve": plots.icl_over_steps(runs), "tradeoff": plots.target_vs_icl(runs)}
+    figs = {"curve": plots.icl_over_steps(runs), "tradeoff": plots.target_vs_icl(runs),
+            "frontier": plots.frontier(runs)}
+    front = frontier_points(runs)
+    which, matched = frontier_headline(runs, front), matched_table(runs, front)
     h = [f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(title)}</title><style>{CSS}</style>"
          f"</head><body><h1>{html.escape(title)}</h1>", f"<p class=lead>{_inline_md(lead)}</p>" if lead else "",
          f"<p class=note>{' · '.join(facts)}</p><p class=note>no prompt = the tuned model alone (ProMoT's way for "
@@ -70,6 +74,16 @@ def render(run_paths: list[str | Path], out_dir: str | Path = "report", with_bas
     m = [f"# {title}", "", *([lead, ""] if lead else []),
          " · ".join([f"base model `{base}`", *([f"fine-tuned format {fmt}"] if fmt else []), f"promot {__version__}"]),
          ""]
+    if figs["frontier"] or matched:
+        h += ["<h2>Which method keeps most ICL at the target score</h2>",
+              f"<p class=lead>{_inline_md(which)}</p>" if which else "",
+              _img(figs["frontier"], "forgetting frontier: target score vs ICL Norm.Avg"),
+              "<p class=note>Lines: stage-2 checkpoints (validation target score, monitor's ICL score); dashed: the "
+              "WiSE-FT α grid; points: the evaluated model, error bars its absolute 95% bootstrap intervals. A run is "
+              "within CI of the best when its target interval reaches the best run's target score.</p>"
+              if figs["frontier"] else "", _html_table(matched) if matched else ""]
+        m += ["## Which method keeps most ICL at the target score", "", *([which, ""] if which else []),
+              *([markdown(matched)] if matched else [])]
     for k in ks:
         summary, tasks = summary_table(runs, k, with_base), task_table(runs, k, with_base)
         h += [f"<h2>Summary, {k[2:]}-shot</h2>", _html_table(summary), f"<h3>Per task, {k[2:]}-shot</h3>",
