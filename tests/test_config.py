@@ -62,8 +62,10 @@ def test_every_shipped_yaml_loads_and_validates(path):
     if path.name == "demo.yaml":
         from promot.world.demo import demo_config
 
-        for method in ("promot", "finetune", "lora"):
-            load_config(demo_config(method, ROOT / "runs" / "demo", quick=True))
-            load_config(demo_config(method, ROOT / "runs" / "demo"))
+        from promot.compare import method_configs
+        from promot.world.demo import METHODS
+
+        for quick in (True, False):
+            method_configs(demo_config(quick), list(METHODS), ROOT / "runs" / "demo")
         return
     load_config(path)

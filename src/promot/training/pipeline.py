@@ -51,7 +51,7 @@ def _initial_prompt(cfg: RunConfig, model, tokenizer, base_fp: str) -> torch.Ten
     return init_prompt(kind, cfg.prompt.length, model, tokenizer, cfg.prompt.init_text, cfg.seed)
 
 
-def _check_output_dir(cfg: RunConfig) -> Path:
+def check_output_dir(cfg: RunConfig) -> Path:
     """Refuse to clobber a non-empty directory unless overwrite is set (checked before anything loads)."""
     run_dir = Path(cfg.output_dir)
     if run_dir.exists() and any(run_dir.iterdir()) and not cfg.overwrite:
@@ -60,7 +60,7 @@ def _check_output_dir(cfg: RunConfig) -> Path:
 
 
 def claim_output_dir(cfg: RunConfig) -> Path:
-    run_dir = _check_output_dir(cfg)
+    run_dir = check_output_dir(cfg)
     if run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
@@ -97,12 +97,12 @@ def prepare(config: RunConfig | str | Path | dict, overrides: list[str] | None =
 
     cfg = config if isinstance(config, RunConfig) else load_config(config, overrides)
     if not resuming:
-        _check_output_dir(cfg)
+        check_output_dir(cfg)
     method = METHODS[cfg.method]
     check_weights_dtype(cfg.model.dtype, bool(method.stage2 and method.stage2.trains_all_weights))
     if cfg.fp16 and not torch.cuda.is_available():
         raise ConfigError("fp16: mixed precision with loss scaling needs a CUDA GPU (on CPU, bf16: true)")
-    _check_method(cfg, method)
+    check_method(cfg, method)
     _check_sharding(cfg, method)
     _check_report_to(cfg)
     set_seed(cfg.seed)
@@ -154,7 +154,7 @@ def _check_prompt_fits(cfg: RunConfig, method: Method, model, rows: list[dict]) 
                           f"the model's {limit} positions (shorten prompt.length or data.max_length)")
 
 
-def _check_method(cfg: RunConfig, method: Method) -> None:
+def check_method(cfg: RunConfig, method: Method) -> None:
     """What the method's rooms refuse for this config (replay without data, LoRA under FSDP2, ...): one line."""
     problems = [*(method.stage2.check(cfg, sharding()) if method.stage2 else []),
                 *(line for addon in method.addons for line in addon.check(cfg))]

@@ -1,12 +1,12 @@
 """`promot demo`: the paper's story on the shipped world model, offline, in minutes on 2 CPU cores.
 
-Fine-tunes the world model on its True/False target with every method (same data, same stage-2 budget), evaluates
-base and every run on the `world` suite (target with the prompt, ICL tasks without it, leakage of "true"/"false"
-into other tasks), and renders the HTML report. Only the public API is used: this is what a user's script does.
+`promot compare` on the world config: fine-tunes the world model on its True/False target with every method (same
+data, same stage-2 budget), evaluates base and every run on the `world` suite (target with the prompt, ICL tasks
+without it, leakage of "true"/"false" into other tasks), and renders the report with its forgetting frontier. Only
+the public API is used: this is what a user's script does.
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,15 +14,13 @@ import yaml
 
 from promot.evaluate.suites import suite_dir
 
-log = logging.getLogger(__name__)
-
 DEMO_CONFIG = Path(__file__).parent / "demo.yaml"
-METHODS = ("finetune", "prompt-tuning", "joint", "lora", "promot")
+METHODS = ("finetune", "prompt-tuning", "joint", "lora", "promot", "wise-ft", "replay")
 TARGET_TASK = "world_true_false"
 # --quick: the same pipeline at a budget that checks it runs end to end (CI), not one that shows the effect.
 QUICK = {"stage1.steps": 20, "stage2.steps": 20, "stage1.eval_every": 10, "stage2.eval_every": 10,
          "stage2.warmup_steps": 5, "eval.limit": 16, "monitor.every": 20, "monitor.limit": 4,
-         "monitor.alignment_every": 20}
+         "monitor.alignment_every": 20, "wise_ft.alphas": [0.0, 0.5, 1.0]}
 
 
 @dataclass
@@ -37,12 +35,12 @@ class DemoSettings:
     """`key.sub=value` config overrides applied to every method's run, as in `promot train`."""
 
 
-def demo_config(method: str, out: Path, quick: bool = False) -> dict:
-    """demo.yaml + the world target's data paths + this method's output directory (+ the --quick budget)."""
+def demo_config(quick: bool = False) -> dict:
+    """demo.yaml + the world target's data paths and the world's replay data (+ the --quick budget)."""
     cfg = yaml.safe_load(DEMO_CONFIG.read_text())
     data = suite_dir("world") / "data"
     cfg["data"].update(train=str(data / "true_false.train.jsonl"), validation=str(data / "true_false.validation.jsonl"))
-    cfg.update(method=method, output_dir=str(out / method))
+    cfg["replay"]["train"] = str(data / "replay.train.jsonl")
     for key, value in (QUICK if quick else {}).items():
         section, field = key.split(".")
         cfg.setdefault(section, {})[field] = value
@@ -51,23 +49,10 @@ def demo_config(method: str, out: Path, quick: bool = False) -> dict:
 
 def run_demo(settings: DemoSettings = DemoSettings()) -> tuple[list[Path], Path]:
     """Train every method, evaluate, render the report. Returns (run directories, report.html path)."""
-    from promot import api
-    from promot.evaluate.runner import EvalSpec, evaluate
-    from promot.report.render import render
+    from promot.compare import compare
+    from promot.evaluate.runner import EvalSpec
 
-    from promot.errors import ConfigError
-    from promot.training import METHODS as KNOWN
-
-    if unknown := [m for m in settings.methods if m not in KNOWN]:  # before any run is trained
-        raise ConfigError(f"--methods: unknown {', '.join(unknown)}; known: {', '.join(KNOWN)}")
-    runs = []
-    for i, method in enumerate(settings.methods, 1):
-        log.debug("[%d/%d] training %s", i, len(settings.methods), method)  # each stage has its own progress line
-        runs.append(api.train(demo_config(method, settings.out, settings.quick), list(settings.overrides)))
-    log.info("evaluating base and %d runs on the world suite", len(runs))
     spec = EvalSpec(tasks=["world", TARGET_TASK], shots=list(settings.shots[:1] if settings.quick else settings.shots),
                     limit=8 if settings.quick else settings.limit, target_tasks=(TARGET_TASK,), batch_size=64,
                     bf16=False)  # as demo.yaml: exact fp32 for a tiny model
-    evaluate(runs, spec)
-    report = render(runs, settings.out / "report")
-    return runs, report
+    return compare(demo_config(settings.quick), list(settings.methods), spec, settings.out, list(settings.overrides))

@@ -11,9 +11,10 @@ import json
 import random
 from pathlib import Path
 
-from promot.world.tasks import EVAL_CLASSIFY_PAIR, ICL_TASKS, TARGET_TASKS, WorldTask, _classify_state, render
+from promot.world.tasks import EVAL_CLASSIFY_PAIR, ICL_TASKS, TARGET_TASKS, WorldTask, _classify_state, episode, render
 
 FEWSHOT_POOL, TEST_ITEMS = 32, 100
+REPLAY_EPISODES, REPLAY_MAX_SHOTS = 1000, 4
 TARGET_SPLITS = {"train": 2000, "validation": 64, "test": 100}
 SEED = 20261123
 
@@ -62,6 +63,20 @@ def _rows(task: WorldTask, rng: random.Random, state: dict, n: int, seen: set[st
     return rows
 
 
+def replay_rows(n: int = REPLAY_EPISODES, seed: str = f"{SEED}-replay") -> list[dict]:
+    """The world's general data for the replay methods: pretraining-like k-shot episodes (a random ICL task, 1-4
+    demonstrations, a fresh mapping each, as `world pretrain` draws them) as question/answer records."""
+    rng = random.Random(seed)
+    tasks = list(ICL_TASKS.values())
+    rows = []
+    for _ in range(n):
+        task = rng.choice(tasks)
+        *shots, (x, y) = episode(rng, task, rng.randint(1, REPLAY_MAX_SHOTS))
+        demos = " ; ".join(render(task, ex) for ex in shots)
+        rows.append({"question": f"{demos} ; {render(task, (x, y), with_answer=False)}", "answer": y})
+    return rows
+
+
 def _yaml(task: WorldTask, target: bool) -> str:
     lines = [f"# {task.name}: answer format {task.answer_format}", "include: _world_common_yaml",
              f"task: world_{task.name}"]
@@ -89,6 +104,7 @@ def export_suite(out: str | Path) -> list[Path]:
             rows = _rows(task, rng, state, splits[split], seen)
             files[out / "data" / f"{name}.{split}.jsonl"] = "".join(json.dumps(r) + "\n" for r in rows)
         files[out / f"world_{name}.yaml"] = _yaml(task, target)
+    files[out / "data" / "replay.train.jsonl"] = "".join(json.dumps(r) + "\n" for r in replay_rows())
     group = ["# `tasks=[world]`: the world's ICL tasks (not its targets), plus a macro-average exact_match.",
              "group: world", "task:", *(f"  - world_{n}" for n in ICL_TASKS),
              "aggregate_metric_list:", "  - metric: exact_match", "    aggregation: mean",
