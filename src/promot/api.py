@@ -1,7 +1,7 @@
 """The Python API — and the pipeline's table of contents: data → soft prompt → stage 1 → stage 2 → run directory.
 
-The CLI is a thin layer over these functions: `train(config)`, `resume(run_dir)`, `load_run(run_dir)`,
-`generate(run_dir, text)`. Under `accelerate launch` every process runs them; only the main process writes.
+The CLI is a thin layer over these functions: `train(config)`, `resume(run_dir)`, `load_run(run_dir)` (inference:
+`LoadedRun.generate`), `generate(run_dir, text)`. Under `accelerate launch` every process runs them; only the main process writes.
 
     ① data, ② soft prompt   training/pipeline.py `prepare` (data/, prompt/, models/; everything validated)
     ③ stage 1               training/stage1_prompt_tuning.py (on the Trainer loop in training/loop.py)
