@@ -13,7 +13,9 @@ from conftest import LETTERS, run_config, write_jsonl
 import promot
 from promot.evaluate.metrics import (AnswerFormat, flips, item_scores, leakage, norm_avg, paired_bootstrap,
                                      primary_metric, proportion_ci)
-from promot.evaluate.runner import EvalSpec, _deltas, evaluate, summarize, summary_lines
+from promot.errors import ConfigError
+from promot.evaluate.runner import (EvalSpec, _deltas, evaluate, spec_from_options, summarize,
+                                    summary_lines)
 
 
 
@@ -240,3 +242,17 @@ def test_chat_template_evaluation_puts_each_exemplar_in_its_own_turn(tiny_dirs, 
         res = run_all_shots(lm, tokenizer, s, task_manager(s.include_path, s.tasks))
         context = res["k=2"]["samples"]["tiny_first"][0]["arguments"][0][0]
         assert context.count("has it ") == turns and context.count("is it ") == (2 if turns else 0)
+
+
+def test_spec_from_options_is_what_promot_eval_builds():
+    """`promot eval`'s options as a Python call: comma strings or lists, a suite and its targets, the format."""
+    assert spec_from_options() == EvalSpec(tasks=["mini"], shots=[1, 4])
+    spec = spec_from_options(suite="world", shots="0, 2", labels="True,False", target_tasks="world_true_false",
+                             bootstrap=0)
+    assert spec == EvalSpec(tasks=["world", "world_target"], shots=[0, 2], target_tasks=("world_true_false",),
+                            fmt=AnswerFormat(("True", "False")), bootstrap=0)
+    assert spec_from_options(tasks=["a", "b"], shots=[4], format_regex="[A-Z]+").fmt == AnswerFormat((), "[A-Z]+")
+    with pytest.raises(ConfigError, match="--fewshot-as-multiturn needs --apply-chat-template"):
+        spec_from_options(fewshot_as_multiturn=True)
+    with pytest.raises(ConfigError, match="--bootstrap must be a number of resamples >= 0, got -1"):
+        spec_from_options(bootstrap=-1)

@@ -64,3 +64,18 @@ def test_prompts_carry_down_a_chain_and_generate_uses_them(chain, capsys):
                  "--max-new-tokens", "2"]) == 0
     assert main(["generate", str(c), "x", "--prompt-name", "task_z"]) == 2
     assert "no prompt named 'task_z'" in capsys.readouterr().err
+
+
+def test_loaded_run_generates_what_api_generate_does(chain):
+    """Inference lives on the loaded run: `load_run(run).generate` is `api.generate`, with the prompt, without it
+    and with a carried one."""
+    from promot import api
+
+    a, b, _ = chain
+    texts = ["a b c question : it has a ? answer :", "d e f question : it has b ? answer :"]
+    run = load_run(a)
+    assert run.generate(texts, max_new_tokens=2) == api.generate(a, texts, max_new_tokens=2)
+    assert run.generate(texts, prompt=False, max_new_tokens=2) == api.generate(a, texts, False, max_new_tokens=2)
+    assert run.generate(texts[0], max_new_tokens=2) == api.generate(a, texts[0], max_new_tokens=2)
+    assert (load_run(b, prompt_name="task_a").generate(texts, max_new_tokens=2)
+            == api.generate(b, texts, prompt_name="task_a", max_new_tokens=2))

@@ -1,7 +1,7 @@
 """The Python API — and the pipeline's table of contents: data → soft prompt → stage 1 → stage 2 → run directory.
 
-The CLI is a thin layer over these functions: `train(config)`, `resume(run_dir)`, `load_run(run_dir)`,
-`generate(run_dir, text)`. Under `accelerate launch` every process runs them; only the main process writes.
+The CLI is a thin layer over these functions: `train(config)`, `resume(run_dir)`, `load_run(run_dir)` (inference:
+`LoadedRun.generate`), `generate(run_dir, text)`. Under `accelerate launch` every process runs them; only the main process writes.
 
     ① data, ② soft prompt   training/pipeline.py `prepare` (data/, prompt/, models/; everything validated)
     ③ stage 1               training/stage1_prompt_tuning.py (on the Trainer loop in training/loop.py)
@@ -18,9 +18,7 @@ from promot import rundir
 from promot.config import RunConfig, dump_config, load_config, validate
 from promot.distributed import is_main_process, wait_for_everyone
 from promot.errors import ConfigError
-from promot.evaluate.target import generate_texts
 from promot.io import atomic_write_text
-from promot.precision import resolve_bf16
 from promot.runs import LoadedRun, load_run, read_info  # noqa: F401  (load_run lives in runs.py)
 from promot.training.pipeline import (Prepared, claim_output_dir, data_fingerprint, prepare,  # noqa: F401
                                       run_prepared, write_run)
@@ -86,7 +84,6 @@ def generate(run_dir: str | Path, texts: list[str] | str, with_prompt: bool | No
     """Continue each text with the tuned model, with or without the run's prompt (or a carried one), greedy.
     `with_prompt`: None attaches the run's prompt when it has one; True requires it (a run without one is refused,
     not silently run bare); False never attaches it."""
-    from promot.data import Example, with_chat_template
     from promot.errors import CheckpointError
     from promot.runs import prompt_names
 
@@ -95,10 +92,5 @@ def generate(run_dir: str | Path, texts: list[str] | str, with_prompt: bool | No
         pick = f"; pick one of its prompts with --prompt-name ({', '.join(names)})" if names else ""
         raise CheckpointError(f"{run_dir}: the run has no prompt of its own (method "
                               f"{read_info(run_dir).get('method')}){pick}, or use --no-prompt")
-    run = load_run(run_dir, with_prompt is not False, prompt_name)
-    texts = [texts] if isinstance(texts, str) else texts
-    examples = [Example(t, "", "<cli>") for t in texts]
-    if run.config.data.chat_template:
-        examples = with_chat_template(examples, run.tokenizer)
-    return generate_texts(run.lm, run.tokenizing, examples, max_new_tokens,
-                          bf16=resolve_bf16(run.config.bf16, run.config.fp16))
+    attach = with_prompt is not False
+    return load_run(run_dir, attach, prompt_name).generate(texts, prompt=attach, max_new_tokens=max_new_tokens)

@@ -1,4 +1,6 @@
-"""`promot` command line: argv → one promot.api call. No logic here; errors become one line and exit code 2."""
+"""`promot` command line: a thin map from argv to the library. `main` parses, sets up logging, looks the
+subcommand up in `HANDLERS` and turns errors into one line and exit code 2; each handler is one library call
+(promot.api, evaluate/, report/, world/) and its printing."""
 from __future__ import annotations
 
 import argparse
@@ -7,7 +9,7 @@ import sys
 from pathlib import Path
 
 from promot.distributed import is_main_process
-from promot.errors import ConfigError, PromotError
+from promot.errors import PromotError
 from promot.progress import set_verbose
 
 EPILOG = "Bad input prints one line naming the file/field and exits 2; add --debug for the traceback."
@@ -171,25 +173,6 @@ def _demo_methods() -> tuple[str, ...]:
     return METHODS
 
 
-def _world(args) -> None:
-    from dataclasses import replace
-
-    if args.world_command == "pretrain":
-        from promot.world.pretrain import PretrainConfig, pretrain
-
-        cfg = PretrainConfig() if args.steps is None else replace(PretrainConfig(), steps=args.steps)
-        info = pretrain(args.out, cfg)
-        for k, acc in info["icl_accuracy"].items():
-            print(f"{k}-shot ICL accuracy {acc['mean']:.3f}")
-        print(args.out)
-    else:
-        from promot.evaluate.suites import SUITES_DIR
-        from promot.world.export import export_suite
-
-        files = export_suite(args.out or SUITES_DIR / "world")
-        print(f"{len(files)} files in {files[0].parent}")
-
-
 def _csv(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
@@ -250,17 +233,95 @@ def _launch(args: argparse.Namespace, argv: list[str]) -> int:
     return subprocess.call(cmd)
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["lm-eval"]:
-        return lm_eval_cli(argv[1:])
-    args = _parse(argv)
-    if args.command == "train" and (args.accelerate_config or args.num_processes is not None):
-        try:
-            return _launch(args, argv)
-        except PromotError as e:
-            print(f"promot: error: {e}", file=sys.stderr)
-            return 2
+def _train(args) -> None:
+    from promot import api
+
+    if args.resume and (args.config or args.overrides):
+        raise PromotError("--resume continues the run with its own config: no config file or overrides")
+    if not args.resume and not args.config:
+        raise PromotError("train needs a config file, or --resume RUN")
+    run = api.resume(args.resume) if args.resume else api.train(args.config, args.overrides)
+    if is_main_process():
+        for line in api.summary(run):
+            print(line)
+        print(run)
+
+
+def _eval(args) -> None:
+    from promot.evaluate.runner import evaluate, spec_from_options, summary_lines
+
+    spec = spec_from_options(
+        tasks=args.tasks, suite=args.suite, shots=args.shots, target_tasks=args.target_task,
+        target_shots=args.target_shots, limit=args.limit, include_path=args.include_path, labels=args.labels,
+        format_regex=args.format_regex, batch_size=args.batch_size, bf16=args.bf16,
+        apply_chat_template=args.apply_chat_template, fewshot_as_multiturn=args.fewshot_as_multiturn,
+        bootstrap=args.bootstrap)
+    for path in evaluate(args.runs, spec, args.base, args.out):
+        for line in summary_lines(path):
+            print(line)
+        print(path)
+
+
+def _report(args) -> None:
+    from promot.report.render import render
+
+    print(render(args.runs, args.out, args.base))
+
+
+def _demo(args) -> None:
+    from promot.report.tables import console_curves, console_summary, load_runs
+    from promot.world.demo import DemoSettings, run_demo
+
+    runs, report = run_demo(DemoSettings(out=Path(args.out), methods=tuple(_csv(args.methods)), quick=args.quick,
+                                         overrides=tuple(args.overrides)))
+    views = load_runs(runs)
+    for line in [*console_curves(views), "", *console_summary(views)]:
+        print(line)
+    print(report)
+
+
+def _diagnose(args) -> None:
+    from promot import api
+    from promot.report.tables import alignment_table, load_runs
+
+    run = api.diagnose_gradient_alignment(args.config, args.overrides, args.every)
+    for row in alignment_table(load_runs([run])):
+        print("".join(f"{c:>10}" for c in row[1:]))
+    print(run)
+
+
+def _world(args) -> None:
+    from dataclasses import replace
+
+    if args.world_command == "pretrain":
+        from promot.world.pretrain import PretrainConfig, pretrain
+
+        cfg = PretrainConfig() if args.steps is None else replace(PretrainConfig(), steps=args.steps)
+        info = pretrain(args.out, cfg)
+        for k, acc in info["icl_accuracy"].items():
+            print(f"{k}-shot ICL accuracy {acc['mean']:.3f}")
+        print(args.out)
+    else:
+        from promot.evaluate.suites import SUITES_DIR
+        from promot.world.export import export_suite
+
+        files = export_suite(args.out or SUITES_DIR / "world")
+        print(f"{len(files)} files in {files[0].parent}")
+
+
+def _generate(args) -> None:
+    from promot import api
+
+    for text in api.generate(args.run, args.text, args.with_prompt, args.max_new_tokens, args.prompt_name):
+        print(text)
+
+
+HANDLERS = {"train": _train, "eval": _eval, "report": _report, "demo": _demo, "diagnose": _diagnose,
+            "world": _world, "generate": _generate}
+"""Subcommand → handler(args). A new subcommand: a parser block in `_parser`, a handler, an entry here."""
+
+
+def _set_up_logging(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format="%(message)s")
     if args.command == "train" and not is_main_process():
         logging.getLogger().setLevel(logging.WARNING)  # one progress story, told by the main process
@@ -273,66 +334,22 @@ def main(argv: list[str] | None = None) -> int:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # weight-loading bars; each stage and eval variant gets one line instead
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["lm-eval"]:
+        return lm_eval_cli(argv[1:])
+    args = _parse(argv)
+    if args.command == "train" and (args.accelerate_config or args.num_processes is not None):
+        try:  # this very command again, under `accelerate launch`
+            return _launch(args, argv)
+        except PromotError as e:
+            print(f"promot: error: {e}", file=sys.stderr)
+            return 2
+    _set_up_logging(args)
     try:
-        from promot import api
-
-        if args.command == "train":
-            if args.resume and (args.config or args.overrides):
-                raise PromotError("--resume continues the run with its own config: no config file or overrides")
-            if not args.resume and not args.config:
-                raise PromotError("train needs a config file, or --resume RUN")
-            run = api.resume(args.resume) if args.resume else api.train(args.config, args.overrides)
-            if is_main_process():
-                for line in api.summary(run):
-                    print(line)
-                print(run)
-        elif args.command == "eval":
-            from promot.evaluate.runner import EvalSpec, evaluate, summary_lines
-            from promot.evaluate.metrics import AnswerFormat
-
-            fmt = None
-            if args.format_regex or args.labels:
-                fmt = AnswerFormat(tuple((args.labels or "").split(",")) if args.labels else (), args.format_regex)
-            if args.fewshot_as_multiturn and not args.apply_chat_template:
-                raise ConfigError("--fewshot-as-multiturn needs --apply-chat-template (lm-eval's rule)")
-            if args.bootstrap < 0:
-                raise ConfigError(f"--bootstrap must be a number of resamples >= 0, got {args.bootstrap}")
-            tasks = [args.suite, f"{args.suite}_target"] if args.suite else _csv(args.tasks)
-            spec = EvalSpec(tasks=tasks, shots=[int(k) for k in _csv(args.shots)], limit=args.limit,
-                            include_path=args.include_path, batch_size=args.batch_size, bf16=args.bf16,
-                            target_tasks=tuple(_csv(args.target_task)), fmt=fmt, target_shots=args.target_shots,
-                            apply_chat_template=args.apply_chat_template,
-                            fewshot_as_multiturn=args.fewshot_as_multiturn, bootstrap=args.bootstrap)
-            for path in evaluate(args.runs, spec, args.base, args.out):
-                for line in summary_lines(path):
-                    print(line)
-                print(path)
-        elif args.command == "report":
-            from promot.report.render import render
-
-            print(render(args.runs, args.out, args.base))
-        elif args.command == "demo":
-            from promot.report.tables import console_curves, console_summary, load_runs
-            from promot.world.demo import DemoSettings, run_demo
-
-            runs, report = run_demo(DemoSettings(out=Path(args.out), methods=tuple(_csv(args.methods)),
-                                                 quick=args.quick, overrides=tuple(args.overrides)))
-            views = load_runs(runs)
-            for line in [*console_curves(views), "", *console_summary(views)]:
-                print(line)
-            print(report)
-        elif args.command == "diagnose":
-            from promot.report.tables import alignment_table, load_runs
-
-            run = api.diagnose_gradient_alignment(args.config, args.overrides, args.every)
-            for row in alignment_table(load_runs([run])):
-                print("".join(f"{c:>10}" for c in row[1:]))
-            print(run)
-        elif args.command == "world":
-            _world(args)
-        elif args.command == "generate":
-            for text in api.generate(args.run, args.text, args.with_prompt, args.max_new_tokens, args.prompt_name):
-                print(text)
+        HANDLERS[args.command](args)
     except PromotError as e:
         if args.debug:
             raise

@@ -14,10 +14,12 @@ import yaml
 
 from promot import rundir
 from promot.config import RunConfig, load_config
-from promot.data import Tokenizing
+from promot.data import Example, Tokenizing, with_chat_template
 from promot.errors import CheckpointError
+from promot.evaluate.target import generate_texts
 from promot.io import atomic_write_text
 from promot.models import LoadedModel, fingerprint, load_model
+from promot.precision import resolve_bf16
 from promot.prompt import PromptedLM, SavedPrompt, check_compatible, load_prompt, save_prompt
 from promot.rundir import read_run_info
 
@@ -89,6 +91,18 @@ class LoadedRun:
     info: dict
     config: RunConfig
     tokenizing: Tokenizing
+
+    def generate(self, texts: list[str] | str, prompt: bool = True, max_new_tokens: int = 32) -> list[str]:
+        """Greedy continuation of each text by the tuned model, in the run's chat template when it trained in one,
+        at the run's precision. `prompt`: attach the loaded prompt (when the run was loaded with one); False: the
+        bare tuned model (the ProMoT way for every other task)."""
+        texts = [texts] if isinstance(texts, str) else texts
+        examples = [Example(t, "", "<cli>") for t in texts]
+        if self.config.data.chat_template:
+            examples = with_chat_template(examples, self.tokenizer)
+        lm = self.lm if prompt or self.lm.prompt is None else PromptedLM(self.lm.model, None).eval()
+        return generate_texts(lm, self.tokenizing, examples, max_new_tokens,
+                              bf16=resolve_bf16(self.config.bf16, self.config.fp16))
 
 
 def load_run(run_dir: str | Path, with_prompt: bool = True, prompt_name: str | None = None) -> LoadedRun:

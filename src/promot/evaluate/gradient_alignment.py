@@ -14,9 +14,9 @@ import re
 from dataclasses import replace
 
 import torch
-from transformers import TrainerCallback
 
 from promot.data import Collator, Example, Tokenizing
+from promot.probe import Probe
 from promot.prompt import PromptedLM
 
 # Module kinds by parameter-name fragment, across Llama/Gemma/Qwen (q_proj, mlp), GPT-2 (c_attn: fused q/k/v)
@@ -103,15 +103,11 @@ def probe_batches(examples: list[Example], tokenizing: Tokenizing, pad_id: int, 
     return batches(chosen), batches(shuffled(chosen, seed))
 
 
-class GradientAlignmentProbe(TrainerCallback):
+class GradientAlignmentProbe(Probe):
     """Logs `align_<kind>` (cosine, real vs shuffled labels) every N steps and at step 0 of stage 2."""
 
     def __init__(self, real: list[dict], fake: list[dict], every: int, layers: int = 1) -> None:
         self.real, self.fake, self.every, self.layers = real, fake, every, layers
-        self.trainer = None
-
-    def bind(self, trainer) -> None:
-        self.trainer = trainer
 
     def measure(self) -> dict[str, float]:
         lm: PromptedLM = self.trainer.accelerator.unwrap_model(self.trainer.model)
@@ -119,11 +115,3 @@ class GradientAlignmentProbe(TrainerCallback):
         move = lambda bs: [{k: v.to(device) for k, v in b.items()} for b in bs]  # noqa: E731
         scores = alignment(lm, move(self.real), move(self.fake), module_groups(lm.model, self.layers))
         return {f"align_{k}": v for k, v in scores.items()}
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        if state.global_step == 0:  # a resumed stage measured its checkpoint's step before the interruption
-            self.trainer.log_probe(self.measure())
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step % self.every == 0:
-            self.trainer.log_probe(self.measure())

@@ -8,27 +8,21 @@ from __future__ import annotations
 
 import logging
 
-from transformers import TrainerCallback
-
 from promot.evaluate.metrics import AnswerFormat
+from promot.probe import Probe
 from promot.prompt import PromptedLM
 
 log = logging.getLogger(__name__)
 
 
-class SpecializationMonitor(TrainerCallback):
+class SpecializationMonitor(Probe):
     def __init__(self, tasks: list[str], every: int, fmt: AnswerFormat | None, tokenizer, shots: int = 1,
                  limit: int = 24, include_path: list[str] | None = None, batch_size: int = 16,
                  apply_chat_template: bool = False) -> None:
         self.tasks, self.every, self.fmt, self.tokenizer = tasks, every, fmt, tokenizer
         self.shots, self.limit, self.include_path, self.batch_size = shots, limit, include_path, batch_size
         self.chat = apply_chat_template
-        self.trainer = None
         self._loaded = None
-
-    def bind(self, trainer) -> None:
-        """The Trainer whose model is probed and whose log receives the scores."""
-        self.trainer = trainer
 
     def _tasks(self):
         if self._loaded is None:  # build once: datasets and few-shot samplers are reused by every probe
@@ -40,7 +34,7 @@ class SpecializationMonitor(TrainerCallback):
                 task.set_fewshot_seed(seed=0)
         return self._loaded
 
-    def probe(self) -> dict[str, float]:
+    def measure(self) -> dict[str, float]:
         from lm_eval.evaluator import evaluate
 
         from promot.distributed import gathered
@@ -64,14 +58,3 @@ class SpecializationMonitor(TrainerCallback):
         if summary["leakage"] is not None:
             metrics["icl_leakage"] = summary["leakage"]
         return metrics
-
-    def _maybe_probe(self, state) -> None:
-        if self.trainer is not None and state.global_step % self.every == 0:
-            self.trainer.log_probe(self.probe())
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        if state.global_step == 0:  # a resumed stage probed its checkpoint's step before the interruption
-            self._maybe_probe(state)
-
-    def on_step_end(self, args, state, control, **kwargs):
-        self._maybe_probe(state)

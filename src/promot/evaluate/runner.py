@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -49,6 +50,36 @@ class EvalSpec:
     """lm-eval's option (with apply_chat_template): each exemplar as its own user/assistant turn."""
     bootstrap: int = 1000
     """Resamples for the paired-bootstrap 95% CIs of every delta and of leakage (0: no CIs)."""
+
+
+def _items(value: str | Sequence | None) -> list[str]:
+    """A comma-separated string (`"1,4"`) or a sequence → its non-empty items, stripped."""
+    parts = (value or "").split(",") if isinstance(value, str) or value is None else value
+    return [str(t).strip() for t in parts if str(t).strip()]
+
+
+def spec_from_options(tasks: str | Sequence[str] = "mini", suite: str | None = None, shots: str | Sequence[int] = "1,4",
+                      target_tasks: str | Sequence[str] = "", target_shots: int = 0, limit: int | None = None,
+                      include_path: list[str] | None = None, labels: str | Sequence[str] | None = None,
+                      format_regex: str | None = None, batch_size: int = 16, bf16: bool | str = "auto",
+                      apply_chat_template: bool = False, fewshot_as_multiturn: bool = False,
+                      bootstrap: int = 1000) -> EvalSpec:
+    """The EvalSpec `promot eval`'s options describe (same defaults), checked before anything runs. Lists may be
+    given as comma-separated strings. `suite` (mini, world, paper) means its ICL tasks and its fine-tuning targets
+    (`<suite>_target`) instead of `tasks`; `labels` or `format_regex` set the fine-tuned format for leakage."""
+    fmt = None
+    if format_regex or labels:
+        fmt = AnswerFormat(tuple(labels.split(",") if isinstance(labels, str) else labels) if labels else (),
+                           format_regex)
+    if fewshot_as_multiturn and not apply_chat_template:
+        raise ConfigError("--fewshot-as-multiturn needs --apply-chat-template (lm-eval's rule)")
+    if bootstrap < 0:
+        raise ConfigError(f"--bootstrap must be a number of resamples >= 0, got {bootstrap}")
+    return EvalSpec(tasks=[suite, f"{suite}_target"] if suite else _items(tasks),
+                    shots=[int(k) for k in _items(shots)], limit=limit, include_path=include_path,
+                    batch_size=batch_size, bf16=bf16, target_tasks=tuple(_items(target_tasks)), fmt=fmt,
+                    target_shots=target_shots, apply_chat_template=apply_chat_template,
+                    fewshot_as_multiturn=fewshot_as_multiturn, bootstrap=bootstrap)
 
 
 def task_manager(include_path: list[str] | None, tasks: list[str] | None = None):

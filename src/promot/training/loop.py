@@ -370,7 +370,7 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
         trainer.add_callback(ResumeLogging(trainer, state["logging"]))
     for cb in (update_size, *ctx.callbacks, *callbacks):
         if hasattr(cb, "bind"):
-            cb.bind(trainer)  # callbacks that log through the Trainer (the monitor)
+            cb.bind(trainer)  # callbacks that log through the Trainer (probes: promot.probe.Probe)
     metric = cfg.eval.metric
     if ctx.targets:  # multi-task: one task's own metric, or the mean over tasks
         metric = ctx.targets[0].metric if len(ctx.targets) == 1 else "mean target score"

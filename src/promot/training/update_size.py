@@ -8,26 +8,31 @@ of the trainable weights) is taken once per `logging_steps`, not every step.
 from __future__ import annotations
 
 import torch
-from transformers import TrainerCallback
 
 from promot.distributed import local
+from promot.probe import Probe
 
 
-class UpdateSizeProbe(TrainerCallback):
+class UpdateSizeProbe(Probe):
+    """Measures the optimizer step of every logged step (`every` is Trainer's `logging_steps`), none at step 0: the
+    weights are copied just before that step's optimizer update and compared just after it."""
+
+    at_start = False
+
     def __init__(self) -> None:
-        self.trainer = None
         self._before: list[tuple[torch.Tensor, torch.Tensor]] | None = None
         self._ratio: float | None = None
 
-    def bind(self, trainer) -> None:
-        self.trainer = trainer
+    @property
+    def every(self) -> int:
+        return self.trainer.args.logging_steps
 
     def _params(self) -> list[torch.Tensor]:
         model = self.trainer.accelerator.unwrap_model(self.trainer.model)
         return [local(p) for p in model.parameters() if p.requires_grad]  # FSDP2: this process's shards
 
     def on_pre_optimizer_step(self, args, state, control, **kwargs):
-        if self.trainer is not None and (state.global_step + 1) % args.logging_steps == 0:
+        if self.due(state.global_step + 1):  # the step this update completes
             self._before = [(p, p.detach().float().clone()) for p in self._params()]
 
     def on_optimizer_step(self, args, state, control, **kwargs):
@@ -40,7 +45,7 @@ class UpdateSizeProbe(TrainerCallback):
         delta, weight = sums
         self._ratio = (delta / weight) ** 0.5 if weight > 0 else 0.0
 
-    def on_step_end(self, args, state, control, **kwargs):
-        if self._ratio is not None:
-            self.trainer.log_probe({"update_ratio": self._ratio})
-            self._ratio = None
+    def measure(self) -> dict[str, float]:
+        """The ratio of the update just made, once; nothing when this step's update was not measured."""
+        ratio, self._ratio = self._ratio, None
+        return {} if ratio is None else {"update_ratio": ratio}
