@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import pytest
+import yaml
 
 from promot.cli import main
 from promot.evaluate.suites import suite_dir
@@ -122,3 +124,40 @@ def test_eval_suite_world_scores_the_shipped_model(tmp_path, capsys):
     ev = json.loads((tmp_path / "eval.json").read_text())["variants"]["base"]
     assert ev["k=4"]["norm_avg"] > ev["k=0"]["norm_avg"] + 20  # it learns in context
     assert "world_true_false" in ev["k=4"]["target_tasks"]
+
+
+def _world_config(tmp_path, **over) -> Path:
+    from promot.world.demo import demo_config
+
+    cfg = demo_config(quick=True)
+    cfg.update(over)
+    path = tmp_path / "world.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_compare_trains_every_method_and_reports_the_frontier_with_the_alpha_curve(tmp_path, capsys):
+    cfg = _world_config(tmp_path)
+    out = tmp_path / "cmp"
+    assert main(["compare", str(cfg), "--methods", "finetune,wise-ft", "--suite", "world", "--shots", "1",
+                 "--limit", "4", "--out", str(out), "stage2.steps=10", "monitor.every=10"]) == 0
+    printed = capsys.readouterr().out
+    assert "keeps the most" in printed  # the frontier's headline
+    assert (out / "report" / "report.html").is_file() and "Which method keeps most ICL" in (out / "report" / "report.md").read_text()
+    rows = [json.loads(line) for line in (out / "wise-ft" / "metrics.jsonl").read_text().splitlines()]
+    alphas = [r for r in rows if r["stage"] == "wise-ft"]
+    assert [r["alpha"] for r in alphas] == [0.0, 0.5, 1.0]
+    assert all("icl_score" in r and "eval_target_score" in r for r in alphas)  # the monitor probes every α
+    ft = json.loads((out / "finetune" / "run.json").read_text())
+    wf = json.loads((out / "wise-ft" / "run.json").read_text())
+    assert ft["stages"]["stage2"] == wf["stages"]["stage2"]  # same data, same budget: same stage 2
+    assert alphas[-1]["eval_target_score"] == ft["stages"]["stage2"]["best_score"]  # α=1 is finetune's model
+
+
+def test_compare_refuses_a_method_it_cannot_run_before_training_any(tmp_path, capsys):
+    cfg = _world_config(tmp_path, replay={"fraction": 0.2})
+    out = tmp_path / "cmp"
+    assert main(["compare", str(cfg), "--methods", "finetune,replay", "--suite", "world", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "replay.train is required" in err[0]
+    assert not out.exists()

@@ -65,6 +65,34 @@ def _verbose_flag(p: argparse.ArgumentParser) -> None:
                    "lm-eval's progress bars and logs (default: one progress line per training stage / eval variant)")
 
 
+def _eval_options(p: argparse.ArgumentParser) -> None:
+    """What to evaluate and how: shared by `eval` and `compare` (evaluate.runner.spec_from_options takes them)."""
+    p.add_argument("--tasks", default="mini", help="comma-separated lm-eval tasks/groups/tags (default: mini, "
+                   "the offline suite); `paper` is the paper's eight tasks (needs their datasets)")
+    p.add_argument("--suite", help="a shipped suite (mini, world, paper): its ICL tasks and its fine-tuning targets "
+                   "(<suite>_target), instead of --tasks")
+    p.add_argument("--target-task", default="", help="comma-separated tasks in the fine-tuned format: the "
+                   "headline target, kept out of Norm. Avg. and leakage (e.g. mini_has_a; default: the suite's "
+                   "fine-tuning targets whose data the run trained on)")
+    p.add_argument("--shots", default="1,4", help="comma-separated shot counts (default 1,4)")
+    p.add_argument("--target-shots", type=int, default=0,
+                   help="shots for the target tasks, scored as trained (default 0, as in the paper)")
+    p.add_argument("--limit", type=int, help="at most this many items per task")
+    p.add_argument("--include-path", action="append", help="extra folder of lm-eval task YAMLs (repeatable)")
+    p.add_argument("--labels", help="comma-separated label set of the fine-tuned format, for leakage "
+                   "(default: the run's training targets)")
+    p.add_argument("--format-regex", help="regex an answer in the fine-tuned format matches (instead of --labels)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default="auto",
+                   help="bf16 autocast (default: auto, where this machine runs bf16 natively; else fp32)")
+    p.add_argument("--apply-chat-template", action="store_true",
+                   help="each request in the tokenizer's chat template (lm-eval's option; for instruct models)")
+    p.add_argument("--fewshot-as-multiturn", action="store_true",
+                   help="with --apply-chat-template: each exemplar its own user/assistant turn (lm-eval's option)")
+    p.add_argument("--bootstrap", type=int, default=1000,
+                   help="paired-bootstrap resamples for the 95%% CIs of every delta and leakage (0: none)")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="promot", epilog=EPILOG,
@@ -91,30 +119,7 @@ def _parser() -> argparse.ArgumentParser:
                        "Norm. Avg., deltas, format leakage, flips → RUN/eval.json", epilog=EPILOG)
     e.add_argument("runs", nargs="*", help="run directories (their base model is evaluated once, as `base`)")
     e.add_argument("--base", help="base model (default: the runs' own base model)")
-    e.add_argument("--tasks", default="mini", help="comma-separated lm-eval tasks/groups/tags (default: mini, "
-                   "the offline suite); `paper` is the paper's eight tasks (needs their datasets)")
-    e.add_argument("--suite", help="a shipped suite (mini, world, paper): its ICL tasks and its fine-tuning targets "
-                   "(<suite>_target), instead of --tasks")
-    e.add_argument("--target-task", default="", help="comma-separated tasks in the fine-tuned format: the "
-                   "headline target, kept out of Norm. Avg. and leakage (e.g. mini_has_a; default: the suite's "
-                   "fine-tuning targets whose data the run trained on)")
-    e.add_argument("--shots", default="1,4", help="comma-separated shot counts (default 1,4)")
-    e.add_argument("--target-shots", type=int, default=0,
-                   help="shots for the target tasks, scored as trained (default 0, as in the paper)")
-    e.add_argument("--limit", type=int, help="at most this many items per task")
-    e.add_argument("--include-path", action="append", help="extra folder of lm-eval task YAMLs (repeatable)")
-    e.add_argument("--labels", help="comma-separated label set of the fine-tuned format, for leakage "
-                   "(default: the run's training targets)")
-    e.add_argument("--format-regex", help="regex an answer in the fine-tuned format matches (instead of --labels)")
-    e.add_argument("--batch-size", type=int, default=16)
-    e.add_argument("--bf16", action=argparse.BooleanOptionalAction, default="auto",
-                   help="bf16 autocast (default: auto, where this machine runs bf16 natively; else fp32)")
-    e.add_argument("--apply-chat-template", action="store_true",
-                   help="each request in the tokenizer's chat template (lm-eval's option; for instruct models)")
-    e.add_argument("--fewshot-as-multiturn", action="store_true",
-                   help="with --apply-chat-template: each exemplar its own user/assistant turn (lm-eval's option)")
-    e.add_argument("--bootstrap", type=int, default=1000,
-                   help="paired-bootstrap resamples for the 95%% CIs of every delta and leakage (0: none)")
+    _eval_options(e)
     _verbose_flag(e)
     e.add_argument("--out", help="where the base-only result goes when no run is given (default ./eval-base)")
 
@@ -135,6 +140,16 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--quick", action="store_true", help="tiny budget: checks the pipeline, not the effect")
     d.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides for every method's run "
                    "(see `promot train --help` for the keys), e.g. stage2.lr=3e-4")
+    c = sub.add_parser("compare", help="which method keeps most ICL at the target score: train every method on "
+                       "CONFIG's data and budget, evaluate base and each with CIs, one report with the forgetting "
+                       "frontier", epilog=EPILOG)
+    c.add_argument("config", help="YAML run config (its method and output_dir are set per method)")
+    c.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides for every method's run")
+    c.add_argument("--methods", required=True, help="comma-separated methods, e.g. finetune,promot,lora,wise-ft,"
+                   "replay (replay methods need the config's `replay:` data)")
+    c.add_argument("--out", default="runs/compare", help="runs go to OUT/<method>, the report to OUT/report")
+    _eval_options(c)
+    _verbose_flag(c)
     dg = sub.add_parser("diagnose", help="training diagnostics")
     dsub = _DebugEverywhere(dg.add_subparsers(dest="diagnostic", required=True))
     ga = dsub.add_parser("gradient-alignment", help="plain fine-tune on CONFIG's task, logging the cosine between "
@@ -247,15 +262,22 @@ def _train(args) -> None:
         print(run)
 
 
-def _eval(args) -> None:
-    from promot.evaluate.runner import evaluate, spec_from_options, summary_lines
+def _spec(args):
+    """`_eval_options` → EvalSpec (checked before anything runs)."""
+    from promot.evaluate.runner import spec_from_options
 
-    spec = spec_from_options(
+    return spec_from_options(
         tasks=args.tasks, suite=args.suite, shots=args.shots, target_tasks=args.target_task,
         target_shots=args.target_shots, limit=args.limit, include_path=args.include_path, labels=args.labels,
         format_regex=args.format_regex, batch_size=args.batch_size, bf16=args.bf16,
         apply_chat_template=args.apply_chat_template, fewshot_as_multiturn=args.fewshot_as_multiturn,
         bootstrap=args.bootstrap)
+
+
+def _eval(args) -> None:
+    from promot.evaluate.runner import evaluate, summary_lines
+
+    spec = _spec(args)
     for path in evaluate(args.runs, spec, args.base, args.out):
         for line in summary_lines(path):
             print(line)
@@ -268,14 +290,25 @@ def _report(args) -> None:
     print(render(args.runs, args.out, args.base))
 
 
+def _compare(args) -> None:
+    from promot.compare import compare
+
+    _print_comparison(*compare(args.config, _csv(args.methods), _spec(args), args.out, args.overrides))
+
+
 def _demo(args) -> None:
-    from promot.report.tables import console_curves, console_summary, load_runs
     from promot.world.demo import DemoSettings, run_demo
 
-    runs, report = run_demo(DemoSettings(out=Path(args.out), methods=tuple(_csv(args.methods)), quick=args.quick,
-                                         overrides=tuple(args.overrides)))
+    _print_comparison(*run_demo(DemoSettings(out=Path(args.out), methods=tuple(_csv(args.methods)),
+                                             quick=args.quick, overrides=tuple(args.overrides))))
+
+
+def _print_comparison(runs: list[Path], report: Path) -> None:
+    """The monitor's curves, the score table, the frontier's headline and table, the report's path."""
+    from promot.report.tables import console_curves, console_frontier, console_summary, load_runs
+
     views = load_runs(runs)
-    for line in [*console_curves(views), "", *console_summary(views)]:
+    for line in [*console_curves(views), "", *console_summary(views), "", *console_frontier(views)]:
         print(line)
     print(report)
 
@@ -316,8 +349,8 @@ def _generate(args) -> None:
         print(text)
 
 
-HANDLERS = {"train": _train, "eval": _eval, "report": _report, "demo": _demo, "diagnose": _diagnose,
-            "world": _world, "generate": _generate}
+HANDLERS = {"train": _train, "eval": _eval, "report": _report, "compare": _compare, "demo": _demo,
+            "diagnose": _diagnose, "world": _world, "generate": _generate}
 """Subcommand → handler(args). A new subcommand: a parser block in `_parser`, a handler, an entry here."""
 
 
