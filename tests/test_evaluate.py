@@ -256,3 +256,34 @@ def test_spec_from_options_is_what_promot_eval_builds():
         spec_from_options(fewshot_as_multiturn=True)
     with pytest.raises(ConfigError, match="--bootstrap must be a number of resamples >= 0, got -1"):
         spec_from_options(bootstrap=-1)
+
+
+def test_every_monitor_probe_shows_the_same_exemplars(tiny_dirs, tiny_task, monkeypatch):
+    """Probes at different steps (or WiSE-FT α) differ only by the weights: lm-eval's few-shot RNG is re-seeded."""
+    from types import SimpleNamespace
+
+    from transformers import AutoModelForCausalLM
+
+    from promot.evaluate.lm_eval_model import PromptedHFLM
+    from promot.evaluate.monitor import SpecializationMonitor
+    from promot.models import load_model
+    from promot.prompt import PromptedLM
+
+    contexts = []
+    original = PromptedHFLM.generate_until
+
+    def recording(self, requests, *a, **k):
+        contexts.append([r.args[0] for r in requests])
+        return original(self, requests, *a, **k)
+
+    monkeypatch.setattr(PromptedHFLM, "generate_until", recording)
+    lm = PromptedLM(AutoModelForCausalLM.from_pretrained(tiny_dirs["llama"]).eval())
+    trainer = SimpleNamespace(model=lm, args=SimpleNamespace(bf16=False),
+                              accelerator=SimpleNamespace(unwrap_model=lambda m: m))
+    monitor = SpecializationMonitor(["tiny_first"], 1, None, load_model(str(tiny_dirs["llama"])).tokenizer,
+                                    shots=2, limit=6, include_path=[str(tiny_task)])
+    monitor.bind(trainer)
+    monitor.measure()
+    monitor.measure()
+    assert len(contexts) == 2 and contexts[0] == contexts[1]
+    assert all(c.count("question :") == 3 for c in contexts[0])  # 2 exemplars + the query: shots are drawn

@@ -1,13 +1,15 @@
 """The Python API — and the pipeline's table of contents: data → soft prompt → stage 1 → stage 2 → run directory.
 
 The CLI is a thin layer over these functions: `train(config)`, `resume(run_dir)`, `load_run(run_dir)` (inference:
-`LoadedRun.generate`), `generate(run_dir, text)`. Under `accelerate launch` every process runs them; only the main process writes.
+`LoadedRun.generate`), `generate(run_dir, text)`, `compare(config, methods, spec)` (every method on the same data and
+budget, evaluated, one report). Under `accelerate launch` every process runs them; only the main process writes.
 
     ① data, ② soft prompt   training/pipeline.py `prepare` (data/, prompt/, models/; everything validated)
     ③ stage 1               training/stage1_prompt_tuning.py (on the Trainer loop in training/loop.py)
     ④ stage 2               training/stage2_model_tuning.py
     ⑤ run directory         training/pipeline.py `write_run` (names: rundir.py); read back by runs.py `load_run`
-    evaluation, report      evaluate/runner.py `evaluate`, report/render.py `render`
+    ④ the method's rooms    training/methods/ (full, lora; add-ons replay, l2_sp, wise_ft)
+    evaluation, report      evaluate/runner.py `evaluate`, report/render.py `render`; compare.py: all of it per method
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import dataclasses
 from pathlib import Path
 
 from promot import rundir
+from promot.compare import compare  # noqa: F401  (every method, evaluated, one report: compare.py)
 from promot.config import RunConfig, dump_config, load_config, validate
 from promot.distributed import is_main_process, wait_for_everyone
 from promot.errors import ConfigError

@@ -233,7 +233,8 @@ class RunConfig:
     mixing_temperature: float = 2.0
     lora: LoraConfig = field(default_factory=LoraConfig)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
-    """Methods replay, promot-replay: a data section (train, template, completion, ...) plus `fraction`."""
+    """Methods replay, promot-replay: a data section (train, template, completion, ...) plus `fraction`; every
+    record is trained on (nothing is selected on replay data, so its validation keys are unused)."""
     wise_ft: WiseFtConfig = field(default_factory=WiseFtConfig)
     l2_sp: L2SpConfig = field(default_factory=L2SpConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)

@@ -31,7 +31,10 @@ class SpecializationMonitor(Probe):
             self._loaded = task_manager(self.include_path, list(self.tasks)).load(self.tasks)
             for task in self._loaded["tasks"].values():
                 task.set_config(key="num_fewshot", value=self.shots)
-                task.set_fewshot_seed(seed=0)
+        for task in self._loaded["tasks"].values():
+            # Every probe draws the same exemplars: lm-eval's sampler RNG advances with each draw, so seeding once
+            # would give each step (and each WiSE-FT α) its own exemplars, and a resumed run other ones again.
+            task.set_fewshot_seed(seed=0)
         return self._loaded
 
     def measure(self) -> dict[str, float]:

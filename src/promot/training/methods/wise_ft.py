@@ -37,12 +37,13 @@ class WiseFT(Addon):
 
     def after_stage2(self, lm, ctx):
         from promot.distributed import is_main_process
+        from promot.evaluate.monitor import SpecializationMonitor
         from promot.rundir import METRICS
         from promot.training.loop import score_target
 
         base, tuned = ctx.addon_state.pop(STAGE), _trained_copy(lm)
         params = dict(lm.model.named_parameters())
-        probes = [m for m in ctx.monitors if hasattr(m, "tasks")]  # the ICL monitor; not gradient alignment
+        probes = [m for m in ctx.monitors if isinstance(m, SpecializationMonitor)]  # ICL + leakage at every α
         curve = []
         for alpha in sorted({float(a) for a in ctx.cfg.wise_ft.alphas}):
             interpolate(params, base, tuned, alpha)
@@ -61,8 +62,8 @@ class WiseFT(Addon):
             "scores": [{"alpha": r["alpha"], "target_score": r["eval_target_score"]} for r in curve],
             "metric": ctx.history.get("stage2", {}).get("metric", ctx.cfg.eval.metric),
         }
-        log.info("%s %s: kept α=%g (target %.2f; α=1: %.2f)", ctx.run_dir.name, STAGE, kept["alpha"],
-                 kept["eval_target_score"], curve[-1]["eval_target_score"] if curve[-1]["alpha"] == 1 else float("nan"))
+        log.info("%s %s: kept α=%g, target %.2f (α:score %s)", ctx.run_dir.name, STAGE, kept["alpha"],
+                 kept["eval_target_score"], ", ".join(f"{r['alpha']:g}:{r['eval_target_score']:.1f}" for r in curve))
 
 
 def _trained_copy(lm) -> dict:
