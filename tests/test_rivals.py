@@ -54,6 +54,7 @@ def test_wise_ft_keeps_the_smallest_alpha_with_the_best_score_and_logs_the_curve
     curve = [(r["alpha"], r["eval_target_score"]) for r in rows if r["stage"] == "wise-ft"]
     assert curve == [(0.0, 10.0), (0.3, 60.0), (0.6, 60.0), (1.0, 40.0)]
     assert any("at alpha 0.3" in line for line in promot.api.summary(run))
+    assert "- wise-ft: selected α = 0.3" in (run / "model" / "README.md").read_text()  # the model card says so
 
 
 def test_wise_ft_tolerance_trades_target_points_for_nearness_to_the_base(tiny_dirs, task_files, tmp_path, monkeypatch):

@@ -146,7 +146,8 @@ def write_model_card(run_dir: Path, info: dict | None = None) -> None:
                      f", template `{d.get('template')}` → `{d.get('completion')}`")
     for stage, h in info.get("stages", {}).items():
         score = h.get("best_score")
-        lines.append(f"- {stage}: selected step {h.get('best_step')} by validation {h.get('metric')} "
+        at = f"α = {h['best_alpha']:g} (θ = α·tuned + (1−α)·base)" if "best_alpha" in h else f"step {h.get('best_step')}"
+        lines.append(f"- {stage}: selected {at} by validation {h.get('metric')} "
                      + ("–" if score is None else f"{score:.2f}"))
     if info.get("prompt"):
         lines.append(f"- soft prompt: `prompt/` ({info['prompt']['length']} virtual tokens, a PEFT prompt-tuning "
