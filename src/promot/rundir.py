@@ -32,6 +32,8 @@ PROMPTS = "prompts"
 LORA = "lora"
 STAGE1 = "stage1"
 STAGE2 = "stage2"
+WISE_FT = "wise-ft"
+"""run.json `stages` key and metrics.jsonl `stage` of WiSE-FT's α grid (θ = α·θ_tuned + (1−α)·θ_base)."""
 MODEL_CARD = "README.md"
 
 # Inside a stage folder.

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from promot.evaluate.metrics import paired_bootstrap, proportion_ci
-from promot.rundir import read_eval, read_flips, read_metrics, read_run_info
+from promot.rundir import WISE_FT, read_eval, read_flips, read_metrics, read_run_info
 
 
 @dataclass
@@ -25,7 +25,7 @@ class RunView:
         """The selected model's validation target score: WiSE-FT's interpolated model when the run kept one (it is
         the model that was saved), else stage 2's (stage 1's) best checkpoint."""
         stages = self.info.get("stages", {})
-        last = stages.get("wise-ft") or stages.get("stage2") or stages.get("stage1")
+        last = stages.get(WISE_FT) or stages.get("stage2") or stages.get("stage1")
         return None if not last else last.get("best_score")
 
 
@@ -275,9 +275,6 @@ def alignment_table(runs: list[RunView]) -> list[list[str]]:
 
 # ---------------------------------------------------------------------------------------------------------------
 # The forgetting frontier: target score (x) against ICL Norm.Avg without the prompt (y), per run.
-
-WISE_FT = "wise-ft"
-"""run.json `stages` key and metrics.jsonl `stage` of WiSE-FT's α grid (θ = α·θ_tuned + (1−α)·θ_base)."""
 
 
 @dataclass

@@ -87,7 +87,8 @@ class Prepared:
     """Multi-task: one TaskTarget per task (prompt[i] is task i's), and each task's own training rows."""
     task_rows: list = dataclasses.field(default_factory=list)
     stage2_rows: list | None = None
-    """What stage 2 trains on when the method changes it (replay); None: `rows`, as stage 1."""
+    """What stage 2 trains on: `rows`, or the rows a method's add-on made of them (replay mixes other data in);
+    None for multi-task runs, whose `rows` already are the stage-2 mixture."""
 
 
 def prepare(config: RunConfig | str | Path | dict, overrides: list[str] | None = None,

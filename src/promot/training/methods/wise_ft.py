@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 import logging
 
+from promot.rundir import WISE_FT as STAGE
 from promot.training.methods.addon import Addon
 
 log = logging.getLogger(__name__)
-STAGE = "wise-ft"
 
 
 class WiseFT(Addon):
