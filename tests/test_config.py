@@ -69,3 +69,11 @@ def test_every_shipped_yaml_loads_and_validates(path):
             method_configs(demo_config(quick), list(METHODS), ROOT / "runs" / "demo")
         return
     load_config(path)
+
+
+def test_the_config_knows_every_method_of_the_method_table():
+    """config.py validates `method` without importing the training rooms: its list must be the table's keys."""
+    from promot.config import METHODS
+    from promot.training import METHODS as TABLE
+
+    assert METHODS == tuple(TABLE)

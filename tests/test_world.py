@@ -154,10 +154,14 @@ def test_compare_trains_every_method_and_reports_the_frontier_with_the_alpha_cur
     assert alphas[-1]["eval_target_score"] == ft["stages"]["stage2"]["best_score"]  # α=1 is finetune's model
 
 
-def test_compare_refuses_a_method_it_cannot_run_before_training_any(tmp_path, capsys):
+@pytest.mark.parametrize("args, message", [
+    (["--methods", "finetune,replay", "--suite", "world"], "replay.train is required"),
+    (["--methods", "finetune", "--tasks", "world,wrold_copy"], "unknown lm-eval task 'wrold_copy'"),
+])
+def test_compare_refuses_what_it_cannot_run_before_training_any(args, message, tmp_path, capsys):
     cfg = _world_config(tmp_path, replay={"fraction": 0.2})
     out = tmp_path / "cmp"
-    assert main(["compare", str(cfg), "--methods", "finetune,replay", "--suite", "world", "--out", str(out)]) == 2
+    assert main(["compare", str(cfg), *args, "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "replay.train is required" in err[0]
+    assert len(err) == 1 and message in err[0], err
     assert not out.exists()

@@ -43,10 +43,11 @@ def compare(config: str | Path | dict, methods: list[str], spec, out: str | Path
     """Train each method, evaluate base and runs with `spec` (an `evaluate.runner.EvalSpec`), render the report.
     Returns (run directories, report.html)."""
     from promot import api
-    from promot.evaluate.runner import evaluate
+    from promot.evaluate.runner import check_tasks, evaluate
     from promot.report.render import render
 
     cfgs = method_configs(config, methods, out, overrides)
+    check_tasks(spec)
     runs = [api.train(cfg) for cfg in cfgs]
     log.info("evaluating base and %d runs on %s", len(runs), ", ".join(spec.tasks))
     evaluate(runs, spec)

@@ -150,6 +150,15 @@ def run_lm_eval(lm: PromptedLM, tokenizer, spec: EvalSpec, k: int, manager) -> d
         raise ConfigError(f"unknown lm-eval task {e} (built-in, or a YAML under --include-path)") from None
 
 
+def check_tasks(spec: EvalSpec) -> None:
+    """Refuse task names lm-eval does not know, from its index alone (no dataset is loaded): what `compare` checks
+    before it trains anything, so a typo in --tasks does not cost the training."""
+    manager = task_manager(spec.include_path, list(spec.tasks))
+    if unknown := [t for t in spec.tasks if t not in manager.all_tasks]:
+        raise ConfigError(f"unknown lm-eval task {', '.join(map(repr, unknown))} (built-in, or a YAML under "
+                          "--include-path)")
+
+
 def target_tasks(results: dict, spec: EvalSpec) -> set[str]:
     """Tasks in the fine-tuned format: named in the spec, or marked `metadata.fine_tuning_target` in their YAML."""
     declared = {t for t, c in results.get("configs", {}).items()

@@ -40,6 +40,14 @@ def mixing_weights(sizes: list[int], mode: str, temperature: float = 2.0,
     return [w / total for w in raw]
 
 
+def stage2_examples(cfg) -> int:
+    """Examples stage 2 draws in all: steps × per-device batch × grad_accum × processes (the size of a mixture)."""
+    from promot.distributed import num_processes
+
+    st = cfg.stage2
+    return st.steps * st.batch_size * st.grad_accum * num_processes()
+
+
 def mixture(rows: list[list[dict]], weights: list[float], n: int, seed: int) -> list[dict]:
     """n rows drawn task-by-weight, each task's rows in a seeded shuffled cycle; every row gets its `task_id`."""
     rng = random.Random(seed)

@@ -20,7 +20,7 @@ import torch
 from promot import __version__, rundir
 from promot.config import RunConfig, load_config
 from promot.data import TaskData, Tokenizing, load_task_data
-from promot.distributed import full, is_main_process, num_processes, sharding, wait_for_everyone
+from promot.distributed import full, is_main_process, sharding, wait_for_everyone
 from promot.errors import ConfigError
 from promot.io import atomic_write_json
 from promot.models import fingerprint, load_model
@@ -196,7 +196,7 @@ def _unsharded(cfg: RunConfig, gathered: dict):
 
 def _prepare_tasks(cfg: RunConfig, method: Method, source: str, model, tok, base_fp: str, carried: dict) -> Prepared:
     """Multi-task: every task's data and tokenizing, the stage-2 mixture, one initial prompt per task."""
-    from promot.training.multitask import TaskTarget, mixing_weights, mixture
+    from promot.training.multitask import TaskTarget, mixing_weights, mixture, stage2_examples
 
     seq2seq = bool(model.config.is_encoder_decoder)
     targets, task_rows, train = [], [], []
@@ -210,8 +210,7 @@ def _prepare_tasks(cfg: RunConfig, method: Method, source: str, model, tok, base
         train += data.train
     weights = mixing_weights([len(r) for r in task_rows], cfg.mixing, cfg.mixing_temperature,
                              [t.weight for t in cfg.tasks])
-    st = cfg.stage2
-    rows = mixture(task_rows, weights, st.steps * st.batch_size * st.grad_accum * num_processes(), cfg.seed)
+    rows = mixture(task_rows, weights, stage2_examples(cfg), cfg.seed)
     prompt = None
     if method.prompt:
         prompt = torch.stack([_initial_prompt(dataclasses.replace(cfg, seed=cfg.seed + i), model, tok, base_fp)

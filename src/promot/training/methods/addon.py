@@ -11,9 +11,15 @@ if TYPE_CHECKING:
 
 class Addon:
     name = ""
+    needs_whole_weights = False
+    """It reads or writes every trained tensor whole, which a sharded run (FSDP2, ZeRO-3) never holds."""
 
     def check(self, cfg: RunConfig) -> list[str]:
         """Config problems, as one-line messages (collected with the rest before anything loads)."""
+        from promot.distributed import sharding
+
+        if self.needs_whole_weights and sharding():
+            return [f"method {cfg.method}: {self.name} needs whole weights; not supported under {sharding()}"]
         return []
 
     def stage2_rows(self, rows: list[dict], cfg: RunConfig, tokenizer, seq2seq: bool) -> list[dict]:

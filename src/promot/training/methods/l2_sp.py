@@ -7,15 +7,12 @@ from promot.training.methods.addon import Addon
 
 class L2SPPenalty(Addon):
     name = "l2-sp"
+    needs_whole_weights = True
 
     def check(self, cfg):
-        from promot.distributed import sharding
-
-        problems = []
+        problems = super().check(cfg)
         if not (isinstance(cfg.l2_sp.weight, (int, float)) and cfg.l2_sp.weight > 0):
             problems.append(f"l2_sp.weight must be a positive number, got {cfg.l2_sp.weight!r}")
-        if sharding():
-            problems.append(f"method {cfg.method}: the penalty needs whole weights; not supported under {sharding()}")
         return problems
 
     def before_stage2(self, lm, ctx):

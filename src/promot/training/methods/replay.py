@@ -24,16 +24,13 @@ class Replay(Addon):
 
     def stage2_rows(self, rows, cfg, tokenizer, seq2seq):
         from promot.data import load_task_data
-        from promot.distributed import num_processes
         from promot.runs import tokenizing
-        from promot.training.multitask import mixture
+        from promot.training.multitask import mixture, stage2_examples
 
         data = load_task_data(cfg.replay, tokenizer, cfg.seed, hold_out=False)
         replay = tokenizing(dataclasses.replace(cfg, data=cfg.replay), tokenizer, seq2seq).encode_all(data.train)
-        st = cfg.stage2
         f = cfg.replay.fraction
-        mixed = mixture([rows, replay], [1 - f, f], st.steps * st.batch_size * st.grad_accum * num_processes(),
-                        cfg.seed)
+        mixed = mixture([rows, replay], [1 - f, f], stage2_examples(cfg), cfg.seed)
         return [{**{k: v for k, v in r.items() if k != "task_id"}, "prompt_mask": r["task_id"] == 0} for r in mixed]
 
 

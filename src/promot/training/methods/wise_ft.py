@@ -19,17 +19,14 @@ log = logging.getLogger(__name__)
 
 class WiseFT(Addon):
     name = STAGE
+    needs_whole_weights = True
 
     def check(self, cfg):
-        from promot.distributed import sharding
-
-        a, problems = cfg.wise_ft.alphas, []
+        a, problems = cfg.wise_ft.alphas, super().check(cfg)
         if not (isinstance(a, list) and a and all(isinstance(x, (int, float)) and 0 <= x <= 1 for x in a)):
             problems.append(f"wise_ft.alphas must be a non-empty list of numbers in [0, 1], got {a!r}")
         if not (isinstance(cfg.wise_ft.tolerance, (int, float)) and cfg.wise_ft.tolerance >= 0):
             problems.append(f"wise_ft.tolerance must be a number >= 0, got {cfg.wise_ft.tolerance!r}")
-        if sharding():
-            problems.append(f"method {cfg.method}: interpolation needs whole weights; not supported under {sharding()}")
         return problems
 
     def before_stage2(self, lm, ctx):
@@ -38,22 +35,33 @@ class WiseFT(Addon):
     def after_stage2(self, lm, ctx):
         from promot.distributed import is_main_process
         from promot.evaluate.monitor import SpecializationMonitor
+        from promot.progress import Progress, verbose
         from promot.rundir import METRICS
         from promot.training.loop import score_target
 
         base, tuned = ctx.addon_state.pop(STAGE), _trained_copy(lm)
         params = dict(lm.model.named_parameters())
         probes = [m for m in ctx.monitors if isinstance(m, SpecializationMonitor)]  # ICL + leakage at every α
+        alphas = sorted({float(a) for a in ctx.cfg.wise_ft.alphas})
+        main = is_main_process()
+        progress = Progress(len(alphas), f"{ctx.run_dir.name} {STAGE}", unit="α") if main and not verbose() else None
         curve = []
-        for alpha in sorted({float(a) for a in ctx.cfg.wise_ft.alphas}):
-            interpolate(params, base, tuned, alpha)
-            row = {"alpha": alpha, "eval_target_score": score_target(lm, ctx)}
-            for probe in probes:
-                row.update(probe.measure())
-            curve.append(row)
-            if is_main_process():
-                with (ctx.run_dir / METRICS).open("a") as f:
-                    f.write(json.dumps({"stage": STAGE, **row}) + "\n")
+        try:
+            for alpha in alphas:
+                interpolate(params, base, tuned, alpha)
+                row = {"alpha": alpha, "eval_target_score": score_target(lm, ctx)}
+                for probe in probes:
+                    row.update(probe.measure())
+                curve.append(row)
+                if main:
+                    with (ctx.run_dir / METRICS).open("a") as f:
+                        f.write(json.dumps({"stage": STAGE, **row}) + "\n")
+                if progress:
+                    progress.update_to(len(curve))
+        except BaseException:
+            if progress:
+                progress.close(failed=True)  # the error line stands alone
+            raise
         best = max(r["eval_target_score"] for r in curve)
         kept = next(r for r in curve if r["eval_target_score"] >= best - ctx.cfg.wise_ft.tolerance)
         interpolate(params, base, tuned, kept["alpha"])
@@ -62,8 +70,12 @@ class WiseFT(Addon):
             "scores": [{"alpha": r["alpha"], "target_score": r["eval_target_score"]} for r in curve],
             "metric": ctx.history.get("stage2", {}).get("metric", ctx.cfg.eval.metric),
         }
-        log.info("%s %s: kept α=%g, target %.2f (α:score %s)", ctx.run_dir.name, STAGE, kept["alpha"],
-                 kept["eval_target_score"], ", ".join(f"{r['alpha']:g}:{r['eval_target_score']:.1f}" for r in curve))
+        outcome = (f"kept α={kept['alpha']:g}, target {kept['eval_target_score']:.2f} (α:score "
+                   + ", ".join(f"{r['alpha']:g}:{r['eval_target_score']:.1f}" for r in curve) + ")")
+        if progress:
+            progress.close(outcome)
+        elif main:
+            log.info("%s %s: %s", ctx.run_dir.name, STAGE, outcome)
 
 
 def _trained_copy(lm) -> dict:
