@@ -44,7 +44,23 @@ class ModelConfig:
 @dataclass
 class DataConfig:
     train: str = ""
-    """JSONL or CSV file, or `hf:<dataset>[:<config>]` (split `train_split`)."""
+    """`.jsonl`, `.json` (array or JSON lines), `.jsonl.gz`/`.json.gz`, `.csv`, `.parquet`, or
+    `hf:<dataset>[:<config>]` (split `train_split`)."""
+    format: str = "auto"
+    """The records' shape: `auto` (from each record's keys), `prompt-completion` (strings, through `template` /
+    `completion`), `messages` (`{messages: [{role, content}]}`, or `prompt` / `completion` as message lists),
+    `alpaca` (instruction, input, output, system, history), `sharegpt` (conversations of {from, value})."""
+    columns: dict = field(default_factory=dict)
+    """Renamed fields, our name → the file's (LLaMA-Factory's `columns`), e.g. {messages: dialog, role: speaker,
+    content: text}. Our names: messages, conversations, prompt, completion, instruction, input, output, system,
+    history, role, content."""
+    roles: dict = field(default_factory=dict)
+    """The file's role names → system | user | assistant, on top of the built-in human/gpt (sharegpt) and
+    user/assistant/system, e.g. {bot: assistant}."""
+    train_on: str = "all"
+    """Conversations: the loss falls on `all` assistant turns, or only the `last` (exemplars from `shots` never)."""
+    system: str | None = None
+    """A system prompt for every conversation that has none (also for `chat_template: true` records)."""
     validation: str | None = None
     """Held-out file for checkpoint selection; default: the last `validation_size` training records."""
     validation_size: int = 64
@@ -60,13 +76,16 @@ class DataConfig:
     target_delimiter: str = " "
     """Inserted between input and target (lm-eval's convention)."""
     chat_template: bool = False
-    """Wrap the input in the tokenizer's chat template as a user turn."""
+    """Train in the tokenizer's chat template, rendered as at inference: each templated record becomes a user turn
+    and an assistant turn (the target, ended by the template's own end of turn). Conversation records always are,
+    and set this (config.yaml records it, so `promot generate` uses the template too)."""
     max_length: int = 256
     """Token budget for input + target (the soft prompt adds its own length on top)."""
     truncation: str = "left"
     """What to do with an input over budget: `left` drops its oldest tokens, `error` refuses. Targets never shrink."""
     shots: int = 0
-    """k exemplars from the training split placed before each input (ProMoT + k-shot)."""
+    """k exemplars from the training split placed before each input (ProMoT + k-shot); in a chat template, as
+    earlier user/assistant turns (not trained on)."""
     shot_separator: str = "\n\n"
     """Between exemplars, and between the last exemplar and the input."""
     packing: bool = False

@@ -79,7 +79,7 @@ def tokenizing(cfg: RunConfig, tokenizer, seq2seq: bool) -> Tokenizing:
     return Tokenizing(
         tokenizer, seq2seq, cfg.data.max_length, cfg.data.truncation,
         delimiter="" if cfg.data.chat_template else cfg.data.target_delimiter,
-        special_in_text=cfg.data.chat_template,
+        special_in_text=cfg.data.chat_template, train_on=cfg.data.train_on,
     )
 
 
@@ -99,7 +99,7 @@ class LoadedRun:
         texts = [texts] if isinstance(texts, str) else texts
         examples = [Example(t, "", "<cli>") for t in texts]
         if self.config.data.chat_template:
-            examples = with_chat_template(examples, self.tokenizer)
+            examples = with_chat_template(examples, self.tokenizer, self.config.data.system)
         lm = self.lm if prompt or self.lm.prompt is None else PromptedLM(self.lm.model, None).eval()
         return generate_texts(lm, self.tokenizing, examples, max_new_tokens,
                               bf16=resolve_bf16(self.config.bf16, self.config.fp16))

@@ -3,6 +3,7 @@
 Causal LM: input_ids = input + delimiter·target + EOS, labels = -100 over the input. Seq2seq: the encoder reads the
 input, labels are the target. The budget `max_length` never cuts a target: an over-long input loses its oldest
 tokens (`truncation: left`) or is refused (`truncation: error`); an over-long target is always an error.
+A conversation is the chat template's rendering instead, loss on the assistant turns (`chat.py`).
 """
 from __future__ import annotations
 
@@ -28,6 +29,30 @@ class Tokenizing:
     delimiter: str = " "
     special_in_text: bool = False
     """True when the text already carries special tokens (chat template): don't add BOS again."""
+    train_on: str = "all"
+    """Conversations: loss on `all` assistant turns or the `last`."""
+
+    @property
+    def chat(self):
+        """The tokenizer's chat template at this budget (built on first use: plain text never needs one)."""
+        if getattr(self, "_chat", None) is None:
+            from promot.data.chat import ChatTemplate
+
+            self._chat = ChatTemplate(self.tokenizer, self.max_length, self.truncation, self.train_on)
+        return self._chat
+
+    def _conversation(self, ex: Example) -> list[dict]:
+        if self.seq2seq:
+            raise DataError(f"{ex.where}: conversations train decoder-only models (this one is encoder-decoder)")
+        return [*ex.messages, {"role": "assistant", "content": ex.target}]
+
+    def stop_ids(self) -> list[int] | None:
+        """Where generation ends: EOS, and a chat template's own end of turn (Gemma's `<end_of_turn>` is not EOS)."""
+        eos = self.tokenizer.eos_token_id
+        ids = [] if eos is None else [eos]
+        if getattr(self, "_chat", None) is not None and (eot := self._chat.end_of_turn()) is not None:
+            ids.append(eot)
+        return list(dict.fromkeys(ids)) or None
 
     def input_ids(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=not self.special_in_text or self.seq2seq)["input_ids"]
@@ -50,6 +75,8 @@ class Tokenizing:
         return head + ids[len(ids) - (room - len(head)) :], True
 
     def encode(self, ex: Example) -> dict[str, list[int]]:
+        if ex.messages is not None:
+            return self.chat.encode(self._conversation(ex), ex.where)
         target = self.target_ids(ex.target)
         room = self.max_length if self.seq2seq else self.max_length - len(target)
         if len(target) >= self.max_length or room < 2:
@@ -70,6 +97,9 @@ class Tokenizing:
 
     def prompt_only(self, ex: Example) -> list[int]:
         """The input ids a generator starts from (same truncation as training, target room kept)."""
+        if ex.messages is not None:
+            self._conversation(ex)
+            return self.chat.prompt_ids(ex.messages, ex.target, ex.where)
         room = self.max_length - (0 if self.seq2seq else len(self.target_ids(ex.target)))
         return self.fit(self.input_ids(ex.input), max(room, 2), ex.where)[0]
 

@@ -64,7 +64,7 @@ def generate_texts(
         with autocast(bf16, device):
             out = lm.generate(
                 input_ids, mask, task_ids, max_new_tokens=max_new_tokens, do_sample=False,
-                pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+                pad_token_id=tok.pad_token_id, eos_token_id=tokenizing.stop_ids(),
             )
         texts += tok.batch_decode(out, skip_special_tokens=True)
     lm.train(was_training)
