@@ -257,15 +257,15 @@ def summarize(results: dict, spec: EvalSpec, fmt: AnswerFormat | None, trained: 
 def run_format(run_dir: Path) -> AnswerFormat | None:
     """The fine-tuned task's label set, read from the run's own training targets (≤ 20 distinct values)."""
     from promot.config import load_config
-    from promot.data import read_records, render
+    from promot.data import answer_texts, read_examples
 
     cfg = load_config(run_dir / rundir.CONFIG)
-    try:
-        records = read_records(cfg.data.train, cfg.data.train_split)
+    try:  # any shape: templated targets, or a conversation's assistant turns
+        examples = read_examples(cfg.data, cfg.data.train, cfg.data.train_split)
     except PromotError as e:  # e.g. a relative data path from another working directory
         log.warning("no leakage format for %s (%s); pass --labels or --format-regex", run_dir, e)
         return None
-    return AnswerFormat.from_targets(ex.target for ex in render(records, cfg.data.template, cfg.data.completion))
+    return AnswerFormat.from_targets(answer_texts(examples, cfg.data.train_on))
 
 
 def _variants(run_dir: Path):

@@ -227,7 +227,9 @@ def _monitors(p: Prepared) -> tuple:
         from promot.evaluate.metrics import AnswerFormat
         from promot.evaluate.monitor import SpecializationMonitor
 
-        fmt = AnswerFormat.from_targets(ex.target for ex in p.data.train)
+        from promot.data import answer_texts
+
+        fmt = AnswerFormat.from_targets(answer_texts(p.data.train, p.cfg.data.train_on))
         out.append(SpecializationMonitor(m.tasks, m.every, fmt, p.tokenizer, m.shots, m.limit, m.include_path,
                                          p.cfg.eval.batch_size, m.apply_chat_template))
     if m.alignment_every:
