@@ -314,10 +314,12 @@ def _chat_records(n: int, seed: int) -> list[dict]:
                           {"role": "assistant", "content": r["label"]}]} for r in make_records(n, seed)]
 
 
-def test_promot_replay_trains_from_conversations_and_generates_in_the_template(tmp_path, chat_model):
+@pytest.fixture(scope="module")
+def chat_run(tmp_path_factory, chat_model) -> Path:
+    """promot-replay trained from a conversational JSONL (validation: a JSON array; replay: parquet)."""
     from promot import api
-    from promot.runs import load_run
 
+    tmp_path = tmp_path_factory.mktemp("chatrun")
     files = {"train": write(tmp_path / "train", _chat_records(32, 0), "jsonl"),
              "validation": write(tmp_path / "val", _chat_records(8, 1), "json")}
     cfg = run_config(chat_model, files, tmp_path / "run", method="promot-replay",
@@ -325,7 +327,13 @@ def test_promot_replay_trains_from_conversations_and_generates_in_the_template(t
                            "system": "is it"},
                      replay={"train": write(tmp_path / "replay", [{"messages": TINY}] * 4, "parquet"),
                              "fraction": 0.5})
-    run = api.train(cfg)
+    return api.train(cfg)
+
+
+def test_promot_replay_trains_from_conversations_and_generates_in_the_template(chat_run):
+    from promot.runs import load_run
+
+    run = chat_run
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert saved["data"]["chat_template"] is True  # conversations train, and generate, in the template
     card = (run / "model" / "README.md").read_text()
@@ -343,6 +351,20 @@ def test_promot_replay_trains_from_conversations_and_generates_in_the_template(t
                                                          {"role": "user", "content": "a b c question : it has a ?"})
     assert orig(seen[0]) == tok.apply_chat_template(list(seen[0].messages), tokenize=True, return_dict=False,
                                                    add_generation_prompt=True)
+
+
+def test_promot_eval_scores_the_runs_own_validation_conversations(chat_run, tiny_task):
+    from promot.evaluate.runner import evaluate, spec_from_options, summary_lines
+
+    spec = spec_from_options(tasks="tiny_first", shots="0", limit=2, include_path=[str(tiny_task)], bootstrap=0,
+                             bf16=False)
+    (path,) = evaluate([chat_run], spec)
+    own = json.loads(path.read_text())["own_target"]
+    assert own["metric"] == "accuracy" and own["n"] == 8
+    assert set(own["scores"]) == {"base", "tuned", "tuned+prompt"}
+    info = json.loads((chat_run / "run.json").read_text())
+    assert own["scores"]["tuned+prompt"] == pytest.approx(info["stages"]["stage2"]["best_score"])  # as selected
+    assert any(line.startswith("own validation data (accuracy, n=8): base") for line in summary_lines(path))
 
 
 def test_leakage_labels_of_a_conversational_run(tmp_path, chat_model):
@@ -443,3 +465,24 @@ def test_first_step_losses_do_not_depend_on_the_shape_under_promptedlm(tmp_path)
         batch = Collator(tok.pad_token_id)(Tokenizing(tok, False, 64).encode_all(data.train))
         losses.append(lm(**batch).loss.item())
     assert losses[0] == losses[1]
+
+
+def test_multitask_from_conversational_files(tmp_path, chat_model):
+    """tasks: one in messages, one in alpaca: each scored on its own validation conversations with its own prompt."""
+    from promot import api
+
+    def alpaca(rows):
+        return [{"instruction": r["messages"][0]["content"], "output": r["messages"][1]["content"]} for r in rows]
+
+    tasks = []
+    for name, rows in (("msgs", _chat_records(24, 0)), ("alp", alpaca(_chat_records(24, 2)))):
+        f = write(tmp_path / name, rows, "jsonl")
+        tasks.append({"name": name, "data": {"train": f, "validation_size": 4, "max_length": 64}})
+    cfg = run_config(chat_model, {"train": "x", "validation": "x"}, tmp_path / "run", tasks=tasks)
+    del cfg["data"]
+    cfg["stage1"]["steps"] = cfg["stage2"]["steps"] = 2
+    run = api.train(cfg)
+    info = json.loads((run / "run.json").read_text())
+    assert info["tasks"] == ["msgs", "alp"] and info["stages"]["stage2"]["best_score"] is not None
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert [t["data"]["chat_template"] for t in saved["tasks"]] == [True, True]

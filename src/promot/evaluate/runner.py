@@ -317,7 +317,7 @@ def evaluate(runs: list[str | Path], spec: EvalSpec, base: str | None = None, ou
     torch.manual_seed(0)
     base_lm, base_tok = _base(base, "float32")
     base_res = run_all_shots(base_lm, base_tok, spec, manager, "eval base")
-    del base_lm
+    base_own = base_lm  # kept for the score on each run's own validation data
     written = []
     for run_dir in run_dirs or [Path(out or "eval-base")]:
         fmt = spec.fmt or (run_format(run_dir) if run_dirs else None)
@@ -329,12 +329,20 @@ def evaluate(runs: list[str | Path], spec: EvalSpec, base: str | None = None, ou
                   "format": None if fmt is None else fmt.describe,
                   "variants": {"base": {k: summarize(v, spec, fmt, trained) for k, v in base_res.items()}},
                   "lm_eval": {"base": {k: _lm_eval_block(v) for k, v in base_res.items()}}}
+        scored = []  # the variants, for the score on the run's own validation data
         for name, lm, tok in _variants(run_dir) if run_dirs else ():
+            scored.append((name, lm, tok))
             res = run_all_shots(lm, tok, spec, manager, f"eval {run_dir.name} {name}")
             result["variants"][name] = {k: summarize(v, spec, fmt, trained) for k, v in res.items()}
             result["lm_eval"][name] = {k: _lm_eval_block(v) for k, v in res.items()}
             if name == "tuned":
                 _flip_report(run_dir, base_res, res, spec)
+        if run_dirs:
+            from promot.evaluate.target import own_target
+            from promot.precision import resolve_bf16
+
+            result["own_target"] = own_target(run_dir, [("base", base_own, base_tok), *scored], spec.batch_size,
+                                              resolve_bf16(spec.bf16))
         result["deltas"] = _deltas(result["variants"], spec.bootstrap)
         atomic_write_json(run_dir / rundir.EVAL, result)
         if run_dirs:
@@ -391,6 +399,10 @@ def summary_lines(eval_json: Path) -> list[str]:
                 leak += f" [{s['leakage_ci'][0]:.2f}, {s['leakage_ci'][1]:.2f}]"
             target = ", ".join(f"{t} {s['tasks'][t]['score']:.1f}" for t in s.get("target_tasks", []))
             lines.append(f"{name:<14} {k[2:]:<5}{s['norm_avg']:>9.1f}{delta:>23}{leak:>20}  {target}")
+    own = data.get("own_target")
+    if own and own.get("scores"):
+        lines.append(f"own validation data ({own['metric']}, n={own.get('n')}): "
+                     + ", ".join(f"{name} {v:.1f}" for name, v in own["scores"].items()))
     if list(data["variants"]) == ["base"]:  # base only: the per-task scores are the point
         for k, s in data["variants"]["base"].items():
             lines += [f"  {k[2:]}-shot {t:<24}{v['score']:>6.1f}  (n={v['n']})" for t, v in s["tasks"].items()]
