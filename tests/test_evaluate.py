@@ -45,7 +45,7 @@ def test_leakage_is_high_after_collapse_and_low_for_the_base(always_true_run, ti
     raw = data["lm_eval"]["base"]["k=1"]["results"]["tiny_first"]
     assert "exact_match,none" in raw or any(k.startswith("exact_match") for k in raw)
     assert (always_true_run / "flips.md").is_file() and (always_true_run / "flips.jsonl").is_file()
-    assert len(summary_lines(path)) == 3
+    assert len(summary_lines(path)) == 4  # header, base, tuned, the run's own validation data
     # CIs: the collapse's leakage interval excludes the base's; the delta's interval holds the delta
     lo, hi = data["variants"]["tuned"]["k=1"]["leakage_ci"]
     assert lo > data["variants"]["base"]["k=1"]["leakage_ci"][1] and hi <= 1.0
