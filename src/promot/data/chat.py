@@ -39,7 +39,7 @@ class ChatTemplate:
         if not getattr(self.tokenizer, "chat_template", None):
             raise DataError("the tokenizer has no chat template, which conversations and data.chat_template need "
                             "(use a model whose tokenizer_config.json carries one)")
-        self.marked = bool(_GENERATION.search(self.tokenizer.chat_template))
+        self.marked = bool(_GENERATION.search(str(self.tokenizer.chat_template)))  # str: a dict of named templates
 
     def render(self, messages, where: str, generation_prompt: bool = False) -> str:
         from jinja2 import TemplateError
