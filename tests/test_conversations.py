@@ -367,13 +367,10 @@ def test_promot_eval_scores_the_runs_own_validation_conversations(chat_run, tiny
     assert any(line.startswith("own validation data (accuracy, n=8): base") for line in summary_lines(path))
 
 
-def test_leakage_labels_of_a_conversational_run(tmp_path, chat_model):
-    from promot.evaluate.runner import run_format
+def test_leakage_labels_of_a_conversational_run_are_its_assistant_answers(chat_run):
+    from promot.rundir import read_run_info
 
-    f = write(tmp_path / "t", _chat_records(8, 0), "jsonl")
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(run_config(
-        chat_model, {"train": f, "validation": f}, tmp_path / "x", data={"train": f})))
-    assert run_format(tmp_path).labels == ("False", "True")
+    assert tuple(read_run_info(chat_run).answer_format.labels) == ("False", "True")
 
 
 # --- bad input: one line, exit 2, nothing written ------------------------------------------------------------------
