@@ -18,7 +18,9 @@ from promot.precision import parse_bf16
 
 METHODS = ("promot", "finetune", "prompt-tuning", "joint", "random-prompt", "lora", "promot-lora", "wise-ft",
            "promot-wise-ft", "replay", "promot-replay", "l2-sp")
-OPTIMIZERS = ("adafactor", "adamw")
+OPTIMIZERS = {"adafactor": "adafactor", "adamw": "adamw_torch"}
+"""Our optimizer names → Trainer's `optim`. Trainer's `adafactor` is T5X-style: fixed lr, no relative step, no
+parameter scaling (`scale_parameter` adds it)."""
 PROMPT_INITS = ("vocab", "uniform", "text", "normal")
 LR_SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
                  "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr", "cosine_warmup_with_min_lr",
@@ -44,19 +46,13 @@ class ModelConfig:
 @dataclass
 class DataConfig:
     train: str = ""
-    """`.jsonl`, `.json` (array or JSON lines), `.jsonl.gz`/`.json.gz`, `.csv`, `.parquet`, or
-    `hf:<dataset>[:<config>]` (split `train_split`)."""
+    """.jsonl, .json (array or lines), .jsonl.gz / .json.gz, .csv, .parquet, or `hf:<dataset>[:<config>]`."""
     format: str = "auto"
-    """The records' shape: `auto` (from each record's keys), `prompt-completion` (strings, through `template` /
-    `completion`), `messages` (`{messages: [{role, content}]}`, or `prompt` / `completion` as message lists),
-    `alpaca` (instruction, input, output, system, history), `sharegpt` (conversations of {from, value})."""
+    """Record shape: auto (from its keys) | prompt-completion | messages | alpaca | sharegpt (README: Data)."""
     columns: dict = field(default_factory=dict)
-    """Renamed fields, our name → the file's (LLaMA-Factory's `columns`), e.g. {messages: dialog, role: speaker,
-    content: text}. Our names: messages, conversations, prompt, completion, instruction, input, output, system,
-    history, role, content."""
+    """Renamed fields, ours → the file's, e.g. {messages: dialog, role: speaker, content: text} (README: Data)."""
     roles: dict = field(default_factory=dict)
-    """The file's role names → system | user | assistant, on top of the built-in human/gpt (sharegpt) and
-    user/assistant/system, e.g. {bot: assistant}."""
+    """The file's role names → system | user | assistant (human, gpt built in), e.g. {bot: assistant}."""
     train_on: str = "all"
     """Conversations: the loss falls on `all` assistant turns, or only the `last` (exemplars from `shots` never)."""
     system: str | None = None
@@ -69,28 +65,23 @@ class DataConfig:
     """Split names for `hf:` datasets."""
     validation_split: str = "validation"
     template: str | None = None
-    """Input template over named columns, e.g. "{premise} question: {hypothesis} Is it true or false? answer:".
-    Default: the `prompt` field."""
+    """Input template over named columns, e.g. "{premise} question: {hypothesis} answer:"; default: `prompt`."""
     completion: str = "{completion}"
     """Target template over named columns, e.g. "{label}"."""
     target_delimiter: str = " "
     """Inserted between input and target (lm-eval's convention)."""
     chat_template: bool = False
-    """Train in the tokenizer's chat template, rendered as at inference: each templated record becomes a user turn
-    and an assistant turn (the target, ended by the template's own end of turn). Conversation records always are,
-    and set this (config.yaml records it, so `promot generate` uses the template too)."""
+    """Train in the chat template as at inference: a record is a user + assistant turn (conversations set this)."""
     max_length: int = 256
     """Token budget for input + target (the soft prompt adds its own length on top)."""
     truncation: str = "left"
     """What to do with an input over budget: `left` drops its oldest tokens, `error` refuses. Targets never shrink."""
     shots: int = 0
-    """k exemplars from the training split placed before each input (ProMoT + k-shot); in a chat template, as
-    earlier user/assistant turns (not trained on)."""
+    """k exemplars from the training split placed before each input (ProMoT + k-shot; in a chat, earlier turns)."""
     shot_separator: str = "\n\n"
     """Between exemplars, and between the last exemplar and the input."""
     packing: bool = False
-    """Refused if set: a soft prompt is prepended to each sequence, so packed examples would share one prompt and
-    attend across example boundaries (the prompt-tuning code base refuses packing too)."""
+    """Refused: each example needs its own soft prompt; packed ones would share one and attend across examples."""
 
 
 @dataclass
@@ -435,14 +426,15 @@ def validate(cfg: RunConfig) -> RunConfig:
     check(isinstance(m.alignment_every, int) and m.alignment_every >= 0, "monitor.alignment_every must be an integer >= 0")
     for key in ("alignment_batches", "alignment_layers"):
         check(isinstance(getattr(m, key), int) and getattr(m, key) > 0, f"monitor.{key} must be a positive integer")
+    bf16 = cfg.bf16
     try:
-        cfg.bf16 = parse_bf16(cfg.bf16)
+        bf16 = parse_bf16(cfg.bf16)
     except ValueError as e:
         issues.append(str(e))
-    check(not (cfg.bf16 is True and cfg.fp16), "bf16 and fp16 are alternatives: set one")
+    check(not (bf16 is True and cfg.fp16), "bf16 and fp16 are alternatives: set one")
     if issues:
         raise ConfigError("; ".join(issues))
-    return cfg
+    return dataclasses.replace(cfg, bf16=bf16)  # a new config: the caller's stays as it was
 
 
 def load_config(source: str | Path | dict | None = None, overrides: list[str] | None = None) -> RunConfig:
