@@ -11,6 +11,7 @@
     RUN/prompts/<name>/      carried prompts (sequential training) and multi-task prompts
     RUN/run.json             written last: the run is complete
     RUN/eval.json, flips.jsonl, flips.md    written by `promot eval`
+    RUN/export/              written by `promot export` (default --out): a plain HF model, prompts as added tokens
 """
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ STAGE2 = "stage2"
 WISE_FT = "wise-ft"
 """run.json `stages` key and metrics.jsonl `stage` of WiSE-FT's α grid (θ = α·θ_tuned + (1−α)·θ_base)."""
 MODEL_CARD = "README.md"
+EXPORT = "export"
+"""`promot export`'s default output: the tuned model with every prompt as added tokens, for any inference server."""
 
 # Inside a stage folder.
 STAGING = ".staging"
