@@ -6,7 +6,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "compare", "generate", "load_config", "load_run", "train"]
+__all__ = ["__version__", "compare", "export", "generate", "load_config", "load_run", "train"]
 
 # The package root wires in the ICL world (torch-free): its `world-tiny` alias works from any config or command.
 from promot import world as _world  # noqa: E402,F401
@@ -14,7 +14,7 @@ from promot import world as _world  # noqa: E402,F401
 
 def __getattr__(name: str):
     # Lazy: `import promot` stays cheap (no torch) until the API is used.
-    if name in ("compare", "generate", "load_run", "train"):
+    if name in ("compare", "export", "generate", "load_run", "train"):
         from promot import api
 
         return getattr(api, name)

@@ -1,7 +1,7 @@
 """The Python API — and the pipeline's table of contents: data → soft prompt → stage 1 → stage 2 → run directory.
 
 The CLI is a thin layer over these functions: `train(config)`, `resume(run_dir)`, `load_run(run_dir)` (inference:
-`LoadedRun.generate`), `generate(run_dir, text)`, `compare(config, methods, spec)` (every method on the same data and
+`LoadedRun.generate`), `generate(run_dir, text)`, `export(run_dir, out)` (a plain HF directory any server serves), `compare(config, methods, spec)` (every method on the same data and
 budget, evaluated, one report). Under `accelerate launch` every process runs them; only the main process writes.
 
     ① data, ② soft prompt   training/pipeline.py `prepare` (data/, prompt/, models/; everything validated)
@@ -23,6 +23,7 @@ from promot.distributed import is_main_process, wait_for_everyone
 from promot.errors import ConfigError
 from promot.io import atomic_write_text
 from promot.runs import LoadedRun, load_run, read_info  # noqa: F401  (load_run lives in runs.py)
+from promot.serving import export  # noqa: F401  (the run as a plain HF directory for servers: serving/)
 from promot.training.pipeline import (Prepared, claim_output_dir, data_fingerprint, prepare,  # noqa: F401
                                       run_prepared, write_run)
 

@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from promot import rundir
 from promot.distributed import is_main_process
 from promot.errors import PromotError
 from promot.progress import set_verbose
@@ -179,6 +180,19 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--max-new-tokens", type=int, default=32, help="tokens to generate (default 32)")
     g.add_argument("--prompt-name", help="use an earlier run's prompt this run carries (sequential training: "
                    "prompts/<name>/) instead of its own")
+    x = sub.add_parser("export", help="the tuned model as a plain HF directory for any inference server: every "
+                       "prompt as added special tokens, picked per request by prefix or chat_template_kwargs",
+                       epilog=EPILOG)
+    x.add_argument("run", help="run directory written by `promot train`")
+    x.add_argument("--out", help=f"output directory (default RUN/{rundir.EXPORT})")
+    x.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    s = sub.add_parser("serve", help="export (or reuse RUN's export), then `transformers serve` on it",
+                       epilog=EPILOG)
+    s.add_argument("run", help="run directory written by `promot train`")
+    s.add_argument("--out", help=f"export directory (default RUN/{rundir.EXPORT})")
+    s.add_argument("--overwrite", action="store_true", help="re-export over an existing --out")
+    s.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     return p
 
 
@@ -349,8 +363,27 @@ def _generate(args) -> None:
         print(text)
 
 
+def _export(args) -> None:
+    from promot.serving import PREFIXES_FILE, export
+
+    done = export(args.run, args.out, args.overwrite)
+    for note in done.notes:
+        print(note)
+    for task, prefix in done.tasks.items():
+        print(f"task {task}: {prefix}")
+    print(f"{done.path}  (prefixes: {done.path / PREFIXES_FILE})")
+
+
+def _serve(args) -> None:
+    from promot.serving.serve import serve
+
+    code = serve(args.run, args.out, args.host, args.port, args.overwrite)
+    if code:
+        raise SystemExit(code)
+
+
 HANDLERS = {"train": _train, "eval": _eval, "report": _report, "compare": _compare, "demo": _demo,
-            "diagnose": _diagnose, "world": _world, "generate": _generate}
+            "diagnose": _diagnose, "world": _world, "generate": _generate, "export": _export, "serve": _serve}
 """Subcommand → handler(args). A new subcommand: a parser block in `_parser`, a handler, an entry here."""
 
 

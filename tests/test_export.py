@@ -1,0 +1,200 @@
+"""`promot export`: the run as a plain HF directory in which every prompt is added vocabulary.
+
+Checked with plain transformers (no promot model code): the prompt rows are the prompt, the bare model is the tuned
+model, the prompted sequence gives PromptedLM's logits, the chat template adds the prompt only on request, added
+tokens are never the argmax; bad input is one line and exit 2 with nothing written.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import yaml
+from conftest import run_config
+
+import promot
+from promot.cli import main
+from promot.prompt import load_prompt
+from promot.serving import PREFIXES_FILE, export, prompt_embeds
+
+TEXTS = ["in: a b c out:", "in: 3 4 out: 7 ; in: 1 2 out:", "in: d e f g out: true ; in: 5 n out:"]
+
+
+def world_config(out, steps: int = 4) -> dict:
+    """The demo's world config at a budget that only trains a few steps (monitor off)."""
+    from promot.world.demo import demo_config
+
+    cfg = demo_config(quick=True)
+    cfg["monitor"] = {}
+    cfg["stage1"].update(steps=steps, eval_every=steps)
+    cfg["stage2"].update(steps=steps, eval_every=steps, warmup_steps=0)
+    cfg["eval"]["limit"] = 8
+    cfg["output_dir"] = str(out)
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def world_run(tmp_path_factory):
+    return promot.train(world_config(tmp_path_factory.mktemp("world") / "wrun", steps=6))
+
+
+@pytest.fixture(scope="session")
+def world_export(world_run, tmp_path_factory):
+    return export(world_run, tmp_path_factory.mktemp("exports") / "world")
+
+
+def _plain(directory):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    return AutoModelForCausalLM.from_pretrained(directory).eval(), AutoTokenizer.from_pretrained(directory)
+
+
+def test_prompt_rows_bare_logits_and_prompted_logits_are_the_runs(world_run, world_export):
+    run = promot.load_run(world_run)
+    model, tok = _plain(world_export.path)
+    record = json.loads((world_export.path / PREFIXES_FILE).read_text())
+    (task, entry), = record["tasks"].items()
+    assert task == world_run.name and world_export.tasks[task] == entry["prefix"]
+    prompt = run.lm.prompt.detach()
+    assert torch.equal(model.get_input_embeddings().weight[entry["token_ids"]], prompt)
+    assert not model.config.tie_word_embeddings and record["output_rows"]["untied"]
+    v = run.lm.model.config.vocab_size
+    assert record["output_rows"]["added_parameters"] == v * 128 + prompt.numel()
+    with torch.no_grad():
+        for text in TEXTS:
+            ids = run.tokenizer(text, return_tensors="pt")["input_ids"]
+            tuned = run.lm.model(input_ids=ids).logits
+            bare = model(input_ids=ids).logits
+            # the bare export is the tuned model (a head with more rows may round differently in the last bit)
+            assert torch.allclose(bare[..., :v], tuned, rtol=0, atol=1e-5)
+            assert (bare[..., v:].max(-1).values < bare[..., :v].max(-1).values).all()  # added: never the argmax
+            served = tok(entry["prefix_without_special_tokens"] + text, add_special_tokens=False,
+                         return_tensors="pt")["input_ids"]
+            assert served[0].tolist() == entry["token_ids"] + ids[0].tolist()  # prompt, then BOS, as training
+            assert torch.allclose(model(input_ids=served).logits[:, -ids.shape[1]:, :v], run.lm(ids).logits,
+                                  rtol=0, atol=1e-5)
+    # the stated facts: this tokenizer adds BOS, so plain completions put it before the prefix
+    assert tok(entry["prefix"] + TEXTS[0])["input_ids"][:1] == [tok.bos_token_id]
+    assert record["routes"]["completions"]["exact"] is False and record["routes"]["chat"]["exact"] is True
+    assert model.generation_config.suppress_tokens == entry["token_ids"]
+
+
+def test_chat_template_adds_the_prompt_on_request_only(world_run, world_export):
+    from jinja2.exceptions import TemplateError
+
+    run = promot.load_run(world_run)
+    _, tok = _plain(world_export.path)
+    (task, entry), = json.loads((world_export.path / PREFIXES_FILE).read_text())["tasks"].items()
+
+    def chat(text, **kw):
+        return list(tok.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True,
+                                            tokenize=True, return_dict=False, **kw))
+
+    for text in TEXTS:
+        trained = run.tokenizing.input_ids(text)  # what training and `promot generate` feed after the prompt
+        assert chat(text) == trained and chat(text, promot_task=None) == trained
+        assert chat(text, promot_task=task) == entry["token_ids"] + trained
+    with pytest.raises(TemplateError, match="unknown promot_task \"nope\""):
+        chat(TEXTS[0], promot_task="nope")
+    with pytest.raises(TemplateError, match="promot prompt token"):
+        chat(entry["prefix"] + TEXTS[0])  # user text never becomes the prompt
+
+
+def test_prompt_embeds_are_what_promot_feeds_the_model(world_run):
+    run = promot.load_run(world_run)
+    ids = torch.tensor([run.tokenizing.input_ids(TEXTS[1])])
+    expected, _ = run.lm.embed(ids, torch.ones_like(ids))
+    got = prompt_embeds(world_run, TEXTS[1])
+    assert got.shape == (run.lm.num_virtual_tokens + ids.shape[1], 128) and torch.equal(got, expected[0])
+
+
+def test_export_refuses_bad_input_with_one_line_and_writes_nothing(world_run, tmp_path, capsys):
+    out = tmp_path / "exp"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    assert main(["export", str(world_run), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "already exists" in err and "--overwrite" in err
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    assert main(["export", str(world_run), "--out", str(out), "--overwrite"]) == 0
+    assert (out / PREFIXES_FILE).is_file() and not (out / "keep.txt").exists()
+    # weights that no longer match run.json: refused, nothing written
+    import shutil
+
+    changed = tmp_path / "changed"
+    shutil.copytree(world_run, changed)
+    from safetensors.torch import load_file, save_file
+
+    weights = changed / "model" / "model.safetensors"
+    state = load_file(weights)
+    key = next(iter(state))
+    state[key] = state[key] + 1e-3
+    save_file(state, weights, metadata={"format": "pt"})
+    assert main(["export", str(changed), "--out", str(tmp_path / "never")]) == 2
+    assert "fingerprint" in capsys.readouterr().err and not (tmp_path / "never").exists()
+
+
+def test_run_without_prompt_exports_the_bare_model_and_says_so(tiny_dirs, task_files, tmp_path, capsys):
+    run = promot.train(run_config(tiny_dirs["llama"], task_files, tmp_path / "ft", method="finetune"))
+    assert main(["export", str(run), "--out", str(tmp_path / "exp")]) == 0
+    out = capsys.readouterr().out
+    assert "has no prompt (method finetune); exported the bare model" in out
+    record = json.loads((tmp_path / "exp" / PREFIXES_FILE).read_text())
+    assert record["tasks"] == {} and record["output_rows"]["added_parameters"] == 0
+    model, tok = _plain(tmp_path / "exp")
+    assert model.config.vocab_size == len(tok) == promot.load_run(run).lm.model.config.vocab_size
+
+
+def test_multitask_and_carried_prompts_are_exported_by_name(tiny_dirs, task_files, tmp_path):
+    cfg = run_config(tiny_dirs["llama"], task_files, tmp_path / "mt")
+    data = cfg.pop("data")
+    cfg["tasks"] = [{"name": "label", "data": data}, {"name": "echo", "data": {**data, "completion": "{hypothesis}"},
+                                                      "metric": "exact_match", "max_new_tokens": 4}]
+    multi = promot.train(cfg)
+    seq_cfg = run_config(tiny_dirs["llama"], task_files, tmp_path / "next", seed=1)
+    seq_cfg["model"] = {"init_from": str(multi)}
+    seq = promot.train(seq_cfg)
+    for run, names in ((multi, {"label", "echo"}), (seq, {"next", "label", "echo"})):
+        done = export(run, tmp_path / f"exp-{run.name}")
+        record = json.loads((done.path / PREFIXES_FILE).read_text())
+        assert set(record["tasks"]) == names == set(done.tasks)
+        model, tok = _plain(done.path)
+        rows = model.get_input_embeddings().weight
+        for name, entry in record["tasks"].items():
+            folder = run / ("prompt" if name == run.name else f"prompts/{name}")
+            assert torch.equal(rows[entry["token_ids"]], load_prompt(folder).embeddings)
+            assert tok(entry["prefix"], add_special_tokens=False)["input_ids"] == entry["token_ids"]
+            ids = tok.apply_chat_template([{"role": "user", "content": "a b c"}], add_generation_prompt=True,
+                                          tokenize=True, return_dict=False, promot_task=name)
+            assert list(ids[: len(entry["token_ids"])]) == entry["token_ids"]
+
+
+def test_lm_eval_hflm_on_the_export_scores_item_for_item_as_promot_tuned(world_run, world_export):
+    """Plain lm-eval (`--model hf --model_args pretrained=DIR`) on the exported directory = `promot eval`'s `tuned`."""
+    from lm_eval import simple_evaluate
+    from lm_eval.models.huggingface import HFLM
+
+    from promot.evaluate.runner import EvalSpec, run_lm_eval, task_manager
+
+    tasks = ["world_copy", "world_parity", "world_true_false"]
+    spec = EvalSpec(tasks=tasks, shots=[1], limit=12, batch_size=8, bf16=False)
+    manager = task_manager(None, tasks)
+    run = promot.load_run(world_run, with_prompt=False)
+    ours = run_lm_eval(run.lm, run.tokenizer, spec, 1, manager)
+    plain = simple_evaluate(model=HFLM(pretrained=str(world_export.path), batch_size=8, device="cpu"), tasks=tasks,
+                            num_fewshot=1, limit=12, task_manager=manager, log_samples=True, bootstrap_iters=0,
+                            random_seed=0, numpy_random_seed=0, torch_random_seed=0, fewshot_random_seed=0)
+    for task in tasks:
+        a = sorted(ours["samples"][task], key=lambda s: s["doc_id"])
+        b = sorted(plain["samples"][task], key=lambda s: s["doc_id"])
+        assert [s["filtered_resps"] for s in a] == [s["filtered_resps"] for s in b]
+        assert [s["exact_match"] for s in a] == [s["exact_match"] for s in b]
+        assert ours["results"][task] == plain["results"][task]
+
+
+def test_export_api_is_in_the_package_root_and_config_survives(world_run, world_export):
+    assert promot.export is export
+    assert yaml.safe_load((world_run / "config.yaml").read_text())["method"] == "promot"
+    card = (world_export.path / "README.md").read_text()
+    assert "promot_task" in card and world_export.tasks[world_run.name] in card
