@@ -7,6 +7,7 @@ tokens are never the argmax; bad input is one line and exit 2 with nothing writt
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
@@ -27,8 +28,8 @@ def world_config(out, steps: int = 4) -> dict:
 
     cfg = demo_config(quick=True)
     cfg["monitor"] = {}
-    cfg["stage1"].update(steps=steps, eval_every=steps)
-    cfg["stage2"].update(steps=steps, eval_every=steps, warmup_steps=0)
+    cfg["stage1"].update(steps=steps, eval_every=steps, batch_size=8)
+    cfg["stage2"].update(steps=steps, eval_every=steps, warmup_steps=0, batch_size=8)
     cfg["eval"]["limit"] = 8
     cfg["output_dir"] = str(out)
     return cfg
@@ -36,7 +37,7 @@ def world_config(out, steps: int = 4) -> dict:
 
 @pytest.fixture(scope="session")
 def world_run(tmp_path_factory):
-    return promot.train(world_config(tmp_path_factory.mktemp("world") / "wrun", steps=6))
+    return promot.train(world_config(tmp_path_factory.mktemp("world") / "wrun", steps=4))
 
 
 @pytest.fixture(scope="session")
@@ -60,7 +61,7 @@ def test_prompt_rows_bare_logits_and_prompted_logits_are_the_runs(world_run, wor
     assert torch.equal(model.get_input_embeddings().weight[entry["token_ids"]], prompt)
     assert not model.config.tie_word_embeddings and record["output_rows"]["untied"]
     v = run.lm.model.config.vocab_size
-    assert record["output_rows"]["added_parameters"] == v * 128 + prompt.numel()
+    assert record["output_rows"]["added_parameters"] == v * 128 + 2 * prompt.numel()
     with torch.no_grad():
         for text in TEXTS:
             ids = run.tokenizer(text, return_tensors="pt")["input_ids"]
@@ -193,8 +194,128 @@ def test_lm_eval_hflm_on_the_export_scores_item_for_item_as_promot_tuned(world_r
         assert ours["results"][task] == plain["results"][task]
 
 
+def test_serve_reuses_an_export_of_the_same_weights_and_refuses_another(world_run, world_export, tmp_path):
+    from promot.errors import ConfigError
+    from promot.serving.serve import exported_dir
+
+    stamp = (world_export.path / "model.safetensors").stat().st_mtime_ns
+    again = exported_dir(world_run, world_export.path)
+    assert again.tasks == world_export.tasks and (world_export.path / "model.safetensors").stat().st_mtime_ns == stamp
+    other = tmp_path / "other"
+    other.mkdir()
+    record = json.loads((world_export.path / PREFIXES_FILE).read_text())
+    (other / PREFIXES_FILE).write_text(json.dumps({**record, "model_fingerprint": "0" * 32}))
+    with pytest.raises(ConfigError, match="export of other weights"):
+        exported_dir(world_run, other)
+
+
 def test_export_api_is_in_the_package_root_and_config_survives(world_run, world_export):
     assert promot.export is export
     assert yaml.safe_load((world_run / "config.yaml").read_text())["method"] == "promot"
     card = (world_export.path / "README.md").read_text()
     assert "promot_task" in card and world_export.tasks[world_run.name] in card
+
+
+# --- served: `transformers serve` on the exported directory, queried with the openai client --------------------
+
+def _inputs(n: int = 24) -> list[str]:
+    """World-suite questions, 0- and 1-shot, from the target and from other tasks."""
+    from promot.evaluate.suites import SUITES_DIR
+
+    data = SUITES_DIR / "world" / "data"
+    out = []
+    for i, task in enumerate(["true_false", "copy", "parity", "true_false", "reverse", "has_vowel"] * 4):
+        rows = [json.loads(x) for x in (data / f"{task}.test.jsonl").read_text().splitlines()]
+        demo = [json.loads(x) for x in (data / f"{task}.train.jsonl").read_text().splitlines()][i]
+        q = rows[i]["question"]
+        out.append(q if i % 2 else f"{demo['question']} {demo['answer']} ; {q}")
+    return out[:n]
+
+
+@pytest.fixture(scope="module")
+def server(world_export, tmp_path_factory):
+    """One `transformers serve` for every route: bounded start (180 s), always stopped."""
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    import openai
+
+    from promot.serving.serve import serve_command
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log_path = tmp_path_factory.mktemp("serve") / "serve.log"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1"}
+    started = time.monotonic()
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(serve_command(world_export.path, "127.0.0.1", port), stdout=log,
+                                stderr=subprocess.STDOUT, env=env)
+    try:
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).read()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() - started > 180:
+                    pytest.fail(f"transformers serve did not come up: {log_path.read_text()[-2000:]}")
+                time.sleep(0.5)
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none", timeout=60, max_retries=0)
+        print(f"transformers serve up in {time.monotonic() - started:.1f} s")
+        yield client, str(world_export.path)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_served_routes_answer_as_promot_generate_token_for_token(server, world_run, world_export):
+    client, name = server
+    texts = _inputs()
+    run = promot.load_run(world_run)
+    (task, entry), = json.loads((world_export.path / PREFIXES_FILE).read_text())["tasks"].items()
+    with_prompt = [run.generate([t], prompt=True, max_new_tokens=10)[0] for t in texts]
+    bare = [run.generate([t], prompt=False, max_new_tokens=10)[0] for t in texts]
+    assert with_prompt != bare  # the prompt matters on these inputs
+
+    def complete(prompt: str) -> str:
+        return client.completions.create(model=name, prompt=prompt, max_tokens=10, temperature=0).choices[0].text
+
+    def chat(text: str, **kwargs) -> str:
+        extra = {"chat_template_kwargs": kwargs} if kwargs else None
+        reply = client.chat.completions.create(model=name, messages=[{"role": "user", "content": text}],
+                                               max_tokens=10, temperature=0, extra_body=extra)
+        return reply.choices[0].message.content
+
+    assert [chat(t, promot_task=task) for t in texts] == with_prompt
+    assert [chat(t) for t in texts] == bare
+    assert [complete(t) for t in texts] == bare
+    # completions with the prefix: this tokenizer adds BOS in front of it (the JSON says so); the server serves
+    # exactly that sequence, and how often it answers as training's order does is measured, not assumed
+    model, tok = _plain(world_export.path)
+    served = [complete(entry["prefix"] + t) for t in texts]
+    expected = []
+    for t in texts:
+        ids = tok(entry["prefix"] + t, return_tensors="pt")["input_ids"]
+        out = model.generate(ids, max_new_tokens=10, do_sample=False)[0, ids.shape[1]:]
+        expected.append(tok.decode(out, skip_special_tokens=True))
+    assert served == expected
+    print(f"completions + prefix (BOS + prompt + text) = `promot generate --prompt` on "
+          f"{sum(a == b for a, b in zip(served, with_prompt))}/{len(texts)} inputs")
+    for answer in [*served, *with_prompt, *bare]:
+        assert "promot:" not in answer
+
+
+def test_served_unknown_task_is_an_error_not_a_bare_answer(server):
+    import openai
+
+    client, name = server
+    with pytest.raises(openai.APIError):
+        client.chat.completions.create(model=name, messages=[{"role": "user", "content": "in: a out:"}],
+                                       max_tokens=4, temperature=0,
+                                       extra_body={"chat_template_kwargs": {"promot_task": "nope"}})

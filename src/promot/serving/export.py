@@ -94,15 +94,20 @@ def _probe_texts(cfg, tokenizer) -> list[str]:
 
 @torch.no_grad()
 def _quietest_row(model, tokenizer, texts: list[str], add_special: bool) -> tuple[int, float]:
-    """The existing token whose highest probability over every position of `texts` is lowest, and that probability:
-    the output row the added tokens copy."""
+    """The output row the added tokens copy, and its highest probability over every position of `texts`: the
+    least likely of the tokenizer's own special tokens that nothing writes (not BOS/EOS, not in the chat template:
+    e.g. `<unk>`, `<pad>`), else the least likely token. A special token, because the probes cannot show what a
+    model writes after its answer (an ordinary token rare on them may be common there)."""
     worst = None
     for text in texts:
         ids = torch.tensor([tokenizer(text, add_special_tokens=add_special)["input_ids"]])
-        probs = model(input_ids=ids).logits[0].float().softmax(-1)
-        top = probs.max(0).values
+        top = model(input_ids=ids).logits[0].float().softmax(-1).max(0).values
         worst = top if worst is None else torch.maximum(worst, top)
-    j = int(worst.argmin())
+    used = {tokenizer.bos_token_id, tokenizer.eos_token_id}
+    template = tokenizer.chat_template or ""
+    quiet = [i for i in tokenizer.all_special_ids
+             if i not in used and i < worst.shape[0] and tokenizer.convert_ids_to_tokens(i) not in template]
+    j = min(quiet, key=lambda i: float(worst[i])) if quiet else int(worst.argmin())
     return j, float(worst[j])
 
 
@@ -125,8 +130,8 @@ def _untie_and_extend(model, prompts: torch.Tensor, row: int) -> dict:
     for cfg in {id(c): c for c in (model.config, model.config.get_text_config())}.values():
         cfg.tie_word_embeddings = False
         cfg.vocab_size = v + n
-    return {"tied": tied, "added_parameters": (v * h if tied else 0) + n * h * (1 if tied else 2),
-            "added_bytes": ((v * h if tied else 0) + n * h * (1 if tied else 2)) * old_in.element_size()}
+    added = (v * h if tied else 0) + 2 * n * h  # the head a tied model shared, and n rows in each table
+    return {"tied": tied, "added_parameters": added, "added_bytes": added * old_in.element_size()}
 
 
 def prompt_embeds(run: str | Path, text: str, prompt_name: str | None = None) -> torch.Tensor:
