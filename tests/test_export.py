@@ -37,7 +37,7 @@ def world_config(out, steps: int = 4) -> dict:
 
 @pytest.fixture(scope="session")
 def world_run(tmp_path_factory):
-    return promot.train(world_config(tmp_path_factory.mktemp("world") / "wrun", steps=4))
+    return promot.train(world_config(tmp_path_factory.mktemp("world") / "wrun", steps=2))
 
 
 @pytest.fixture(scope="session")
@@ -148,12 +148,14 @@ def test_run_without_prompt_exports_the_bare_model_and_says_so(tiny_dirs, task_f
 
 
 def test_multitask_and_carried_prompts_are_exported_by_name(tiny_dirs, task_files, tmp_path):
-    cfg = run_config(tiny_dirs["llama"], task_files, tmp_path / "mt")
+    short = {"stage1": {"steps": 2, "lr": 0.3, "batch_size": 8, "eval_every": 2},
+             "stage2": {"steps": 2, "lr": 1e-3, "batch_size": 8, "eval_every": 2}}
+    cfg = run_config(tiny_dirs["llama"], task_files, tmp_path / "mt", **short)
     data = cfg.pop("data")
     cfg["tasks"] = [{"name": "label", "data": data}, {"name": "echo", "data": {**data, "completion": "{hypothesis}"},
                                                       "metric": "exact_match", "max_new_tokens": 4}]
     multi = promot.train(cfg)
-    seq_cfg = run_config(tiny_dirs["llama"], task_files, tmp_path / "next", seed=1)
+    seq_cfg = run_config(tiny_dirs["llama"], task_files, tmp_path / "next", seed=1, **short)
     seq_cfg["model"] = {"init_from": str(multi)}
     seq = promot.train(seq_cfg)
     for run, names in ((multi, {"label", "echo"}), (seq, {"next", "label", "echo"})):
@@ -218,7 +220,7 @@ def test_export_api_is_in_the_package_root_and_config_survives(world_run, world_
 
 # --- served: `transformers serve` on the exported directory, queried with the openai client --------------------
 
-def _inputs(n: int = 24) -> list[str]:
+def _inputs(n: int = 20) -> list[str]:
     """World-suite questions, 0- and 1-shot, from the target and from other tasks."""
     from promot.evaluate.suites import SUITES_DIR
 
@@ -279,17 +281,17 @@ def test_served_routes_answer_as_promot_generate_token_for_token(server, world_r
     texts = _inputs()
     run = promot.load_run(world_run)
     (task, entry), = json.loads((world_export.path / PREFIXES_FILE).read_text())["tasks"].items()
-    with_prompt = [run.generate([t], prompt=True, max_new_tokens=10)[0] for t in texts]
-    bare = [run.generate([t], prompt=False, max_new_tokens=10)[0] for t in texts]
+    with_prompt = [run.generate([t], prompt=True, max_new_tokens=8)[0] for t in texts]  # one at a time, as served
+    bare = [run.generate([t], prompt=False, max_new_tokens=8)[0] for t in texts]
     assert with_prompt != bare  # the prompt matters on these inputs
 
     def complete(prompt: str) -> str:
-        return client.completions.create(model=name, prompt=prompt, max_tokens=10, temperature=0).choices[0].text
+        return client.completions.create(model=name, prompt=prompt, max_tokens=8, temperature=0).choices[0].text
 
     def chat(text: str, **kwargs) -> str:
         extra = {"chat_template_kwargs": kwargs} if kwargs else None
         reply = client.chat.completions.create(model=name, messages=[{"role": "user", "content": text}],
-                                               max_tokens=10, temperature=0, extra_body=extra)
+                                               max_tokens=8, temperature=0, extra_body=extra)
         return reply.choices[0].message.content
 
     assert [chat(t, promot_task=task) for t in texts] == with_prompt
@@ -302,7 +304,7 @@ def test_served_routes_answer_as_promot_generate_token_for_token(server, world_r
     expected = []
     for t in texts:
         ids = tok(entry["prefix"] + t, return_tensors="pt")["input_ids"]
-        out = model.generate(ids, max_new_tokens=10, do_sample=False)[0, ids.shape[1]:]
+        out = model.generate(ids, max_new_tokens=8, do_sample=False)[0, ids.shape[1]:]
         expected.append(tok.decode(out, skip_special_tokens=True))
     assert served == expected
     print(f"completions + prefix (BOS + prompt + text) = `promot generate --prompt` on "
@@ -319,3 +321,53 @@ def test_served_unknown_task_is_an_error_not_a_bare_answer(server):
         client.chat.completions.create(model=name, messages=[{"role": "user", "content": "in: a out:"}],
                                        max_tokens=4, temperature=0,
                                        extra_body={"chat_template_kwargs": {"promot_task": "nope"}})
+
+
+def _no_bos_model(directory):
+    """The tiny Llama with a tokenizer that adds nothing itself (as SmolLM2's) and a chat template writing BOS."""
+    from conftest import WORDS, make_model
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    tk = Tokenizer(models.WordLevel({w: i for i, w in enumerate(WORDS)}, unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.Whitespace()
+    tk.decoder = decoders.WordPiece(prefix="##")
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", bos_token="<s>", eos_token="</s>",
+                                  unk_token="<unk>")
+    tok.chat_template = ("{{ bos_token }}{% for m in messages %}{{ m['content'] }}{% endfor %}"
+                         "{% if add_generation_prompt %} answer :{% endif %}")
+    make_model("llama").save_pretrained(directory)
+    tok.save_pretrained(directory)
+    return directory
+
+
+@pytest.mark.parametrize("chat_trained", [False, True])
+def test_tokenizer_without_bos_completions_are_exact_and_chat_matches_training(chat_trained, task_files, tmp_path):
+    model_dir = _no_bos_model(tmp_path / "m")
+    cfg = run_config(model_dir, task_files, tmp_path / "run", method="prompt-tuning",
+                     stage1={"steps": 2, "lr": 0.3, "batch_size": 8, "eval_every": 2})
+    cfg["data"]["chat_template"] = chat_trained
+    run_dir = promot.train(cfg)
+    done = export(run_dir, tmp_path / "exp")
+    record = json.loads((done.path / PREFIXES_FILE).read_text())
+    (task, entry), = record["tasks"].items()
+    run = promot.load_run(run_dir)
+    model, tok = _plain(done.path)
+    text = "a c f question : it has c ? answer :"
+    chat = list(tok.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True,
+                                        tokenize=True, return_dict=False, promot_task=task))
+    if chat_trained:  # training wrapped the input in the template: the chat route gives that sequence
+        from promot.data import Example, with_chat_template
+
+        wrapped = with_chat_template([Example(text, "", "t")], run.tokenizer)[0].input
+        assert chat == entry["token_ids"] + run.tokenizing.input_ids(wrapped)
+        assert record["routes"]["chat"]["exact"] is True
+        assert record["routes"]["completions"]["exact"] is False  # stated: use the chat API
+    else:  # raw text: completions with the prefix is exactly training's sequence
+        assert record["routes"]["completions"]["exact"] is True
+        assert record["routes"]["chat"]["exact"] is False  # stated: the chat API wraps it in the model's template
+        assert tok(entry["prefix"] + text)["input_ids"] == entry["token_ids"] + run.tokenizing.input_ids(text)
+        ids = torch.tensor([tok(entry["prefix"] + text)["input_ids"]])
+        with torch.no_grad():
+            assert torch.allclose(model(input_ids=ids).logits[:, len(entry["token_ids"]):, :len(run.tokenizer)],
+                                  run.lm(ids[:, len(entry["token_ids"]):]).logits, rtol=0, atol=1e-5)
