@@ -14,10 +14,18 @@ from promot import world as _world  # noqa: E402,F401
 
 def __getattr__(name: str):
     # Lazy: `import promot` stays cheap (no torch) until the API is used.
-    if name in ("compare", "export", "generate", "load_run", "train"):
+    if name in ("generate", "load_run", "train"):
         from promot import api
 
         return getattr(api, name)
+    if name == "compare":
+        from promot.compare import compare
+
+        return compare
+    if name == "export":
+        from promot.serving import export
+
+        return export
     if name == "load_config":
         from promot.config import load_config
 

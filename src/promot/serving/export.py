@@ -27,6 +27,7 @@ import torch
 
 from promot import rundir
 from promot.errors import CheckpointError, ConfigError, DataError
+from promot.rundir import RunRecord, read_run_info
 from promot.io import atomic_dir, atomic_write_json, atomic_write_text
 from promot.serving.template import MARKER, promot_template, raw_template, token_name
 
@@ -47,13 +48,13 @@ class Exported:
     """One line each: what a user must know (no prompt: bare model; a route that is not training's sequence)."""
 
 
-def run_prompts(run_dir: Path, info: dict, model, model_fp: str) -> dict[str, torch.Tensor]:
+def run_prompts(run_dir: Path, record: RunRecord, model, model_fp: str) -> dict[str, torch.Tensor]:
     """Every prompt of the run by task name, fingerprint-checked: its own (named after the run folder, as a run that
     continues it names it) and every prompts/<name>/ (multi-task tasks, carried prompts)."""
     from promot.runs import checked_prompt, prompt_names
 
     out: dict[str, torch.Tensor] = {}
-    if info.get("prompt"):
+    if record.prompt:
         out[run_dir.name] = checked_prompt(run_dir, None, model, model_fp)
     for name in prompt_names(run_dir):
         if name in out:
@@ -153,10 +154,10 @@ def export(run: str | Path, out: str | Path | None = None, overwrite: bool = Fal
     from transformers import AddedToken, AutoTokenizer
 
     from promot.config import load_config
-    from promot.runs import load_tuned_model, read_info
+    from promot.runs import load_tuned_model
 
     run_dir = Path(run)
-    info = read_info(run_dir)
+    info = read_run_info(run_dir)
     out = Path(out) if out is not None else run_dir / rundir.EXPORT
     if out.exists() and not overwrite:
         raise ConfigError(f"{out}: already exists (pass --overwrite to replace it)")
@@ -168,7 +169,7 @@ def export(run: str | Path, out: str | Path | None = None, overwrite: bool = Fal
                           "which no server's text prefix reaches")
     prompts = run_prompts(run_dir, info, model, model_fp)
     tokenizer = AutoTokenizer.from_pretrained(run_dir / rundir.MODEL)  # as saved: no pad token of our own
-    notes = [] if prompts else [f"{run_dir}: the run has no prompt (method {info.get('method')}); exported the bare "
+    notes = [] if prompts else [f"{run_dir}: the run has no prompt (method {info.method}); exported the bare "
                                 "model"]
     names = {t: [token_name(t, i) for i in range(p.shape[0])] for t, p in prompts.items()}
     clash = [n for ns in names.values() for n in ns if n in tokenizer.get_vocab()]
@@ -202,7 +203,7 @@ def export(run: str | Path, out: str | Path | None = None, overwrite: bool = Fal
     routes = _routes(tokenizer, ids, probes, chat_run, own_template)
     notes += [f"{name}: {r['note']}" for name, r in routes.items() if not r["exact"]]
     record = {
-        "format": FORMAT, "run": str(run_dir.resolve()), "method": info.get("method"),
+        "format": FORMAT, "run": str(run_dir.resolve()), "method": info.method,
         "model_fingerprint": model_fp,
         "chat_template_kwarg": "promot_task",
         "tasks": {t: {"prefix": prefixes[t], "token_ids": ids[t], "length": len(ids[t]),
@@ -218,7 +219,7 @@ def export(run: str | Path, out: str | Path | None = None, overwrite: bool = Fal
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         atomic_write_json(tmp / PREFIXES_FILE, record)
-        atomic_write_text(tmp / rundir.MODEL_CARD, model_card(run_dir, info, record))
+        atomic_write_text(tmp / rundir.MODEL_CARD, model_card(run_dir, record))
     return Exported(out, prefixes, notes)
 
 
@@ -253,7 +254,7 @@ def _routes(tokenizer, ids: dict[str, list[int]], probes: list[str], chat_run: b
     return {"completions": comp, "chat": chat_route}
 
 
-def model_card(run_dir: Path, info: dict, record: dict) -> str:
+def model_card(run_dir: Path, record: dict) -> str:
     """README.md of the exported directory: the run's card plus how to pick a task per request."""
     card_path = run_dir / rundir.MODEL / rundir.MODEL_CARD
     card = card_path.read_text() if card_path.is_file() else f"# {run_dir.name}\n"

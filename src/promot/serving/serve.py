@@ -24,7 +24,7 @@ def exported_dir(run: str | Path, out: str | Path | None = None, overwrite: bool
     if out.exists() and not overwrite and record.is_file():
         info = read_run_info(run_dir)
         saved = json.loads(record.read_text())
-        if saved.get("model_fingerprint") == info["model"]["fingerprint"]:
+        if saved.get("model_fingerprint") == info.model.fingerprint:
             return Exported(out, {t: v["prefix"] for t, v in saved.get("tasks", {}).items()})
         raise ConfigError(f"{out}: an export of other weights (fingerprint); pass --overwrite to replace it")
     return export(run_dir, out, overwrite)

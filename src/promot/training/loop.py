@@ -21,7 +21,7 @@ from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArgu
 from transformers.trainer_pt_utils import nested_gather
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint, rotate_checkpoints
 
-from promot.config import RunConfig, StageConfig
+from promot.config import OPTIMIZERS, RunConfig, StageConfig
 from promot.data import Collator, Example, Tokenizing
 from promot.distributed import local, process_index, reshard, sharding
 from promot.errors import CheckpointError, TrainingError
@@ -37,10 +37,6 @@ from promot.training.artifacts import save_checkpoint
 from promot.training.update_size import UpdateSizeProbe
 
 log = logging.getLogger(__name__)
-
-OPTIMIZERS = {"adafactor": "adafactor", "adamw": "adamw_torch"}
-"""Trainer's `adafactor` is T5X-style: fixed lr, no relative step, no parameter scaling (`scale_parameter` adds it)."""
-
 
 def _optimizer(st: StageConfig) -> tuple | None:
     """(class, kwargs) for Trainer when its named optimizers cannot express the stage: Trainer's `adafactor`
@@ -79,15 +75,19 @@ class StageContext:
 
 
 class MetricsLog(TrainerCallback):
-    """Append every Trainer log (loss, lr, eval scores) to metrics.jsonl with the stage name."""
+    """metrics.jsonl's one writer: every Trainer log (loss, lr, eval scores) with the stage name, and any other
+    stage's rows (WiSE-FT's α curve) through `append`."""
 
-    def __init__(self, path: Path, stage: str) -> None:
-        self.path, self.stage = path, stage
+    def __init__(self, run_dir: Path, stage: str) -> None:
+        self.path, self.stage = Path(run_dir) / METRICS, stage
+
+    def append(self, row: dict) -> None:
+        with self.path.open("a") as f:
+            f.write(json.dumps({"stage": self.stage, **row}) + "\n")
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs and state.is_world_process_zero:
-            with self.path.open("a") as f:
-                f.write(json.dumps({"stage": self.stage, "step": state.global_step, **logs}) + "\n")
+            self.append({"step": state.global_step, **logs})
 
 
 class KeepBest(TrainerCallback):
@@ -361,7 +361,7 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
         train_dataset=ctx.train_rows,
         eval_dataset=ctx.validation,
         data_collator=Collator(ctx.tokenizer.pad_token_id),
-        callbacks=[MetricsLog(ctx.run_dir / METRICS, name), keep, update_size, *ctx.callbacks, *callbacks],
+        callbacks=[MetricsLog(ctx.run_dir, name), keep, update_size, *ctx.callbacks, *callbacks],
         optimizer_cls_and_kwargs=_optimizer(st),
         ctx=ctx,
         keep=keep,
