@@ -371,3 +371,40 @@ def test_tokenizer_without_bos_completions_are_exact_and_chat_matches_training(c
         with torch.no_grad():
             assert torch.allclose(model(input_ids=ids).logits[:, len(entry["token_ids"]):, :len(run.tokenizer)],
                                   run.lm(ids[:, len(entry["token_ids"]):]).logits, rtol=0, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_export_smollm2_prefix_is_training_sequence_and_head_is_untied(tmp_path):
+    """SmolLM2-135M-Instruct (adds no BOS, has a chat template): completions with the prefix are exact."""
+    from pathlib import Path
+
+    pytest.importorskip("gguf")
+    example = Path(__file__).parent.parent / "examples" / "has_a"
+    cfg = {"model": {"name": "smollm2-135m-instruct"},
+           "data": {"train": str(example / "train.jsonl"), "validation": str(example / "validation.jsonl"),
+                    "template": "{premise} question: {hypothesis} Is it true or false? answer:",
+                    "completion": "{label}", "max_length": 64},
+           "method": "prompt-tuning", "prompt": {"length": 4},
+           "stage1": {"steps": 2, "lr": 0.3, "batch_size": 4}, "eval": {"limit": 4, "max_new_tokens": 2},
+           "bf16": False, "output_dir": str(tmp_path / "run")}
+    run_dir = promot.train(cfg)
+    done = export(run_dir, tmp_path / "exp")
+    record = json.loads((done.path / PREFIXES_FILE).read_text())
+    (task, entry), = record["tasks"].items()
+    assert record["routes"]["completions"]["exact"] is True
+    assert record["output_rows"]["untied"] and record["output_rows"]["added_parameters"] == 49152 * 576 + 2 * 4 * 576
+    run = promot.load_run(run_dir)
+    model, tok = _plain(done.path)
+    text = "Anna has a dog. question: Anna has a dog. Is it true or false? answer:"
+    ids = torch.tensor([tok(entry["prefix"] + text)["input_ids"]])
+    assert ids[0, :4].tolist() == entry["token_ids"]
+    with torch.no_grad():
+        ours = run.lm(ids[:, 4:]).logits
+        served = model(input_ids=ids).logits[:, 4:]
+    torch.testing.assert_close(served[..., :49152], ours, atol=1e-4, rtol=1e-4)
+    assert (served[..., 49152:].max(-1).values < served[..., :49152].max(-1).values).all()
+    chat = list(tok.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True,
+                                        tokenize=True, return_dict=False, promot_task=task))
+    bare = list(tok.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True,
+                                        tokenize=True, return_dict=False))
+    assert chat == entry["token_ids"] + bare

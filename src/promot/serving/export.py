@@ -108,30 +108,34 @@ def _quietest_row(model, tokenizer, texts: list[str], add_special: bool) -> tupl
     template = tokenizer.chat_template or ""
     quiet = [i for i in tokenizer.all_special_ids
              if i not in used and i < worst.shape[0] and tokenizer.convert_ids_to_tokens(i) not in template]
-    j = min(quiet, key=lambda i: float(worst[i])) if quiet else int(worst.argmin())
+    j = min(quiet, key=lambda i: float(worst[i])) if quiet else int(worst[: len(tokenizer)].argmin())
     return j, float(worst[j])
 
 
-def _untie_and_extend(model, prompts: torch.Tensor, row: int) -> dict:
-    """Append `prompts` [N, H] as input rows; the head gets N copies of output row `row`, untied when tied."""
-    inp = model.get_input_embeddings()
-    head = model.get_output_embeddings()
-    tied = head is not None and head.weight.data_ptr() == inp.weight.data_ptr()
-    old_in, old_head = inp.weight.detach().clone(), head.weight.detach().clone()
-    v, h = old_in.shape
+def _untie_and_extend(model, prompts: torch.Tensor, first: int, row: int) -> dict:
+    """Put `prompts` [N, H] in input rows first..first+N (past the tokenizer's ids: rows a padded table leaves
+    unused, else new ones); the head gets copies of output row `row` there, untied from the input when tied."""
+    inp, head = model.get_input_embeddings(), model.get_output_embeddings()
+    if head is None or getattr(head, "bias", None) is not None:
+        raise ConfigError("export: needs an output layer without a bias (a plain LM head)")
+    tied = head.weight.data_ptr() == inp.weight.data_ptr()
+    old_in, old_head = inp.weight.detach(), head.weight.detach()
+    rows, h = old_in.shape
     n = prompts.shape[0]
-    new_in = torch.nn.Embedding(v + n, h, dtype=old_in.dtype, padding_idx=inp.padding_idx)
-    new_in.weight.data = torch.cat([old_in, prompts.to(old_in.dtype)])
-    new_head = torch.nn.Linear(h, v + n, bias=False, dtype=old_head.dtype)
-    new_head.weight.data = torch.cat([old_head, old_head[row : row + 1].expand(n, -1)]).clone()
-    if getattr(head, "bias", None) is not None:
-        raise ConfigError("export: an output layer with a bias is not supported")
+    total = max(rows, first + n)
+    new_in = torch.nn.Embedding(total, h, dtype=old_in.dtype, padding_idx=inp.padding_idx)
+    new_head = torch.nn.Linear(h, total, bias=False, dtype=old_head.dtype)
+    with torch.no_grad():
+        new_in.weight[:rows] = old_in
+        new_in.weight[first : first + n] = prompts.to(old_in.dtype)
+        new_head.weight[:rows] = old_head
+        new_head.weight[first : first + n] = old_head[row]
     model.set_input_embeddings(new_in)
     model.set_output_embeddings(new_head)
     for cfg in {id(c): c for c in (model.config, model.config.get_text_config())}.values():
         cfg.tie_word_embeddings = False
-        cfg.vocab_size = v + n
-    added = (v * h if tied else 0) + 2 * n * h  # the head a tied model shared, and n rows in each table
+        cfg.vocab_size = total
+    added = 2 * total * h - (1 if tied else 2) * rows * h  # two tables of `total` rows, where there were 1 or 2
     return {"tied": tied, "added_parameters": added, "added_bytes": added * old_in.element_size()}
 
 
@@ -185,14 +189,12 @@ def export(run: str | Path, out: str | Path | None = None, overwrite: bool = Fal
                          special_tokens=True)
     ids = {t: tokenizer.convert_tokens_to_ids(ns) for t, ns in names.items()}
     if prompts and [i for x in ids.values() for i in x] != list(range(v, len(tokenizer))):
-        raise ConfigError(f"{run_dir}: the tokenizer's ids are not contiguous ({v} tokens, {model.config.vocab_size} "
-                          "embedding rows); export supports vocabularies that fill the embedding table")
+        raise ConfigError(f"{run_dir}: the added tokens did not get the ids after the vocabulary ({v}…)")
+    if v > model.get_input_embeddings().weight.shape[0]:
+        raise ConfigError(f"{run_dir}: the tokenizer has more ids ({v}) than the model has embedding rows")
     size = {"tied": False, "added_parameters": 0, "added_bytes": 0}
     if prompts:
-        if model.get_input_embeddings().weight.shape[0] != v:
-            raise ConfigError(f"{run_dir}: {model.get_input_embeddings().weight.shape[0]} embedding rows for {v} "
-                              "tokens; export supports vocabularies that fill the embedding table")
-        size = _untie_and_extend(model, torch.cat(list(prompts.values())), row)
+        size = _untie_and_extend(model, torch.cat(list(prompts.values())), v, row)
         gen = model.generation_config
         gen.suppress_tokens = sorted({*(gen.suppress_tokens or []), *range(v, len(tokenizer))})
     prefixes = {t: "".join(ns) for t, ns in names.items()}
