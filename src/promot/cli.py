@@ -305,7 +305,8 @@ def _demo(args) -> None:
 
 def _print_comparison(runs: list[Path], report: Path) -> None:
     """The monitor's curves, the score table, the frontier's headline and table, the report's path."""
-    from promot.report.tables import console_curves, console_frontier, console_summary, load_runs
+    from promot.report.frontier import console_frontier
+    from promot.report.tables import console_curves, console_summary, load_runs
 
     views = load_runs(runs)
     for line in [*console_curves(views), "", *console_summary(views), "", *console_frontier(views)]:
