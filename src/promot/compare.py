@@ -66,17 +66,12 @@ def plan(cfg) -> str:
     return "train"
 
 
-def compare(config: str | Path | dict, methods: list[str], spec, out: str | Path = "runs/compare",
-            overrides: list[str] | None = None, seeds: list[int] | None = None) -> tuple[list[Path], Path]:
-    """Train each method (once per seed in `seeds`), evaluate base and runs with `spec` (an
-    `evaluate.runner.EvalSpec`), render the report. Returns (run directories, report.html)."""
+def train_all(cfgs: list, todo: list[str] | None = None) -> list[Path]:
+    """Each config's run: trained, reused or resumed as `plan` says (every plan made first, so a refusal comes
+    before any training). Returns the run directories in order."""
     from promot import api
-    from promot.evaluate.runner import check_tasks, evaluate
-    from promot.report.render import render
 
-    cfgs = method_configs(config, methods, out, overrides, seeds)
-    todo = [plan(cfg) for cfg in cfgs]
-    check_tasks(spec)
+    todo = todo or [plan(cfg) for cfg in cfgs]
     runs = []
     for cfg, what in zip(cfgs, todo):
         run = Path(cfg.output_dir)
@@ -85,6 +80,20 @@ def compare(config: str | Path | dict, methods: list[str], spec, out: str | Path
         elif what == "resume":
             log.info("%s: unfinished, same config: resumed from its last checkpoint", run)
         runs.append(run if what == "reuse" else api.resume(run) if what == "resume" else api.train(cfg))
+    return runs
+
+
+def compare(config: str | Path | dict, methods: list[str], spec, out: str | Path = "runs/compare",
+            overrides: list[str] | None = None, seeds: list[int] | None = None) -> tuple[list[Path], Path]:
+    """Train each method (once per seed in `seeds`), evaluate base and runs with `spec` (an
+    `evaluate.runner.EvalSpec`), render the report. Returns (run directories, report.html)."""
+    from promot.evaluate.runner import check_tasks, evaluate
+    from promot.report.render import render
+
+    cfgs = method_configs(config, methods, out, overrides, seeds)
+    todo = [plan(cfg) for cfg in cfgs]
+    check_tasks(spec)
+    runs = train_all(cfgs, todo)
     log.info("evaluating base and %d runs on %s", len(runs), ", ".join(spec.tasks))
     evaluate(runs, spec)
     return runs, render(runs, Path(out) / "report")
