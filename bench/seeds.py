@@ -49,7 +49,8 @@ WINDOW = (-25.0, -8.0)  # Δ ICL Norm.Avg vs base that counts as "loses part of 
 AIM = -15.0
 
 # Seconds per unit on the project's 2-core AMD EPYC (AVX2, fp32), SmolLM2-135M-Instruct in the chat template:
-# the map's Xeon/bf16 timings (RESULTS) × 1.5. A rough prior — the script prints measured times as it goes.
+# the map's Xeon/bf16 timings (RESULTS) × 1.5. A rough prior: after the scan the script prints the time it measured
+# against this estimate and the projected total.
 COST = {"stage2_step": 3.75, "stage1_step": 1.8, "probe": 15.0, "selection": 5.0, "eval_variant": 90.0,
         "one_shot_factor": 1.8}
 
@@ -229,6 +230,21 @@ def bench(args, b: Budget, root: Path, lr: float) -> None:
     print(render([*runs, *shot_runs], out / "report"))
 
 
+def quiet_logs() -> None:
+    """One progress line per stage and eval variant, as the CLI prints them (the libraries' own logs off)."""
+    import logging
+
+    from promot.progress import set_verbose
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    set_verbose(False)
+    for noisy in ("transformers", "peft", "accelerate", "datasets", "lm_eval", "lm-eval", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="smollm2-135m-instruct")
@@ -257,6 +273,7 @@ def main() -> None:
           f"{est['scan'] / 60:.0f} min + bench {est['bench'] / 60:.0f} min = {total / 3600:.1f} h", flush=True)
     if args.estimate:
         return
+    quiet_logs()
     clock = Clock(total)
     lr = args.lr or scan(args, b, root)
     clock.report(est["scan"], "scan")

@@ -177,6 +177,9 @@ def test_one_seed_keeps_the_layout_and_seeds_are_checked(tmp_path, monkeypatch, 
     promot.compare(cfg, ["finetune", "promot"], SPEC, out)
     promot.compare(cfg, ["finetune"], SPEC, tmp_path / "s7", seeds=[7])
     assert trained == [(str(out / "finetune"), 0), (str(out / "promot"), 0), (str(tmp_path / "s7" / "finetune"), 7)]
+    (out / "finetune" / "config.yaml").write_text("method: finetune\n")  # a one-seed run where seeds would go
+    with pytest.raises(ConfigError, match="holds a one-seed run"):
+        promot.compare(cfg, ["finetune"], SPEC, out, seeds=[0, 1])
     for bad in ([], [1, 1], [-1]):
         with pytest.raises(ConfigError, match="--seeds"):
             method_configs(cfg, ["finetune"], out, seeds=bad)

@@ -58,6 +58,9 @@ def plan(cfg) -> str:
 
     run = Path(cfg.output_dir)
     recorded = run / rundir.CONFIG
+    if rundir.seed_of(run) is not None and (run.parent / rundir.CONFIG).is_file():
+        raise ConfigError(f"{run.parent}: holds a one-seed run; several seeds go to <method>/seed-<s> beside no run "
+                          "(use another --out)")
     if not cfg.overwrite and recorded.is_file() and recorded.read_text() == dump_config(cfg):
         return "reuse" if (run / rundir.RUN_INFO).is_file() else "resume"
     if recorded.is_file() and not cfg.overwrite:
