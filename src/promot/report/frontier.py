@@ -136,7 +136,7 @@ def frontier_points(runs: list[RunView]) -> Frontier:
             final = final_point(v.get("tuned+prompt", v["tuned"]).get(k, v["tuned"][k]), v["tuned"][k])
         if base is None and k is not None and k in v.get("base", {}):
             base = final_point(v["base"][k], v["base"][k])
-        best_alpha = r.info.get("stages", {}).get(WISE_FT, {}).get("best_alpha")
+        best_alpha = r.info.stages.get(WISE_FT, {}).get("best_alpha")
         out.append(FrontierRun(r, tradeoff(r), alpha_curve(r), best_alpha, final))
     groups: dict[Path, list[FrontierRun]] = {}  # a method's seeds share their folder; any other run is its own
     for f in out:

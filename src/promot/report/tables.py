@@ -5,21 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from promot.rundir import WISE_FT, read_eval, read_flips, read_metrics, read_run_info, seed_of
+from promot.rundir import WISE_FT, RunRecord, read_eval, read_flips, read_metrics, read_run_info, seed_of
 
 
 @dataclass
 class RunView:
     name: str
     path: Path
-    info: dict
+    info: RunRecord
     eval: dict | None
     metrics: list[dict] = field(default_factory=list)
     flips: list[dict] = field(default_factory=list)
 
     @property
     def method(self) -> str:
-        return self.info["method"]
+        return self.info.method
 
     @property
     def group(self) -> str:
@@ -29,7 +29,7 @@ class RunView:
     def best_target(self) -> float | None:
         """The selected model's validation target score: WiSE-FT's interpolated model when the run kept one (it is
         the model that was saved), else stage 2's (stage 1's) best checkpoint."""
-        stages = self.info.get("stages", {})
+        stages = self.info.stages
         last = stages.get(WISE_FT) or stages.get("stage2") or stages.get("stage1")
         return None if not last else last.get("best_score")
 
