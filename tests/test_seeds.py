@@ -106,8 +106,9 @@ def test_mixed_groups_report_and_plot(tmp_path):
     assert plots.frontier(runs)
     html = render([*pm, one, lone], tmp_path / "out").read_text()
     assert "hierarchical bootstrap over seeds and items" in html
-    assert "| promot | 2 | 100.0 [100.0, 100.0] | 45.0 [40.0, 50.0] | 50.0 / 40.0 |" in (
-        tmp_path / "out" / "report.md").read_text()
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "| promot | 2 | 100.0 [100.0, 100.0] | 45.0 [40.0, 50.0] | 50.0 / 40.0 |" in md
+    assert 'hierarchical bootstrap over seeds and items' in md and '"Ahead" needs' in md
 
 
 def test_runs_with_the_same_folder_name_outside_the_seed_layout_are_not_pooled(tmp_path):

@@ -90,7 +90,8 @@ def render(run_paths: list[str | Path], out_dir: str | Path = "report", with_bas
               "within CI of the best when its target interval reaches the best run's target score.</p>"
               if figs["frontier"] else "", SEEDS_NOTE if front.seeded else "", _html_table(matched) if matched else ""]
         m += ["## Which method keeps most ICL at the target score", "", *([which, ""] if which else []),
-              *([markdown(matched)] if matched else [])]
+              *([markdown(matched)] if matched else []),
+              *([html.unescape(SEEDS_NOTE[len("<p class=note>"):-len("</p>")]), ""] if front.seeded else [])]
     for k in ks:
         summary, tasks = summary_table(runs, k, with_base), task_table(runs, k, with_base)
         h += [f"<h2>Summary, {k[2:]}-shot</h2>", _html_table(summary), f"<h3>Per task, {k[2:]}-shot</h3>",
