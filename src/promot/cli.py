@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from promot.config import METHODS
 from promot.distributed import is_main_process
 from promot.errors import PromotError
 from promot.progress import set_verbose
@@ -101,8 +102,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     sub = _DebugEverywhere(p.add_subparsers(dest="command", required=True))
 
-    t = sub.add_parser("train", help="train one method (promot, finetune, prompt-tuning, joint, random-prompt, "
-                       "lora, promot-lora) from a YAML config", epilog=_config_help(),
+    t = sub.add_parser("train", help=f"train one method ({', '.join(METHODS)}) from a YAML config",
+                       epilog=_config_help(),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("config", nargs="?", help="YAML run config (see examples/)")
     t.add_argument("overrides", nargs="*", metavar="key.sub=value",

@@ -18,7 +18,9 @@ from promot.precision import parse_bf16
 
 METHODS = ("promot", "finetune", "prompt-tuning", "joint", "random-prompt", "lora", "promot-lora", "wise-ft",
            "promot-wise-ft", "replay", "promot-replay", "l2-sp")
-OPTIMIZERS = ("adafactor", "adamw")
+OPTIMIZERS = {"adafactor": "adafactor", "adamw": "adamw_torch"}
+"""Our optimizer names → Trainer's `optim`. Trainer's `adafactor` is T5X-style: fixed lr, no relative step, no
+parameter scaling (`scale_parameter` adds it)."""
 PROMPT_INITS = ("vocab", "uniform", "text", "normal")
 LR_SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
                  "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr", "cosine_warmup_with_min_lr",
@@ -416,14 +418,15 @@ def validate(cfg: RunConfig) -> RunConfig:
     check(isinstance(m.alignment_every, int) and m.alignment_every >= 0, "monitor.alignment_every must be an integer >= 0")
     for key in ("alignment_batches", "alignment_layers"):
         check(isinstance(getattr(m, key), int) and getattr(m, key) > 0, f"monitor.{key} must be a positive integer")
+    bf16 = cfg.bf16
     try:
-        cfg.bf16 = parse_bf16(cfg.bf16)
+        bf16 = parse_bf16(cfg.bf16)
     except ValueError as e:
         issues.append(str(e))
-    check(not (cfg.bf16 is True and cfg.fp16), "bf16 and fp16 are alternatives: set one")
+    check(not (bf16 is True and cfg.fp16), "bf16 and fp16 are alternatives: set one")
     if issues:
         raise ConfigError("; ".join(issues))
-    return cfg
+    return dataclasses.replace(cfg, bf16=bf16)  # a new config: the caller's stays as it was
 
 
 def load_config(source: str | Path | dict | None = None, overrides: list[str] | None = None) -> RunConfig:
