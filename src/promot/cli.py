@@ -150,6 +150,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--methods", required=True, help="comma-separated methods, e.g. finetune,promot,lora,wise-ft,"
                    "replay (replay methods need the config's `replay:` data)")
     c.add_argument("--out", default="runs/compare", help="runs go to OUT/<method>, the report to OUT/report")
+    c.add_argument("--seeds", type=_seeds, help="comma-separated seeds, e.g. 0,1,2: every method once per seed "
+                   "(OUT/<method>/seed-<s>); the report gives each method's mean over seeds with 95%% intervals over "
+                   "seeds and items. Finished runs with the same config are reused, unfinished ones resumed")
     _eval_options(c)
     _verbose_flag(c)
     dg = sub.add_parser("diagnose", help="training diagnostics")
@@ -205,6 +208,13 @@ def _demo_methods() -> tuple[str, ...]:
 
 def _csv(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(s) for s in _csv(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"comma-separated integers, got {text!r}") from None
 
 
 def lm_eval_cli(argv: list[str]) -> int:
@@ -308,7 +318,7 @@ def _report(args) -> None:
 def _compare(args) -> None:
     from promot.compare import compare
 
-    _print_comparison(*compare(args.config, _csv(args.methods), _spec(args), args.out, args.overrides))
+    _print_comparison(*compare(args.config, _csv(args.methods), _spec(args), args.out, args.overrides, args.seeds))
 
 
 def _demo(args) -> None:
@@ -320,7 +330,8 @@ def _demo(args) -> None:
 
 def _print_comparison(runs: list[Path], report: Path) -> None:
     """The monitor's curves, the score table, the frontier's headline and table, the report's path."""
-    from promot.report.tables import console_curves, console_frontier, console_summary, load_runs
+    from promot.report.frontier import console_frontier
+    from promot.report.tables import console_curves, console_summary, load_runs
 
     views = load_runs(runs)
     for line in [*console_curves(views), "", *console_summary(views), "", *console_frontier(views)]:

@@ -19,6 +19,9 @@
     RUN/export/              written by `promot export` (default --out): a plain HF model, prompts as added tokens
 
 Everything is written to a temporary name and renamed, so a crash never leaves a complete-looking half file.
+
+Outside a run: `promot compare --seeds 0,1,2` puts each method's run for seed s at OUT/<method>/seed-<s> (`seed_dir`);
+the report names such a run `<method>/seed-<s>` and pools a method's seeds (`seed_of`).
 """
 from __future__ import annotations
 
@@ -67,6 +70,21 @@ def best_weights(shard: int | None) -> str:
 def prompts_path(name: str) -> str:
     """A carried or per-task prompt's folder, relative to the run directory (as run.json records it)."""
     return f"{PROMPTS}/{name}"
+
+
+SEED_DIR = "seed-"
+
+
+def seed_dir(seed: int) -> str:
+    """The folder of one seed's run under a method's folder (compare with several seeds)."""
+    return f"{SEED_DIR}{seed}"
+
+
+def seed_of(run_dir: str | Path) -> int | None:
+    """The seed a run directory named `seed-<s>` holds, else None."""
+    name = Path(run_dir).name
+    rest = name[len(SEED_DIR):]
+    return int(rest) if name.startswith(SEED_DIR) and rest.isdigit() else None
 
 
 @dataclass(frozen=True)

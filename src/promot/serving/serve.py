@@ -11,7 +11,7 @@ from pathlib import Path
 
 from promot import rundir
 from promot.errors import ConfigError
-from promot.serving.export import PREFIXES_FILE, Exported, export
+from promot.serving.export_dir import PREFIXES_FILE, Exported, export
 
 
 def exported_dir(run: str | Path, out: str | Path | None = None, overwrite: bool = False) -> Exported:
