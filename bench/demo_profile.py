@@ -46,8 +46,6 @@ def timed(kind: str, owner, name: str) -> None:
 
 
 def instrument() -> None:
-    import torch.optim
-
     from promot.evaluate import gradient_alignment, monitor, runner
     from promot.report import render
     from promot.training import loop
@@ -56,7 +54,7 @@ def instrument() -> None:
 
     timed("forward/backward", loop.PromotTrainer, "training_step")
     timed("optimizer", torch.optim.Optimizer, "zero_grad")
-    for cls in {type(o) for o in (torch.optim.AdamW,)} | _optimizer_classes():
+    for cls in _optimizer_classes():
         timed("optimizer", cls, "step")
     timed("ICL probes (monitor)", monitor.SpecializationMonitor, "measure")
     timed("gradient alignment", gradient_alignment.GradientAlignmentProbe, "measure")
