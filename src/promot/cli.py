@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from promot.distributed import is_main_process
-from promot.errors import PromotError
+from promot.errors import Interrupted, PromotError
 from promot.progress import set_verbose
 
 EPILOG = "Bad input prints one line naming the file/field and exits 2; add --debug for the traceback."
@@ -383,6 +383,11 @@ def main(argv: list[str] | None = None) -> int:
     _set_up_logging(args)
     try:
         HANDLERS[args.command](args)
+    except Interrupted as e:  # SIGTERM/SIGINT: checkpoint written, the line says how to resume
+        if args.debug:
+            raise
+        print(f"promot: {e}", file=sys.stderr)
+        return e.exit_code
     except PromotError as e:
         if args.debug:
             raise

@@ -1,6 +1,8 @@
 """The run directory as one contract: every file and folder name in it, and the readers of its records. No torch.
 
     RUN/config.yaml          resolved config (written first)
+    RUN/config.fingerprint.json  a hash per resolved config key: --resume names the keys edited since the start
+    .RUN.lock                beside RUN (survives overwrite): the one-writer lock (promot/lock.py), holder's pid/host
     RUN/data.sha256          the tokenized data's fingerprint: --resume refuses to continue on changed data
     RUN/metrics.jsonl        one line per Trainer log (stage, step, loss, lr, eval_target_score)
     RUN/stage1/, stage2/     Trainer checkpoints (checkpoint-N/{model,prompt}/ + promot_state.json), staged under
@@ -15,12 +17,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from promot.errors import CheckpointError
 
 CONFIG = "config.yaml"
 DATA_FINGERPRINT = "data.sha256"
+CONFIG_FINGERPRINT = "config.fingerprint.json"
 METRICS = "metrics.jsonl"
 RUN_INFO = "run.json"
 EVAL = "eval.json"
@@ -46,6 +50,12 @@ SELECTED = "selected.safetensors"
 def stage1_name(task: str | None = None) -> str:
     """stage1, or a multi-task run's per-task stage 1 folder (stage1-<task>)."""
     return STAGE1 if task is None else f"{STAGE1}-{task}"
+
+
+def lock_path(run_dir: str | Path) -> Path:
+    """The run directory's writer lock: `.NAME.lock` beside it, so deleting RUN (overwrite) keeps the lock."""
+    run = Path(os.path.realpath(run_dir))  # `runs/x/`, `runs/./x` and a symlink to it: one directory, one lock
+    return run.parent / f".{run.name}.lock"
 
 
 def best_weights(shard: int | None) -> str:

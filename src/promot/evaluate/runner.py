@@ -11,6 +11,7 @@ import functools
 import json
 import logging
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from promot.errors import ConfigError, PromotError
 from promot.evaluate.metrics import (AnswerFormat, flips, item_scores, leakage, norm_avg, paired_bootstrap,
                                      primary_metric, proportion_ci, sample_answer)
 from promot.io import atomic_write_json, atomic_write_text
+from promot.lock import run_lock
 from promot.progress import Progress, quiet_lm_eval
 from promot.evaluate.suites import SUITES_DIR
 from promot.prompt import PromptedLM
@@ -313,6 +315,13 @@ def evaluate(runs: list[str | Path], spec: EvalSpec, base: str | None = None, ou
     base = base or (infos[0]["base_model"]["source"] if infos else None)
     if base is None:
         raise ConfigError("nothing to evaluate: give run directories or --base")
+    with ExitStack() as held:  # one writer per directory: a second eval (or a train) of it is refused at once
+        for d in run_dirs or [Path(out or "eval-base")]:
+            held.enter_context(run_lock(d))
+        return _evaluate(run_dirs, spec, base, out)
+
+
+def _evaluate(run_dirs: list[Path], spec: EvalSpec, base: str, out: str | Path | None) -> list[Path]:
     manager = task_manager(spec.include_path, list(spec.tasks))
     torch.manual_seed(0)
     base_lm, base_tok = _base(base, "float32")
