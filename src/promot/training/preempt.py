@@ -81,8 +81,9 @@ class StopOnSignal(TrainerCallback):
         self.signum = 0
 
     def on_step_end(self, args, state, control, **kwargs):
-        self.signum = _agreed(args)
-        if self.signum:
+        signum = _agreed(args)
+        if signum and state.global_step < state.max_steps:  # at the last step the stage just ends as usual
+            self.signum = signum
             control.should_save = True
             control.should_training_stop = True
 
