@@ -22,6 +22,7 @@ from promot.errors import ConfigError, PromotError
 from promot.evaluate.metrics import (AnswerFormat, flips, item_scores, leakage, norm_avg, paired_bootstrap,
                                      primary_metric, proportion_ci, sample_answer)
 from promot.io import atomic_write_json, atomic_write_text
+from promot.options import check, non_negative_int, positive_int, shot_counts
 from promot.lock import run_lock
 from promot.progress import Progress, quiet_lm_eval
 from promot.evaluate.suites import SUITES_DIR
@@ -75,10 +76,15 @@ def spec_from_options(tasks: str | Sequence[str] = "mini", suite: str | None = N
                            format_regex)
     if fewshot_as_multiturn and not apply_chat_template:
         raise ConfigError("--fewshot-as-multiturn needs --apply-chat-template (lm-eval's rule)")
-    if bootstrap < 0:
-        raise ConfigError(f"--bootstrap must be a number of resamples >= 0, got {bootstrap}")
+    shots = check("--shots", shot_counts, shots)
+    limit = None if limit is None else check("--limit", positive_int, limit)
+    target_shots = check("--target-shots", non_negative_int, target_shots)
+    batch_size = check("--batch-size", positive_int, batch_size)
+    bootstrap = check("--bootstrap", non_negative_int, bootstrap)
+    if not suite and not _items(tasks):
+        raise ConfigError("--tasks: name at least one lm-eval task (or give --suite)")
     return EvalSpec(tasks=[suite, f"{suite}_target"] if suite else _items(tasks),
-                    shots=[int(k) for k in _items(shots)], limit=limit, include_path=include_path,
+                    shots=shots, limit=limit, include_path=include_path,
                     batch_size=batch_size, bf16=bf16, target_tasks=tuple(_items(target_tasks)), fmt=fmt,
                     target_shots=target_shots, apply_chat_template=apply_chat_template,
                     fewshot_as_multiturn=fewshot_as_multiturn, bootstrap=bootstrap)
