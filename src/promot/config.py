@@ -399,7 +399,8 @@ def _wrong_type(value: Any, kind: str, name: str) -> str | None:
     return None  # bool | str (bf16), list[str] | str (lora.target_modules): checked below by value
 
 
-# Ranges of the numeric keys not checked one by one in `_value_issues` (their types are checked by declaration).
+# Ranges of the numeric keys not checked one by one in `_value_issues` (their types are checked by declaration;
+# the methods' own settings, replay.fraction, wise_ft.*, l2_sp.weight, are checked by their rooms).
 _RANGES: dict[str, tuple[str, Any]] = {
     "seed": ("an integer in [0, 2**32)", lambda v: 0 <= v < 2 ** 32),
     "mixing_temperature": ("a positive number", lambda v: v > 0),
@@ -412,9 +413,6 @@ _RANGES: dict[str, tuple[str, Any]] = {
     "lora.r": ("a positive integer", lambda v: v > 0),
     "lora.alpha": ("a positive integer", lambda v: v > 0),
     "lora.dropout": ("in [0, 1)", lambda v: 0 <= v < 1),
-    "replay.fraction": ("in [0, 1]", lambda v: 0 <= v <= 1),
-    "wise_ft.tolerance": ("a number >= 0", lambda v: v >= 0),
-    "l2_sp.weight": ("a number >= 0", lambda v: v >= 0),
     **{f"{st}.{key}": rule for st in ("stage1", "stage2") for key, rule in {
         "weight_decay": ("a number >= 0", lambda v: v >= 0),
         "max_grad_norm": ("a number >= 0 (0: no clipping)", lambda v: v >= 0),
