@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from promot.cli import main
@@ -40,6 +40,7 @@ def _outcome(argv: list[str], capsys) -> tuple[int, list[str]]:
     """Exit code and stderr lines of one CLI call; any exception escaping `main` (a traceback) fails the test."""
     capsys.readouterr()
     rc = main(argv)
+    event(f"{argv[0]} exit {rc}")  # `--hypothesis-show-statistics`: how many ran, how many were refused
     return rc, [line for line in capsys.readouterr().err.splitlines() if line.strip()]
 
 

@@ -38,7 +38,7 @@ def train(config: RunConfig | str | Path | dict, overrides: list[str] | None = N
     `callbacks`: extra transformers TrainerCallbacks for every stage."""
     cfg = config if isinstance(config, RunConfig) else load_config(config, overrides)
     run_dir = Path(cfg.output_dir)
-    with run_lock(run_dir), catch_signals():  # a second writer is refused here, before anything loads
+    with run_lock(run_dir):  # a second writer is refused here, before anything loads
         p = prepare(cfg)                                                             # ① data, ② soft prompt
         wait_for_everyone()  # every process has checked the output directory before the main one claims it
         if is_main_process():
@@ -47,7 +47,8 @@ def train(config: RunConfig | str | Path | dict, overrides: list[str] | None = N
             atomic_write_json(run_dir / rundir.CONFIG_FINGERPRINT, config_fingerprint(p.cfg))
             atomic_write_text(run_dir / rundir.DATA_FINGERPRINT, data_fingerprint(p) + "\n")
         wait_for_everyone()
-        return run_prepared(p, run_dir, False, callbacks)
+        with catch_signals():  # from here a signal means: finish the step, checkpoint, stop
+            return run_prepared(p, run_dir, False, callbacks)
 
 
 def resume(run_dir: str | Path, callbacks: list | None = None) -> Path:
@@ -58,7 +59,7 @@ def resume(run_dir: str | Path, callbacks: list | None = None) -> Path:
     run_dir = Path(run_dir)
     if not (run_dir / rundir.CONFIG).is_file():
         raise ConfigError(f"{run_dir}: not a promot run directory (no {rundir.CONFIG})")
-    with run_lock(run_dir), catch_signals():
+    with run_lock(run_dir):
         if (run_dir / rundir.RUN_INFO).exists():
             raise ConfigError(f"{run_dir}: the run is complete ({rundir.RUN_INFO} exists); nothing to resume")
         started = load_config(run_dir / rundir.CONFIG)
@@ -68,7 +69,8 @@ def resume(run_dir: str | Path, callbacks: list | None = None) -> Path:
         if recorded.exists() and recorded.read_text().strip() != data_fingerprint(p):
             raise ConfigError(f"{recorded}: the training data changed since the run started; resuming would not "
                               "continue the same run (restore the data, or start a new run)")
-        return run_prepared(p, run_dir, True, callbacks)
+        with catch_signals():
+            return run_prepared(p, run_dir, True, callbacks)
 
 
 def diagnose_gradient_alignment(config: RunConfig | str | Path | dict, overrides: list[str] | None = None,
