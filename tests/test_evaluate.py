@@ -164,12 +164,12 @@ def _world_like(tf: float, brackets: float) -> dict:
 def test_headline_target_is_the_task_the_run_trained(tmp_path):
     """`--suite world` marks true_false and brackets; a run trained on true_false is headlined by it alone (69.0,
     not the 34.5 mean with the never-trained brackets); --target-task, when given, wins."""
+    from promot.config import load_config
     from promot.report.tables import _target
-    from promot.evaluate.runner import trained_data
+    from promot.training.pipeline import dataset_names
 
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump({
-        "model": {"name": "world-tiny"}, "data": {"train": "suites/world/data/true_false.train.jsonl"}}))
-    trained = trained_data(tmp_path)
+    trained = dataset_names(load_config({"model": {"name": "world-tiny"},
+                                         "data": {"train": "suites/world/data/true_false.train.jsonl"}}))
     assert trained == {"true_false"}
     spec = EvalSpec(tasks=["world", "world_target"], shots=[1])
     s = summarize(_world_like(0.69, 0.0), spec, None, trained)

@@ -92,7 +92,7 @@ def test_two_real_trainings_on_one_directory_one_runs_the_other_exits_2(tiny_dir
 def test_eval_of_a_directory_another_process_writes_is_refused(tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()
-    (run / "run.json").write_text(json.dumps({"base_model": {"source": "nowhere"}}))
+    (run / "run.json").write_text(json.dumps({"method": "promot", "base_model": {"source": "nowhere"}}))
     holder = _holder(run)
     try:
         assert main(["eval", str(run), "--shots", "0", "--bootstrap", "0"]) == 2

@@ -105,11 +105,13 @@ def test_confidence_intervals_are_shown_where_recorded(tmp_path):
 def test_one_colour_per_method_everywhere():
     from promot.report import plots
     from promot.report.tables import RunView
+    from promot.rundir import BaseModelRef, RunRecord
     from promot.training.methods import METHODS
 
     assert set(METHODS) <= set(plots.METHOD_COLORS)
     assert len(set(plots.METHOD_COLORS.values())) == len(plots.METHOD_COLORS)
-    runs = [RunView(n, None, {"method": m}, None) for n, m in (("a", "promot"), ("b", "finetune"), ("c", "promot"))]
+    runs = [RunView(n, None, RunRecord(m, BaseModelRef("base-x")), None)
+            for n, m in (("a", "promot"), ("b", "finetune"), ("c", "promot"))]
     style = plots._styles(runs)
     assert style["a"][0] == style["c"][0] == plots.METHOD_COLORS["promot"] != style["b"][0]
     assert style["a"][1] != style["c"][1]  # same method, told apart by line style

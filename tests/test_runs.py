@@ -79,3 +79,26 @@ def test_loaded_run_generates_what_api_generate_does(chain):
     assert run.generate(texts[0], max_new_tokens=2) == api.generate(a, texts[0], max_new_tokens=2)
     assert (load_run(b, prompt_name="task_a").generate(texts, max_new_tokens=2)
             == api.generate(b, texts, prompt_name="task_a", max_new_tokens=2))
+
+
+def test_run_record_carries_what_evaluation_needs(chain, tmp_path):
+    """run.json is one typed record, round-tripping exactly; it holds the answer format and the trained data's
+    identity, so `promot eval` reads them instead of re-reading the training data (which may be gone)."""
+    import shutil
+
+    from promot.evaluate.runner import run_format
+    from promot.rundir import RunRecord, read_run_info
+
+    a, _, _ = chain
+    raw = json.loads((a / "run.json").read_text())
+    record = read_run_info(a)
+    assert RunRecord.from_json(record.to_json()) == record and record.to_json() == raw
+    assert record.answer_format.labels == ("False", "True") and record.trained_data == ("train",)
+    assert record.data_fingerprint == (a / "data.sha256").read_text().strip()
+    moved = shutil.copytree(a, tmp_path / "moved")  # its config.yaml still names the data; the record suffices
+    cfg = (moved / "config.yaml").read_text().replace(raw["trained_data"][0], "gone")
+    (moved / "config.yaml").write_text(cfg)
+    assert run_format(read_run_info(moved)).labels == ("False", "True")
+    (moved / "run.json").write_text(json.dumps({"stages": {}}))  # no method: not a record
+    with pytest.raises(CheckpointError, match="not a promot run record"):
+        read_run_info(moved)

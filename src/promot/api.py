@@ -18,16 +18,16 @@ from pathlib import Path
 
 from promot import rundir
 from promot.compare import compare  # noqa: F401  (every method, evaluated, one report: compare.py)
-from promot.config import RunConfig, dump_config, load_config, validate
+from promot.config import RunConfig, load_config, validate
 from promot.distributed import is_main_process, wait_for_everyone
 from promot.errors import ConfigError
-from promot.io import atomic_write_json, atomic_write_text
 from promot.lock import run_lock
-from promot.runs import LoadedRun, load_run, read_info  # noqa: F401  (load_run lives in runs.py)
-from promot.training.pipeline import (Prepared, claim_output_dir, data_fingerprint, prepare,  # noqa: F401
-                                      run_prepared, write_run)
+from promot.rundir import read_run_info
+from promot.runs import LoadedRun, load_run  # noqa: F401  (load_run lives in runs.py)
+from promot.training.pipeline import (Prepared, data_fingerprint, prepare, run_prepared, start_run,  # noqa: F401
+                                      write_run)
 from promot.training.preempt import catch_signals
-from promot.training.resume import check_config_unchanged, config_fingerprint
+from promot.training.resume import check_config_unchanged
 
 
 def train(config: RunConfig | str | Path | dict, overrides: list[str] | None = None,
@@ -42,10 +42,7 @@ def train(config: RunConfig | str | Path | dict, overrides: list[str] | None = N
         p = prepare(cfg)                                                             # ① data, ② soft prompt
         wait_for_everyone()  # every process has checked the output directory before the main one claims it
         if is_main_process():
-            claim_output_dir(p.cfg)
-            atomic_write_text(run_dir / rundir.CONFIG, dump_config(p.cfg))
-            atomic_write_json(run_dir / rundir.CONFIG_FINGERPRINT, config_fingerprint(p.cfg))
-            atomic_write_text(run_dir / rundir.DATA_FINGERPRINT, data_fingerprint(p) + "\n")
+            start_run(p)
         wait_for_everyone()
         with catch_signals():  # from here a signal means: finish the step, checkpoint, stop
             return run_prepared(p, run_dir, False, callbacks)
@@ -86,12 +83,12 @@ def diagnose_gradient_alignment(config: RunConfig | str | Path | dict, overrides
 
 def summary(run_dir: str | Path) -> list[str]:
     """One line per stage: best target score and where it was selected."""
-    info = rundir.read_run_info(run_dir)
+    record = read_run_info(run_dir)
     lines = []
-    for name, h in info["stages"].items():
+    for name, h in record.stages.items():
         at = "alpha" if "best_alpha" in h else "step"  # wise-ft selects over its α grid, not over steps
         curve = ", ".join(f"{s[at]:g}:{s['target_score']:.1f}" for s in h["scores"])
-        lines.append(f"{info['method']} {name}: best {h['metric']} {h['best_score']:.2f} at {at} {h['best_' + at]:g} "
+        lines.append(f"{record.method} {name}: best {h['metric']} {h['best_score']:.2f} at {at} {h['best_' + at]:g} "
                      f"({at}:score {curve})")
     return lines
 
@@ -104,10 +101,11 @@ def generate(run_dir: str | Path, texts: list[str] | str, with_prompt: bool | No
     from promot.errors import CheckpointError
     from promot.runs import prompt_names
 
-    if with_prompt and not prompt_name and not read_info(run_dir).get("prompt"):
+    record = read_run_info(run_dir)
+    if with_prompt and not prompt_name and not record.prompt:
         names = prompt_names(run_dir)
         pick = f"; pick one of its prompts with --prompt-name ({', '.join(names)})" if names else ""
-        raise CheckpointError(f"{run_dir}: the run has no prompt of its own (method "
-                              f"{read_info(run_dir).get('method')}){pick}, or use --no-prompt")
+        raise CheckpointError(f"{run_dir}: the run has no prompt of its own (method {record.method}){pick}, "
+                              "or use --no-prompt")
     attach = with_prompt is not False
     return load_run(run_dir, attach, prompt_name).generate(texts, prompt=attach, max_new_tokens=max_new_tokens)

@@ -1,23 +1,31 @@
-"""The run directory as one contract: every file and folder name in it, and the readers of its records. No torch.
+"""The run directory as one contract: every file and folder name in it, and the typed record of a run. No torch.
 
-    RUN/config.yaml          resolved config (written first)
+    RUN/config.yaml          resolved config (written first, by the pipeline)
     RUN/config.fingerprint.json  a hash per resolved config key: --resume names the keys edited since the start
     .RUN.lock                beside RUN (survives overwrite): the one-writer lock (promot/lock.py), holder's pid/host
     RUN/data.sha256          the tokenized data's fingerprint: --resume refuses to continue on changed data
-    RUN/metrics.jsonl        one line per Trainer log (stage, step, loss, lr, eval_target_score)
-    RUN/stage1/, stage2/     Trainer checkpoints (checkpoint-N/{model,prompt}/ + promot_state.json), staged under
-                             .staging/; stage1/selected.safetensors: stage 1's outcome (multi-task: stage1-<task>/)
+    RUN/metrics.jsonl        one line per Trainer log (stage, step, loss, lr, eval_target_score, probes), WiSE-FT's
+                             α curve too: every line through training.loop.MetricsLog
+    RUN/stage1/, stage2/     Trainer checkpoints every save_every steps (checkpoint-N/{model,prompt}/ + optimizer,
+                             scheduler, RNG, data position and promot_state.json: best-so-far), staged under
+                             .staging/ and renamed into place when complete; stage1/selected.safetensors: stage 1's
+                             selected prompt + history, so a resumed run skips a finished stage 1
+                             (multi-task: stage1-<task>/)
     RUN/lora/                PEFT LoRA adapter (lora methods; model/ holds the merged weights)
-    RUN/model/               save_pretrained + tokenizer (README.md: the model card)
+    RUN/model/               save_pretrained + tokenizer; loads with plain transformers; holds no prompt;
+                             README.md: its model card (base model, method, data, selection; eval after `promot eval`)
     RUN/prompt/              PEFT prompt-tuning adapter (methods with a prompt)
     RUN/prompts/<name>/      carried prompts (sequential training) and multi-task prompts
-    RUN/run.json             written last: the run is complete
+    RUN/run.json             the run record (`RunRecord`), written last: the run is complete
     RUN/eval.json, flips.jsonl, flips.md    written by `promot eval`
+
+Everything is written to a temporary name and renamed, so a crash never leaves a complete-looking half file.
 """
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from promot.errors import CheckpointError
@@ -68,15 +76,92 @@ def prompts_path(name: str) -> str:
     return f"{PROMPTS}/{name}"
 
 
-def read_run_info(run_dir: str | Path) -> dict:
-    """run.json: refused when missing (the run is not finished) or unreadable."""
+@dataclass(frozen=True)
+class BaseModelRef:
+    source: str
+    """What the user asked for: hub id, path or alias (or an earlier run's model/, sequential training)."""
+    fingerprint: str = ""
+
+
+@dataclass(frozen=True)
+class TunedModelRef:
+    path: str = MODEL
+    fingerprint: str = ""
+    """load_run refuses model/ when its weights no longer give this fingerprint."""
+
+
+@dataclass(frozen=True)
+class PromptRef:
+    path: str
+    length: int
+
+
+@dataclass(frozen=True)
+class AnswerFormatRef:
+    """The fine-tuned task's output format as training saw it (its label set, or none for open-ended targets):
+    what leakage is measured against, so evaluation never re-reads the training data to recover it."""
+    labels: tuple[str, ...] = ()
+    regex: str | None = None
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """run.json, typed: written once by the pipeline (last, so its presence means 'complete'), read by every
+    command. Everything training knows that a reader needs is here, so no reader re-derives it from the config."""
+
+    method: str
+    base_model: BaseModelRef
+    model: TunedModelRef = TunedModelRef()
+    prompt: PromptRef | None = None
+    """The run's own prompt (prompt/), None for methods without one and for multi-task runs (see `prompts`)."""
+    prompts: dict[str, str] = field(default_factory=dict)
+    """Named prompts: multi-task prompts and carried ones (sequential training), name → folder in the run."""
+    tasks: tuple[str, ...] = ()
+    init_from: str | None = None
+    target_metric: str = "accuracy"
+    stages: dict[str, dict] = field(default_factory=dict)
+    """Per stage: selection metric, best score and step (WiSE-FT: best α), the scores seen."""
+    answer_format: AnswerFormatRef | None = None
+    trained_data: tuple[str, ...] = ()
+    """The datasets trained on, by name (a file's name before its first dot, an hf: config, the task names):
+    how `promot eval` finds the headline target among a suite's fine-tuning formats."""
+    data_fingerprint: str = ""
+    seconds: float = 0.0
+    promot_version: str = ""
+
+    @classmethod
+    def from_json(cls, data: dict) -> RunRecord:
+        known = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in data.items() if k in known}
+        kw["base_model"] = BaseModelRef(**(data.get("base_model") or {"source": ""}))
+        if data.get("model"):
+            kw["model"] = TunedModelRef(**data["model"])
+        if data.get("prompt"):
+            kw["prompt"] = PromptRef(**data["prompt"])
+        if data.get("answer_format"):
+            fmt = data["answer_format"]
+            kw["answer_format"] = AnswerFormatRef(tuple(fmt.get("labels") or ()), fmt.get("regex"))
+        kw["tasks"] = tuple(data.get("tasks") or ())
+        kw["trained_data"] = tuple(data.get("trained_data") or ())
+        kw["prompts"] = dict(data.get("prompts") or {})
+        return cls(**kw)
+
+    def to_json(self) -> dict:
+        """run.json's content: plain JSON types (lists, not tuples), as `json.loads` gives them back."""
+        return json.loads(json.dumps(asdict(self)))
+
+
+def read_run_info(run_dir: str | Path) -> RunRecord:
+    """run.json as a RunRecord: refused when missing (the run is not finished) or unreadable."""
     path = Path(run_dir) / RUN_INFO
     if not path.is_file():
         raise CheckpointError(f"{run_dir}: not a finished promot run (no {RUN_INFO})")
     try:
-        return json.loads(path.read_text())
+        return RunRecord.from_json(json.loads(path.read_text()))
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{path}: invalid JSON ({e.msg}, line {e.lineno})") from None
+    except (TypeError, AttributeError) as e:
+        raise CheckpointError(f"{path}: not a promot run record ({e})") from None
 
 
 def read_eval(run_dir: str | Path) -> dict | None:

@@ -1,5 +1,5 @@
-"""Reading finished run directories: run.json, the fingerprint-checked tuned model (`load_run`), the prompts a run
-carries, and the model card (model/README.md). File names: `promot.rundir`.
+"""Reading finished run directories: the fingerprint-checked tuned model (`load_run`) and the prompts a run carries.
+File names and the run record: `promot.rundir`; writing: `training/artifacts.py`, `model_card.py`.
 
 A run carries its own prompt (`prompt/`) and, when it continued an earlier run (`model.init_from`, sequential
 ProMoT), the earlier runs' prompts under `prompts/<name>/`, re-saved with the new model's fingerprint added: the
@@ -10,27 +10,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from promot import rundir
 from promot.config import RunConfig, load_config
 from promot.data import Example, Tokenizing, with_chat_template
 from promot.errors import CheckpointError
 from promot.evaluate.target import generate_texts
-from promot.io import atomic_write_text
 from promot.models import LoadedModel, fingerprint, load_model
 from promot.precision import resolve_bf16
-from promot.prompt import PromptedLM, SavedPrompt, check_compatible, load_prompt, save_prompt
-from promot.rundir import read_run_info
-
-read_info = read_run_info  # the name the pipeline has used
+from promot.prompt import PromptedLM, SavedPrompt, check_compatible, load_prompt
+from promot.rundir import RunRecord, read_run_info
 
 
-def load_tuned_model(run_dir: str | Path, info: dict, dtype: str, trust_remote_code: bool) -> tuple[LoadedModel, str]:
+def load_tuned_model(run_dir: str | Path, record: RunRecord, dtype: str,
+                     trust_remote_code: bool) -> tuple[LoadedModel, str]:
     """The run's model/, refused if its weights no longer match the fingerprint in run.json."""
     loaded = load_model(str(Path(run_dir) / rundir.MODEL), dtype, trust_remote_code)
     model_fp = fingerprint(loaded.model, loaded.tokenizer)
-    if model_fp != info["model"]["fingerprint"]:
+    if model_fp != record.model.fingerprint:
         raise CheckpointError(f"{Path(run_dir) / rundir.MODEL}: weights changed since the run was written (fingerprint)")
     return loaded, model_fp
 
@@ -59,19 +55,13 @@ def checked_prompt(run_dir: str | Path, name: str | None, model, model_fp: str):
     return saved.embeddings
 
 
-def carried_prompts(run_dir: str | Path, info: dict) -> dict[str, SavedPrompt]:
+def carried_prompts(run_dir: str | Path, record: RunRecord) -> dict[str, SavedPrompt]:
     """Every prompt a run hands on to a run that continues it: its own (named after the run) and those it carries."""
     run_dir = Path(run_dir)
     out = {name: load_prompt(prompt_dir(run_dir, name)) for name in prompt_names(run_dir)}
-    if info.get("prompt"):
+    if record.prompt:
         out[run_dir.name] = load_prompt(run_dir / rundir.PROMPT)
     return out
-
-
-def save_carried(run_dir: Path, prompts: dict[str, SavedPrompt], model, model_fp: str) -> None:
-    for name, saved in prompts.items():
-        save_prompt(run_dir / rundir.PROMPTS / name, saved.embeddings, model, str((run_dir / rundir.MODEL).resolve()),
-                    sorted({*saved.fingerprints, model_fp}))
 
 
 def tokenizing(cfg: RunConfig, tokenizer, seq2seq: bool) -> Tokenizing:
@@ -88,7 +78,7 @@ class LoadedRun:
     lm: PromptedLM
     """The tuned model with the run's prompt attached (prompt=None for methods without one)."""
     tokenizer: object
-    info: dict
+    record: RunRecord
     config: RunConfig
     tokenizing: Tokenizing
 
@@ -109,62 +99,13 @@ def load_run(run_dir: str | Path, with_prompt: bool = True, prompt_name: str | N
     """Load a finished run; the prompt - its own, or an earlier run's it carries (`prompt_name`) - is
     fingerprint-checked against the tuned model before it attaches."""
     run_dir = Path(run_dir)
-    info = read_info(run_dir)
+    record = read_run_info(run_dir)
     cfg = load_config(run_dir / rundir.CONFIG)
-    loaded, model_fp = load_tuned_model(run_dir, info, cfg.model.dtype, cfg.model.trust_remote_code)
+    loaded, model_fp = load_tuned_model(run_dir, record, cfg.model.dtype, cfg.model.trust_remote_code)
     prompt = None
-    if with_prompt and (info.get("prompt") or prompt_name):
+    if with_prompt and (record.prompt or prompt_name):
         prompt = checked_prompt(run_dir, prompt_name, loaded.model, model_fp)
     loaded.model.eval()
     seq2seq = bool(loaded.model.config.is_encoder_decoder)
-    return LoadedRun(PromptedLM(loaded.model, prompt).eval(), loaded.tokenizer, info, cfg,
+    return LoadedRun(PromptedLM(loaded.model, prompt).eval(), loaded.tokenizer, record, cfg,
                      tokenizing(cfg, loaded.tokenizer, seq2seq))
-
-
-def write_model_card(run_dir: Path, info: dict | None = None) -> None:
-    """RUN/model/README.md, a Hugging Face model card: training facts from run.json and config.yaml, and the eval
-    table once `promot eval` has written eval.json (it rewrites the card)."""
-    from promot.models.loading import hub_id
-
-    run_dir = Path(run_dir)
-    info = info or read_info(run_dir)
-    cfg = yaml.safe_load((run_dir / rundir.CONFIG).read_text()) or {}
-    source = info["base_model"]["source"]
-    front = {"base_model": hub_id(source), "library_name": "transformers",
-             "tags": list(dict.fromkeys(["promot", info["method"],
-                                         *(["prompt-tuning"] if info.get("prompt") or info.get("prompts") else [])]))}
-    front = {k: v for k, v in front.items() if v}
-    lines = ["---", yaml.safe_dump(front, sort_keys=False).strip(), "---", "", f"# {run_dir.name}", "",
-             f"Fine-tuned with promot (ProMoT: prompt tuning, then model tuning with that prompt attached and "
-             f"frozen), method `{info['method']}`, from `{source}` (fingerprint "
-             f"{info['base_model']['fingerprint'][:12]}).", "", "## Training", ""]
-    data = cfg.get("data") or {}
-    for t in cfg.get("tasks") or [{"name": None, "data": data}]:
-        d = t.get("data") or {}
-        name = f" ({t['name']})" if t.get("name") else ""
-        lines.append(f"- data{name}: train `{d.get('train')}`, validation `{d.get('validation') or 'held out from train'}`"
-                     f", template `{d.get('template')}` → `{d.get('completion')}`")
-    for stage, h in info.get("stages", {}).items():
-        score = h.get("best_score")
-        at = f"α = {h['best_alpha']:g} (θ = α·tuned + (1−α)·base)" if "best_alpha" in h else f"step {h.get('best_step')}"
-        lines.append(f"- {stage}: selected {at} by validation {h.get('metric')} "
-                     + ("–" if score is None else f"{score:.2f}"))
-    if info.get("prompt"):
-        lines.append(f"- soft prompt: `prompt/` ({info['prompt']['length']} virtual tokens, a PEFT prompt-tuning "
-                     "adapter for this model: `AutoPeftModelForCausalLM.from_pretrained(\"RUN/prompt\")`)")
-    if info.get("prompt"):
-        lines += ["", "Use the model without the prompt for other tasks, and with it for the fine-tuned task."]
-    lines += ["", *_eval_table(rundir.read_eval(run_dir))]
-    atomic_write_text(run_dir / rundir.MODEL / rundir.MODEL_CARD, "\n".join(lines).rstrip() + "\n")
-
-
-def _eval_table(data: dict | None) -> list[str]:
-    """Variant × shots: Norm. Avg. over the ICL tasks and the trained target's score (from `promot eval`)."""
-    if data is None:
-        return []
-    rows = ["## Evaluation", "", "| variant | shots | ICL Norm. Avg. | target |", "|---|---|---|---|"]
-    for name, per_k in data.get("variants", {}).items():
-        for k, s in per_k.items():
-            target = ", ".join(f"{t} {s['tasks'][t]['score']:.1f}" for t in s.get("target_tasks", [])) or "–"
-            rows.append(f"| {name} | {k[2:]} | {s['norm_avg']:.1f} | {target} |")
-    return [*rows, ""]

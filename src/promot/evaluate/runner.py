@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from promot import rundir
-from promot.errors import ConfigError, PromotError
+from promot.errors import ConfigError
 from promot.evaluate.metrics import (AnswerFormat, flips, item_scores, leakage, norm_avg, paired_bootstrap,
                                      primary_metric, proportion_ci, sample_answer, task_score)
 from promot.io import atomic_write_json, atomic_write_text
@@ -206,21 +206,6 @@ def run_all_shots(lm: PromptedLM, tokenizer, spec: EvalSpec, manager, desc: str 
     return res
 
 
-def trained_data(run_dir: Path) -> set[str]:
-    """Names of the datasets a run trained on: each training file's name before its first dot
-    (`…/world/data/true_false.train.jsonl` → true_false), an `hf:` source's config (or dataset), multi-task names."""
-    from promot.config import load_config
-
-    cfg = load_config(run_dir / rundir.CONFIG)
-    names = {t.name for t in cfg.tasks}
-    for source in [t.data.train for t in cfg.tasks] or [cfg.data.train]:
-        if source.startswith("hf:"):
-            names.add(source[3:].split(":")[-1].split("/")[-1])
-        else:
-            names.add(Path(source).name.split(".")[0])
-    return names
-
-
 def headline_targets(results: dict, spec: EvalSpec, trained: set[str] | None) -> set[str]:
     """The target the run trained - the headline score: `--target-task` when given, else the fine-tuning-target
     tasks whose dataset is the run's training data (a suite marks every fine-tuning format it has, e.g. the world
@@ -274,18 +259,10 @@ def summarize(results: dict, spec: EvalSpec, fmt: AnswerFormat | None, trained: 
             "leak_hits": None if fmt is None else [int(fmt.matches(a)) for a in answers]}
 
 
-def run_format(run_dir: Path) -> AnswerFormat | None:
-    """The fine-tuned task's label set, read from the run's own training targets (≤ 20 distinct values)."""
-    from promot.config import load_config
-    from promot.data import read_records, render
-
-    cfg = load_config(run_dir / rundir.CONFIG)
-    try:
-        records = read_records(cfg.data.train, cfg.data.train_split)
-    except PromotError as e:  # e.g. a relative data path from another working directory
-        log.warning("no leakage format for %s (%s); pass --labels or --format-regex", run_dir, e)
-        return None
-    return AnswerFormat.from_targets(ex.target for ex in render(records, cfg.data.template, cfg.data.completion))
+def run_format(record: rundir.RunRecord) -> AnswerFormat | None:
+    """The fine-tuned task's label set, as training recorded it (None for open-ended targets)."""
+    fmt = record.answer_format
+    return None if fmt is None else AnswerFormat(tuple(fmt.labels), fmt.regex)
 
 
 def _variants(run_dir: Path):
@@ -296,7 +273,7 @@ def _variants(run_dir: Path):
     if tuned.lm.prompt is not None:
         yield "tuned+prompt", tuned.lm, tuned.tokenizer
     for name in prompt_names(run_dir):  # multi-task / sequential runs: each task with its own prompt, on this model
-        prompt = checked_prompt(run_dir, name, tuned.lm.model, tuned.info["model"]["fingerprint"])
+        prompt = checked_prompt(run_dir, name, tuned.lm.model, tuned.record.model.fingerprint)
         yield f"tuned+prompt:{name}", PromptedLM(tuned.lm.model, prompt).eval(), tuned.tokenizer
 
 
@@ -329,26 +306,26 @@ def evaluate(runs: list[str | Path], spec: EvalSpec, base: str | None = None, ou
     """Evaluate the base once and every run's variants; write RUN/eval.json for each run (with no runs: the base
     alone, to OUT/eval.json). Returns the files written."""
     run_dirs = [Path(r) for r in runs]
-    infos = [rundir.read_run_info(r) for r in run_dirs]
-    base = base or (infos[0]["base_model"]["source"] if infos else None)
+    records = [rundir.read_run_info(r) for r in run_dirs]
+    base = base or (records[0].base_model.source if records else None)
     if base is None:
         raise ConfigError("nothing to evaluate: give run directories or --base")
     with ExitStack() as held:  # one writer per directory: a second eval (or a train) of it is refused at once
         for d in run_dirs or [Path(out or "eval-base")]:
             held.enter_context(run_lock(d))
-        return _evaluate(run_dirs, spec, base, out)
+        return _evaluate(run_dirs, records, spec, base, out)
 
 
-def _evaluate(run_dirs: list[Path], spec: EvalSpec, base: str, out: str | Path | None) -> list[Path]:
+def _evaluate(run_dirs: list[Path], records: list, spec: EvalSpec, base: str, out: str | Path | None) -> list[Path]:
     manager = task_manager(spec.include_path, list(spec.tasks))
     torch.manual_seed(0)
     base_lm, base_tok = _base(base, "float32")
     base_res = run_all_shots(base_lm, base_tok, spec, manager, "eval base")
     del base_lm
     written = []
-    for run_dir in run_dirs or [Path(out or "eval-base")]:
-        fmt = spec.fmt or (run_format(run_dir) if run_dirs else None)
-        trained = trained_data(run_dir) if run_dirs else None
+    for run_dir, record in zip(run_dirs, records) if run_dirs else [(Path(out or "eval-base"), None)]:
+        fmt = spec.fmt or (run_format(record) if record else None)
+        trained = set(record.trained_data) if record else None
         result = {"base_model": base, "tasks": spec.tasks, "shots": spec.shots, "limit": spec.limit,
                   "apply_chat_template": spec.apply_chat_template, "fewshot_as_multiturn": spec.fewshot_as_multiturn,
                   "target_tasks": list(spec.target_tasks), "target_shots": spec.target_shots,
@@ -365,7 +342,7 @@ def _evaluate(run_dirs: list[Path], spec: EvalSpec, base: str, out: str | Path |
         result["deltas"] = _deltas(result["variants"], spec.bootstrap)
         atomic_write_json(run_dir / rundir.EVAL, result)
         if run_dirs:
-            from promot.runs import write_model_card
+            from promot.model_card import write_model_card
 
             write_model_card(run_dir)  # the card gains the eval table
         written.append(run_dir / rundir.EVAL)

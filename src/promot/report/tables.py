@@ -5,26 +5,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from promot.evaluate.metrics import paired_bootstrap, proportion_ci
-from promot.rundir import WISE_FT, read_eval, read_flips, read_metrics, read_run_info
+from promot.rundir import WISE_FT, RunRecord, read_eval, read_flips, read_metrics, read_run_info
 
 
 @dataclass
 class RunView:
     name: str
     path: Path
-    info: dict
+    info: RunRecord
     eval: dict | None
     metrics: list[dict] = field(default_factory=list)
     flips: list[dict] = field(default_factory=list)
 
     @property
     def method(self) -> str:
-        return self.info["method"]
+        return self.info.method
 
     def best_target(self) -> float | None:
         """The selected model's validation target score: WiSE-FT's interpolated model when the run kept one (it is
         the model that was saved), else stage 2's (stage 1's) best checkpoint."""
-        stages = self.info.get("stages", {})
+        stages = self.info.stages
         last = stages.get(WISE_FT) or stages.get("stage2") or stages.get("stage1")
         return None if not last else last.get("best_score")
 
@@ -363,7 +363,7 @@ def frontier_points(runs: list[RunView]) -> Frontier:
             final = final_point(v.get("tuned+prompt", v["tuned"]).get(k, v["tuned"][k]), v["tuned"][k])
         if base is None and k is not None and k in v.get("base", {}):
             base = final_point(v["base"][k], v["base"][k])
-        best_alpha = r.info.get("stages", {}).get(WISE_FT, {}).get("best_alpha")
+        best_alpha = r.info.stages.get(WISE_FT, {}).get("best_alpha")
         out.append(FrontierRun(r, tradeoff(r), alpha_curve(r), best_alpha, final))
     return Frontier(k, base, out)
 

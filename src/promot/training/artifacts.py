@@ -1,19 +1,5 @@
-"""The run directory — the contract every other command reads:
-
-    run/config.yaml          resolved config
-    run/metrics.jsonl        one line per Trainer log (stage, step, loss, lr, eval_target_score)
-    run/model/               save_pretrained + tokenizer; loads with plain transformers; contains no prompt;
-                             README.md: its model card (base model, method, data, selection; eval after `promot eval`)
-    run/prompt/              PEFT prompt-tuning adapter (methods with a prompt)
-    run/lora/                PEFT LoRA adapter (lora methods; model/ holds the merged weights)
-    run/stage{1,2}/          Trainer checkpoints every save_every steps: checkpoint-N/{model,prompt}/ + optimizer,
-                             scheduler, RNG and data position + promot_state.json (best-so-far, for --resume)
-    run/stage1/selected.safetensors   stage 1's selected prompt + its history: a resumed run skips a finished stage 1
-    run/data.sha256          the tokenized data's fingerprint: --resume refuses to continue on changed data
-    run/run.json             method, base model + fingerprints, selection per stage; written last = run complete
-
-Everything is written to a temporary name and renamed, so a crash never leaves a complete-looking half file.
-"""
+"""Writing a run's artifacts (the layout: `promot.rundir`): models, checkpoints and prompts, each atomically (a
+temporary name, renamed), so a crash never leaves a complete-looking half file."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,9 +8,8 @@ import torch
 
 from promot import rundir
 from promot.io import atomic_dir
-from promot.prompt import PromptedLM, save_prompt
+from promot.prompt import PromptedLM, SavedPrompt, save_prompt
 from promot.prompt.soft_prompt import inner_state, plain_model
-from promot.runs import write_model_card  # noqa: F401  (re-export: the card is part of the run directory)
 
 
 def save_model(directory: Path, model: torch.nn.Module, tokenizer, state_dict: dict | None = None) -> None:
@@ -48,3 +33,11 @@ def model_dir_for_peft(run_dir: Path) -> str:
     AutoPeftModel loads it relative to the working directory (an alias like `world-tiny` loads nowhere). The prompt
     belongs to these weights (ProMoT tunes the model around it); after moving a run, pass the model yourself."""
     return str((Path(run_dir) / rundir.MODEL).resolve())
+
+
+def save_carried(run_dir: Path, prompts: dict[str, SavedPrompt], model, model_fp: str) -> None:
+    """Earlier runs' prompts (sequential training) re-saved under prompts/<name>/, with the new model's
+    fingerprint added: each earlier task keeps its prompt on the final model, which still refuses unrelated ones."""
+    for name, saved in prompts.items():
+        save_prompt(run_dir / rundir.PROMPTS / name, saved.embeddings, model, model_dir_for_peft(run_dir),
+                    sorted({*saved.fingerprints, model_fp}))

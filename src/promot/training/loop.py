@@ -81,15 +81,19 @@ class StageContext:
 
 
 class MetricsLog(TrainerCallback):
-    """Append every Trainer log (loss, lr, eval scores) to metrics.jsonl with the stage name."""
+    """metrics.jsonl's one writer: every Trainer log (loss, lr, eval scores) with the stage name, and any other
+    stage's rows (WiSE-FT's α curve) through `append`."""
 
-    def __init__(self, path: Path, stage: str) -> None:
-        self.path, self.stage = path, stage
+    def __init__(self, run_dir: Path, stage: str) -> None:
+        self.path, self.stage = Path(run_dir) / METRICS, stage
+
+    def append(self, row: dict) -> None:
+        with self.path.open("a") as f:
+            f.write(json.dumps({"stage": self.stage, **row}) + "\n")
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs and state.is_world_process_zero:
-            with self.path.open("a") as f:
-                f.write(json.dumps({"stage": self.stage, "step": state.global_step, **logs}) + "\n")
+            self.append({"step": state.global_step, **logs})
 
 
 class KeepBest(TrainerCallback):
@@ -394,7 +398,7 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
         train_dataset=ctx.train_rows,
         eval_dataset=ctx.validation,
         data_collator=Collator(ctx.tokenizer.pad_token_id),
-        callbacks=[MetricsLog(ctx.run_dir / METRICS, name), keep, update_size, *ctx.callbacks, *callbacks, stop],
+        callbacks=[MetricsLog(ctx.run_dir, name), keep, update_size, *ctx.callbacks, *callbacks, stop],
         optimizer_cls_and_kwargs=_optimizer(st),
         ctx=ctx,
         keep=keep,

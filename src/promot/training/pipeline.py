@@ -18,21 +18,23 @@ from pathlib import Path
 import torch
 
 from promot import __version__, rundir
-from promot.config import RunConfig, load_config
+from promot.config import RunConfig, dump_config, load_config
 from promot.data import TaskData, Tokenizing, load_task_data
 from promot.distributed import full, is_main_process, sharding, wait_for_everyone
 from promot.errors import ConfigError
-from promot.io import atomic_write_json
+from promot.io import atomic_write_json, atomic_write_text
 from promot.models import fingerprint, load_model
 from promot.precision import check_weights_dtype
 from promot.prompt import check_compatible, init_prompt, load_prompt, save_prompt
 from promot.prompt.soft_prompt import inner_state
-from promot.runs import carried_prompts, load_tuned_model, read_info, save_carried
+from promot.rundir import read_run_info
+from promot.runs import carried_prompts, load_tuned_model
 from promot.runs import tokenizing as _tokenizing
-from promot.training.artifacts import model_dir_for_peft, save_model, write_model_card
+from promot.model_card import write_model_card
+from promot.training.artifacts import model_dir_for_peft, save_carried, save_model
 from promot.training.loop import StageContext
 from promot.training.methods import METHODS, Method
-from promot.training.resume import load_stage_result, resume_point, save_stage_result
+from promot.training.resume import config_fingerprint, load_stage_result, resume_point, save_stage_result
 from promot.training.stage1_prompt_tuning import train_prompt
 from promot.training.stage2_model_tuning import train_model
 
@@ -108,7 +110,7 @@ def prepare(config: RunConfig | str | Path | dict, overrides: list[str] | None =
     _check_report_to(cfg)
     set_seed(cfg.seed)
     loaded = _load_start_model(cfg)
-    carried = carried_prompts(cfg.model.init_from, read_info(cfg.model.init_from)) if cfg.model.init_from else {}
+    carried = carried_prompts(cfg.model.init_from, read_run_info(cfg.model.init_from)) if cfg.model.init_from else {}
     model, tok = loaded.model, loaded.tokenizer
     base_fp = fingerprint(model, tok)
     if cfg.tasks:
@@ -178,7 +180,7 @@ def _check_sharding(cfg: RunConfig, method: Method) -> None:
 def _load_start_model(cfg: RunConfig):
     """The model training starts from: `model.name`, or an earlier run's tuned model (sequential training)."""
     if cfg.model.init_from:
-        loaded, _ = load_tuned_model(cfg.model.init_from, read_info(cfg.model.init_from), cfg.model.dtype,
+        loaded, _ = load_tuned_model(cfg.model.init_from, read_run_info(cfg.model.init_from), cfg.model.dtype,
                                      cfg.model.trust_remote_code)
         loaded.source = f"{cfg.model.init_from}/{rundir.MODEL}"
         return loaded
@@ -237,6 +239,36 @@ def _monitors(p: Prepared) -> tuple:
                                    p.cfg.stage2.batch_size, p.cfg.seed)
         out.append(GradientAlignmentProbe(real, fake, m.alignment_every, m.alignment_layers))
     return tuple(out)
+
+
+def _answer_format(p: Prepared) -> rundir.AnswerFormatRef | None:
+    """The trained targets' label set (≤ 20 values; None for open-ended targets): what leakage is measured against."""
+    from promot.evaluate.metrics import AnswerFormat
+
+    fmt = AnswerFormat.from_targets(ex.target for ex in p.data.train)
+    return None if fmt is None else rundir.AnswerFormatRef(fmt.labels, fmt.regex)
+
+
+def dataset_names(cfg: RunConfig) -> set[str]:
+    """Names of the datasets a run trains on: each training file's name before its first dot
+    (`…/world/data/true_false.train.jsonl` → true_false), an `hf:` source's config (or dataset), multi-task names."""
+    names = {t.name for t in cfg.tasks}
+    for source in [t.data.train for t in cfg.tasks] or [cfg.data.train]:
+        if source.startswith("hf:"):
+            names.add(source[3:].split(":")[-1].split("/")[-1])
+        else:
+            names.add(Path(source).name.split(".")[0])
+    return names
+
+
+def start_run(p: Prepared) -> Path:
+    """Claim the output directory and write what a resume needs first: the resolved config and the data's
+    fingerprint (main process only; every process has checked the directory before)."""
+    run_dir = claim_output_dir(p.cfg)
+    atomic_write_text(run_dir / rundir.CONFIG, dump_config(p.cfg))
+    atomic_write_text(run_dir / rundir.DATA_FINGERPRINT, data_fingerprint(p) + "\n")
+    atomic_write_json(run_dir / rundir.CONFIG_FINGERPRINT, config_fingerprint(p.cfg))
+    return run_dir
 
 
 def data_fingerprint(p: Prepared) -> str:
@@ -309,21 +341,24 @@ def write_run(run_dir: Path, p: Prepared, model, prompt, ctx: StageContext, star
     elif prompt is not None:
         save_prompt(run_dir / rundir.PROMPT, prompt, model, base, fps)
     save_carried(run_dir, p.carried, model, model_fp)
-    info = {
-        "promot_version": __version__,
-        "method": cfg.method,
-        "base_model": {"source": source, "fingerprint": base_fp},
-        "model": {"path": rundir.MODEL, "fingerprint": model_fp},
-        "prompt": None if prompt is None or p.tasks else {"path": rundir.PROMPT, "length": prompt.shape[0]},
-        "init_from": cfg.model.init_from,
-        "tasks": [t.name for t in p.tasks],
-        "prompts": {name: rundir.prompts_path(name)
-                    for name in [*p.carried, *(t.name for t in p.tasks if prompt is not None)]},
-        "target_metric": cfg.eval.metric,
-        "stages": ctx.history,
-        "seconds": round(time.time() - started, 1),
-    }
-    write_model_card(run_dir, info)
-    atomic_write_json(run_dir / rundir.RUN_INFO, info)
+    record = rundir.RunRecord(
+        method=cfg.method,
+        base_model=rundir.BaseModelRef(source, base_fp),
+        model=rundir.TunedModelRef(rundir.MODEL, model_fp),
+        prompt=None if prompt is None or p.tasks else rundir.PromptRef(rundir.PROMPT, prompt.shape[0]),
+        prompts={name: rundir.prompts_path(name)
+                 for name in [*p.carried, *(t.name for t in p.tasks if prompt is not None)]},
+        tasks=tuple(t.name for t in p.tasks),
+        init_from=cfg.model.init_from,
+        target_metric=cfg.eval.metric,
+        stages=ctx.history,
+        answer_format=_answer_format(p),
+        trained_data=tuple(sorted(dataset_names(cfg))),
+        data_fingerprint=(run_dir / rundir.DATA_FINGERPRINT).read_text().strip(),
+        seconds=round(time.time() - started, 1),
+        promot_version=__version__,
+    )
+    write_model_card(run_dir, record)
+    atomic_write_json(run_dir / rundir.RUN_INFO, record.to_json())
     log.debug("run written to %s", run_dir)  # callers print the returned path
     return run_dir

@@ -8,7 +8,6 @@ The interpolation is mergekit's `linear` merge (weights α and 1−α, normalize
 here because mergekit merges checkpoints on disk, and this is one line per tensor."""
 from __future__ import annotations
 
-import json
 import logging
 
 from promot.rundir import WISE_FT as STAGE
@@ -36,8 +35,7 @@ class WiseFT(Addon):
         from promot.distributed import is_main_process
         from promot.evaluate.monitor import SpecializationMonitor
         from promot.progress import Progress, verbose
-        from promot.rundir import METRICS
-        from promot.training.loop import score_target
+        from promot.training.loop import MetricsLog, score_target
 
         base, tuned = ctx.addon_state.pop(STAGE), _trained_copy(lm)
         params = dict(lm.model.named_parameters())
@@ -45,7 +43,7 @@ class WiseFT(Addon):
         alphas = sorted({float(a) for a in ctx.cfg.wise_ft.alphas})
         main = is_main_process()
         progress = Progress(len(alphas), f"{ctx.run_dir.name} {STAGE}", unit="α") if main and not verbose() else None
-        curve = []
+        curve, metrics = [], MetricsLog(ctx.run_dir, STAGE)
         try:
             for alpha in alphas:
                 interpolate(params, base, tuned, alpha)
@@ -54,8 +52,7 @@ class WiseFT(Addon):
                     row.update(probe.measure())
                 curve.append(row)
                 if main:
-                    with (ctx.run_dir / METRICS).open("a") as f:
-                        f.write(json.dumps({"stage": STAGE, **row}) + "\n")
+                    metrics.append(row)
                 if progress:
                     progress.update_to(len(curve))
         except BaseException:

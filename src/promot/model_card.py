@@ -1,0 +1,59 @@
+"""RUN/model/README.md, the run's Hugging Face model card: written with the run, rewritten by `promot eval` (which
+adds its table): a function of run.json, config.yaml and eval.json."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from promot import rundir
+from promot.io import atomic_write_text
+from promot.rundir import RunRecord, read_run_info
+
+
+def write_model_card(run_dir: Path, record: RunRecord | None = None) -> None:
+    """RUN/model/README.md, a Hugging Face model card: training facts from run.json and config.yaml, and the eval
+    table once `promot eval` has written eval.json (it rewrites the card)."""
+    from promot.models.loading import hub_id
+
+    run_dir = Path(run_dir)
+    record = record or read_run_info(run_dir)
+    cfg = yaml.safe_load((run_dir / rundir.CONFIG).read_text()) or {}
+    source = record.base_model.source
+    front = {"base_model": hub_id(source), "library_name": "transformers",
+             "tags": list(dict.fromkeys(["promot", record.method,
+                                         *(["prompt-tuning"] if record.prompt or record.prompts else [])]))}
+    front = {k: v for k, v in front.items() if v}
+    lines = ["---", yaml.safe_dump(front, sort_keys=False).strip(), "---", "", f"# {run_dir.name}", "",
+             f"Fine-tuned with promot (ProMoT: prompt tuning, then model tuning with that prompt attached and "
+             f"frozen), method `{record.method}`, from `{source}` (fingerprint "
+             f"{record.base_model.fingerprint[:12]}).", "", "## Training", ""]
+    data = cfg.get("data") or {}
+    for t in cfg.get("tasks") or [{"name": None, "data": data}]:
+        d = t.get("data") or {}
+        name = f" ({t['name']})" if t.get("name") else ""
+        lines.append(f"- data{name}: train `{d.get('train')}`, validation `{d.get('validation') or 'held out from train'}`"
+                     f", template `{d.get('template')}` → `{d.get('completion')}`")
+    for stage, h in record.stages.items():
+        score = h.get("best_score")
+        at = f"α = {h['best_alpha']:g} (θ = α·tuned + (1−α)·base)" if "best_alpha" in h else f"step {h.get('best_step')}"
+        lines.append(f"- {stage}: selected {at} by validation {h.get('metric')} "
+                     + ("–" if score is None else f"{score:.2f}"))
+    if record.prompt:
+        lines.append(f"- soft prompt: `prompt/` ({record.prompt.length} virtual tokens, a PEFT prompt-tuning "
+                     "adapter for this model: `AutoPeftModelForCausalLM.from_pretrained(\"RUN/prompt\")`)")
+        lines += ["", "Use the model without the prompt for other tasks, and with it for the fine-tuned task."]
+    lines += ["", *_eval_table(rundir.read_eval(run_dir))]
+    atomic_write_text(run_dir / rundir.MODEL / rundir.MODEL_CARD, "\n".join(lines).rstrip() + "\n")
+
+
+def _eval_table(data: dict | None) -> list[str]:
+    """Variant × shots: Norm. Avg. over the ICL tasks and the trained target's score (from `promot eval`)."""
+    if data is None:
+        return []
+    rows = ["## Evaluation", "", "| variant | shots | ICL Norm. Avg. | target |", "|---|---|---|---|"]
+    for name, per_k in data.get("variants", {}).items():
+        for k, s in per_k.items():
+            target = ", ".join(f"{t} {s['tasks'][t]['score']:.1f}" for t in s.get("target_tasks", [])) or "–"
+            rows.append(f"| {name} | {k[2:]} | {s['norm_avg']:.1f} | {target} |")
+    return [*rows, ""]
