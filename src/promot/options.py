@@ -63,6 +63,4 @@ class OneLineParser(argparse.ArgumentParser):
     exit 2; `--help` still shows the usage."""
 
     def error(self, message: str):
-        import sys
-
         self.exit(2, f"promot: error: {message} (see `{self.prog} --help`)\n")
