@@ -53,7 +53,8 @@ def main() -> None:
     import promot
     from promot.evaluate.runner import EvalSpec, evaluate
     from promot.report.render import render
-    from promot.report.tables import console_curves, console_frontier, console_summary, load_runs
+    from promot.report.frontier import console_frontier
+    from promot.report.tables import console_curves, console_summary, load_runs
 
     scenario, target, chat = SCENARIOS[args.scenario]
     name = f"bench-{args.model}{'' if args.scenario == 'has_a' else '-' + args.scenario}"

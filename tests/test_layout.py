@@ -4,7 +4,9 @@
 - `promot.report.*` and `promot.rundir` never import torch (a report is a pure function of files);
 - core modules never import `promot.world` nor reach into its folder by path: the ICL world is an application of
   the library (it registers its `world-tiny` alias), not part of it. Allowed to: `promot.world.*` itself, the CLI
-  and the package root, which wires the world in (`import promot` registers the alias, torch-free).
+  and the package root, which wires the world in (`import promot` registers the alias, torch-free);
+- no import cycle between modules, imports inside functions included (the package root, which only re-exports
+  lazily, is left out), and no module over 500 lines.
 """
 from __future__ import annotations
 
@@ -84,3 +86,65 @@ def test_light_modules_stay_torch_free():
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def _edges(module: str) -> set[str]:
+    """The package's own modules `module` imports (`from promot.x import name` is promot.x, or promot.x.name when
+    that is a module); the root package is left out: it only re-exports, lazily."""
+    return {m for m in _imports(MODULES[module]) if m in MODULES and m not in ("promot", module)}
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every strongly connected group of two or more modules (Tarjan), each sorted: the import cycles."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                cycles.append(sorted(group))
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return cycles
+
+
+def _package(module: str) -> str:
+    """promot.evaluate.runner → promot.evaluate: the layer a module belongs to (a top-level module is its own)."""
+    return ".".join(module.split(".")[:2])
+
+
+def test_no_import_cycles():
+    graph = {m: _edges(m) for m in MODULES if m != "promot"}
+    assert import_cycles(graph) == []
+    layers: dict[str, set[str]] = {}
+    for m, deps in graph.items():  # nor between layers: evaluate/ may not need runs.py that needs evaluate/
+        layers.setdefault(_package(m), set()).update(_package(d) for d in deps if _package(d) != _package(m))
+    assert import_cycles(layers) == []
+
+
+def test_the_cycle_check_can_fail():
+    assert import_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert import_cycles({"a": {"b"}, "b": set()}) == []
+
+
+@pytest.mark.parametrize("module", list(MODULES))
+def test_modules_stay_small(module):
+    assert len(MODULES[module].read_text().splitlines()) <= 500

@@ -1,8 +1,8 @@
 """The Python API — and the pipeline's table of contents: data → soft prompt → stage 1 → stage 2 → run directory.
 
 The CLI is a thin layer over these functions: `train(config)`, `resume(run_dir)`, `load_run(run_dir)` (inference:
-`LoadedRun.generate`), `generate(run_dir, text)`, `compare(config, methods, spec)` (every method on the same data and
-budget, evaluated, one report). Under `accelerate launch` every process runs them; only the main process writes.
+`LoadedRun.generate`), `generate(run_dir, text)`; `promot.compare(config, methods, spec)` (compare.py: every method on
+the same data and budget, evaluated, one report) builds on them. Under `accelerate launch` every process runs them; only the main process writes.
 
     ① data, ② soft prompt   training/pipeline.py `prepare` (data/, prompt/, models/; everything validated)
     ③ stage 1               training/stage1_prompt_tuning.py (on the Trainer loop in training/loop.py)
@@ -17,7 +17,6 @@ import dataclasses
 from pathlib import Path
 
 from promot import rundir
-from promot.compare import compare  # noqa: F401  (every method, evaluated, one report: compare.py)
 from promot.config import RunConfig, load_config, validate
 from promot.distributed import is_main_process, wait_for_everyone
 from promot.errors import ConfigError

@@ -8,6 +8,8 @@ import logging
 import sys
 from pathlib import Path
 
+from promot import rundir
+from promot.config import METHODS
 from promot.distributed import is_main_process
 from promot.errors import Interrupted, PromotError
 from promot.options import OneLineParser, non_negative_int, positive_int, shot_counts
@@ -102,8 +104,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     sub = _DebugEverywhere(p.add_subparsers(dest="command", required=True))
 
-    t = sub.add_parser("train", help="train one method (promot, finetune, prompt-tuning, joint, random-prompt, "
-                       "lora, promot-lora) from a YAML config", epilog=_config_help(),
+    t = sub.add_parser("train", help=f"train one method ({', '.join(METHODS)}) from a YAML config",
+                       epilog=_config_help(),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("config", nargs="?", help="YAML run config (see examples/)")
     t.add_argument("overrides", nargs="*", metavar="key.sub=value",
@@ -149,6 +151,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--methods", required=True, help="comma-separated methods, e.g. finetune,promot,lora,wise-ft,"
                    "replay (replay methods need the config's `replay:` data)")
     c.add_argument("--out", default="runs/compare", help="runs go to OUT/<method>, the report to OUT/report")
+    c.add_argument("--seeds", type=_seeds, help="comma-separated seeds, e.g. 0,1,2: every method once per seed "
+                   "(OUT/<method>/seed-<s>); the report gives each method's mean over seeds with 95%% intervals over "
+                   "seeds and items. Finished runs with the same config are reused, unfinished ones resumed")
     _eval_options(c)
     _verbose_flag(c)
     dg = sub.add_parser("diagnose", help="training diagnostics")
@@ -180,6 +185,19 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--max-new-tokens", type=positive_int, default=32, help="tokens to generate (default 32)")
     g.add_argument("--prompt-name", help="use an earlier run's prompt this run carries (sequential training: "
                    "prompts/<name>/) instead of its own")
+    x = sub.add_parser("export", help="the tuned model as a plain HF directory for any inference server: every "
+                       "prompt as added special tokens, picked per request by prefix or chat_template_kwargs",
+                       epilog=EPILOG)
+    x.add_argument("run", help="run directory written by `promot train`")
+    x.add_argument("--out", help=f"output directory (default RUN/{rundir.EXPORT})")
+    x.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    s = sub.add_parser("serve", help="export (or reuse RUN's export), then `transformers serve` on it",
+                       epilog=EPILOG)
+    s.add_argument("run", help="run directory written by `promot train`")
+    s.add_argument("--out", help=f"export directory (default RUN/{rundir.EXPORT})")
+    s.add_argument("--overwrite", action="store_true", help="re-export over an existing --out")
+    s.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     return p
 
 
@@ -191,6 +209,13 @@ def _demo_methods() -> tuple[str, ...]:
 
 def _csv(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(s) for s in _csv(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"comma-separated integers, got {text!r}") from None
 
 
 def lm_eval_cli(argv: list[str]) -> int:
@@ -294,7 +319,7 @@ def _report(args) -> None:
 def _compare(args) -> None:
     from promot.compare import compare
 
-    _print_comparison(*compare(args.config, _csv(args.methods), _spec(args), args.out, args.overrides))
+    _print_comparison(*compare(args.config, _csv(args.methods), _spec(args), args.out, args.overrides, args.seeds))
 
 
 def _demo(args) -> None:
@@ -306,7 +331,8 @@ def _demo(args) -> None:
 
 def _print_comparison(runs: list[Path], report: Path) -> None:
     """The monitor's curves, the score table, the frontier's headline and table, the report's path."""
-    from promot.report.tables import console_curves, console_frontier, console_summary, load_runs
+    from promot.report.frontier import console_frontier
+    from promot.report.tables import console_curves, console_summary, load_runs
 
     views = load_runs(runs)
     for line in [*console_curves(views), "", *console_summary(views), "", *console_frontier(views)]:
@@ -350,8 +376,27 @@ def _generate(args) -> None:
         print(text)
 
 
+def _export(args) -> None:
+    from promot.serving import PREFIXES_FILE, export
+
+    done = export(args.run, args.out, args.overwrite)
+    for note in done.notes:
+        print(note)
+    for task, prefix in done.tasks.items():
+        print(f"task {task}: {prefix}")
+    print(f"{done.path}  (prefixes: {done.path / PREFIXES_FILE})")
+
+
+def _serve(args) -> None:
+    from promot.serving.serve import serve
+
+    code = serve(args.run, args.out, args.host, args.port, args.overwrite)
+    if code:
+        raise SystemExit(code)
+
+
 HANDLERS = {"train": _train, "eval": _eval, "report": _report, "compare": _compare, "demo": _demo,
-            "diagnose": _diagnose, "world": _world, "generate": _generate}
+            "diagnose": _diagnose, "world": _world, "generate": _generate, "export": _export, "serve": _serve}
 """Subcommand → handler(args). A new subcommand: a parser block in `_parser`, a handler, an entry here."""
 
 

@@ -3,6 +3,11 @@
 Trains every named method on the config's data with its stage-2 budget (one run directory each, `OUT/<method>`),
 evaluates the base model and every run with one evaluation spec (CIs included), and renders one report whose
 forgetting-frontier plot and headline answer the question. `promot demo` is this on the world config.
+
+With several seeds (`seeds=[0, 1, 2]`) every method runs once per seed, at `OUT/<method>/seed-<s>`, and the report
+pools each method's seeds (report/frontier.py): means, and 95% intervals over seeds and items. A compare that was
+killed picks up where it stopped: a finished run whose config matches is reused, an unfinished one with the same
+config is resumed from its last checkpoint (`promot train --resume`); `overwrite=true` retrains everything.
 """
 from __future__ import annotations
 
@@ -15,43 +20,86 @@ log = logging.getLogger(__name__)
 
 
 def method_configs(config: str | Path | dict, methods: list[str], out: str | Path,
-                   overrides: list[str] | None = None) -> list:
-    """One validated RunConfig per method: the user's config with `method` and `output_dir=OUT/<method>` set.
-    Every method is checked (names, its rooms' settings: replay data, α grid, ...) before any is trained."""
+                   overrides: list[str] | None = None, seeds: list[int] | None = None) -> list:
+    """One validated RunConfig per method (and seed): the user's config with `method` and `output_dir=OUT/<method>`
+    set (several seeds: `seed` too, and `OUT/<method>/seed-<s>`). Every method is checked (names, its rooms'
+    settings: replay data, α grid, ...) before any is trained."""
     import dataclasses
 
     from promot.config import load_config, validate
+    from promot.rundir import seed_dir
     from promot.training import METHODS
-    from promot.training.pipeline import check_method, check_output_dir
+    from promot.training.pipeline import check_method
 
     if unknown := [m for m in methods if m not in METHODS]:
         raise ConfigError(f"--methods: unknown {', '.join(unknown)}; known: {', '.join(METHODS)}")
     if not methods or len(set(methods)) != len(methods):
         raise ConfigError(f"--methods: name each method once ({', '.join(methods) or 'none given'})")
+    if seeds is not None and (not seeds or len(set(seeds)) != len(seeds) or any(s < 0 for s in seeds)):
+        raise ConfigError(f"--seeds: name each seed (an integer >= 0) once ({', '.join(map(str, seeds)) or 'none'})")
     shared = load_config(config, overrides)
     cfgs = []
     for m in methods:
-        cfg = validate(dataclasses.replace(shared, method=m, output_dir=str(Path(out) / m)))
-        check_method(cfg, METHODS[m])
-        check_output_dir(cfg)
-        cfgs.append(cfg)
+        for s in seeds or [shared.seed]:
+            where = Path(out) / m if not seeds or len(seeds) == 1 else Path(out) / m / seed_dir(s)
+            cfg = validate(dataclasses.replace(shared, method=m, output_dir=str(where), seed=s))
+            check_method(cfg, METHODS[m])
+            cfgs.append(cfg)
     return cfgs
 
 
-def compare(config: str | Path | dict, methods: list[str], spec, out: str | Path = "runs/compare",
-            overrides: list[str] | None = None) -> tuple[list[Path], Path]:
-    """Train each method, evaluate base and runs with `spec` (an `evaluate.runner.EvalSpec`), render the report.
-    Returns (run directories, report.html)."""
+def plan(cfg) -> str:
+    """What to do with one run's directory: `train` (absent or empty, or overwrite=true), `reuse` (finished, same
+    config), `resume` (started with the same config, not finished). Anything else is refused as `promot train`
+    refuses it (a non-empty directory without overwrite=true), before any run is trained."""
+    from promot import rundir
+    from promot.config import dump_config
+    from promot.training.pipeline import check_output_dir
+
+    run = Path(cfg.output_dir)
+    recorded = run / rundir.CONFIG
+    if rundir.seed_of(run) is not None and (run.parent / rundir.CONFIG).is_file():
+        raise ConfigError(f"{run.parent}: holds a one-seed run; several seeds go to <method>/seed-<s> beside no run "
+                          "(use another --out)")
+    if not cfg.overwrite and recorded.is_file() and recorded.read_text() == dump_config(cfg):
+        return "reuse" if (run / rundir.RUN_INFO).is_file() else "resume"
+    if recorded.is_file() and not cfg.overwrite:
+        raise ConfigError(f"{run}: holds a run with another config (delete it, or set overwrite=true to retrain)")
+    check_output_dir(cfg)
+    return "train"
+
+
+def train_all(cfgs: list, todo: list[str] | None = None) -> list[Path]:
+    """Each config's run: trained, reused or resumed as `plan` says (every plan made first, so a refusal comes
+    before any training). Returns the run directories in order."""
     from promot import api
+
+    todo = todo or [plan(cfg) for cfg in cfgs]
+    runs = []
+    for cfg, what in zip(cfgs, todo):
+        run = Path(cfg.output_dir)
+        if what == "reuse":
+            log.info("%s: finished with the same config: reused", run)
+        elif what == "resume":
+            log.info("%s: unfinished, same config: resumed from its last checkpoint", run)
+        runs.append(run if what == "reuse" else api.resume(run) if what == "resume" else api.train(cfg))
+    return runs
+
+
+def compare(config: str | Path | dict, methods: list[str], spec, out: str | Path = "runs/compare",
+            overrides: list[str] | None = None, seeds: list[int] | None = None) -> tuple[list[Path], Path]:
+    """Train each method (once per seed in `seeds`), evaluate base and runs with `spec` (an
+    `evaluate.runner.EvalSpec`), render the report. Returns (run directories, report.html)."""
     from promot.evaluate.runner import check_tasks, evaluate
     from promot.report.render import render
 
     from promot.lock import run_lock
 
-    cfgs = method_configs(config, methods, out, overrides)
+    cfgs = method_configs(config, methods, out, overrides, seeds)
+    todo = [plan(cfg) for cfg in cfgs]
     check_tasks(spec)
     with run_lock(out):  # one compare per OUT; each run also holds its own lock while it trains and is evaluated
-        runs = [api.train(cfg) for cfg in cfgs]
+        runs = train_all(cfgs, todo)
         log.info("evaluating base and %d runs on %s", len(runs), ", ".join(spec.tasks))
         evaluate(runs, spec)
         return runs, render(runs, Path(out) / "report")

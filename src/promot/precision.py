@@ -9,7 +9,6 @@ import logging
 
 log = logging.getLogger(__name__)
 
-BF16_CHOICES = (True, False, "auto")
 _said: set[str] = set()
 
 

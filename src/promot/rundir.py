@@ -18,8 +18,12 @@
     RUN/prompts/<name>/      carried prompts (sequential training) and multi-task prompts
     RUN/run.json             the run record (`RunRecord`), written last: the run is complete
     RUN/eval.json, flips.jsonl, flips.md    written by `promot eval`
+    RUN/export/              written by `promot export` (default --out): a plain HF model, prompts as added tokens
 
 Everything is written to a temporary name and renamed, so a crash never leaves a complete-looking half file.
+
+Outside a run: `promot compare --seeds 0,1,2` puts each method's run for seed s at OUT/<method>/seed-<s> (`seed_dir`);
+the report names such a run `<method>/seed-<s>` and pools a method's seeds (`seed_of`).
 """
 from __future__ import annotations
 
@@ -47,6 +51,8 @@ STAGE2 = "stage2"
 WISE_FT = "wise-ft"
 """run.json `stages` key and metrics.jsonl `stage` of WiSE-FT's α grid (θ = α·θ_tuned + (1−α)·θ_base)."""
 MODEL_CARD = "README.md"
+EXPORT = "export"
+"""`promot export`'s default output: the tuned model with every prompt as added tokens, for any inference server."""
 
 # Inside a stage folder.
 STAGING = ".staging"
@@ -74,6 +80,21 @@ def best_weights(shard: int | None) -> str:
 def prompts_path(name: str) -> str:
     """A carried or per-task prompt's folder, relative to the run directory (as run.json records it)."""
     return f"{PROMPTS}/{name}"
+
+
+SEED_DIR = "seed-"
+
+
+def seed_dir(seed: int) -> str:
+    """The folder of one seed's run under a method's folder (compare with several seeds)."""
+    return f"{SEED_DIR}{seed}"
+
+
+def seed_of(run_dir: str | Path) -> int | None:
+    """The seed a run directory named `seed-<s>` holds, else None."""
+    name = Path(run_dir).name
+    rest = name[len(SEED_DIR):]
+    return int(rest) if name.startswith(SEED_DIR) and rest.isdigit() else None
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ from promot import rundir
 from promot.config import RunConfig, load_config
 from promot.data import Example, Tokenizing, with_chat_template
 from promot.errors import CheckpointError
-from promot.evaluate.target import generate_texts
 from promot.models import LoadedModel, fingerprint, load_model
 from promot.precision import resolve_bf16
 from promot.prompt import PromptedLM, SavedPrompt, check_compatible, load_prompt
+from promot.prompt.generate import generate_texts
 from promot.rundir import RunRecord, read_run_info
 
 

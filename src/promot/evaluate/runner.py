@@ -339,6 +339,7 @@ def _evaluate(run_dirs: list[Path], records: list, spec: EvalSpec, base: str, ou
             result["lm_eval"][name] = {k: _lm_eval_block(v) for k, v in res.items()}
             if name == "tuned":
                 _flip_report(run_dir, base_res, res, spec)
+        result["variants"] = _with_leakage_ci(result["variants"], spec.bootstrap)
         result["deltas"] = _deltas(result["variants"], spec.bootstrap)
         atomic_write_json(run_dir / rundir.EVAL, result)
         if run_dirs:
@@ -354,15 +355,19 @@ def _lm_eval_block(res: dict) -> dict:
     return {k: res[k] for k in ("results", "versions", "n-shot", "higher_is_better", "n-samples") if k in res}
 
 
+def _with_leakage_ci(variants: dict, iters: int) -> dict:
+    """The variants with each summary's leakage CI (`leakage_ci`) added when `iters` > 0 (a new mapping)."""
+    return {name: {k: {**s, "leakage_ci": proportion_ci(s["leak_hits"], iters)}
+                   if iters and s.get("leak_hits") is not None else s for k, s in per_k.items()}
+            for name, per_k in variants.items()}
+
+
 def _deltas(variants: dict, iters: int = 1000) -> dict:
     """Every variant minus the base, per task and in Norm. Avg., with paired-bootstrap 95% CIs (`ci`) when
-    `iters` > 0; each variant's leakage gets its own CI (`leakage_ci`, in the variant's summary)."""
+    `iters` > 0."""
     base = variants["base"]
     out = {}
     for name, per_k in variants.items():
-        for k, summary in per_k.items():
-            if iters and summary.get("leak_hits") is not None:
-                summary["leakage_ci"] = proportion_ci(summary["leak_hits"], iters)
         if name == "base":
             continue
         out[name] = {}

@@ -4,13 +4,8 @@ Generation, not teacher-forced argmax, because format specialisation shows up in
 """
 from __future__ import annotations
 
-import contextlib
-
-import torch
-
-from promot.data import Example, Tokenizing, pad
 from promot.evaluate.metrics import first_word, normalize
-from promot.prompt import PromptedLM
+from promot.prompt.generate import generate_texts
 
 
 def _first_line(text: str) -> str:
@@ -32,43 +27,6 @@ def score(predictions: list[str], targets: list[str], metric: str) -> float:
     else:
         raise ValueError(f"unknown metric '{metric}'")
     return 100.0 * sum(hits) / len(hits)
-
-
-def autocast(enabled: bool, device: torch.device):
-    return torch.autocast(device.type, dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
-
-
-@torch.no_grad()
-def generate_texts(
-    lm: PromptedLM,
-    tokenizing: Tokenizing,
-    examples: list[Example],
-    max_new_tokens: int,
-    batch_size: int = 16,
-    bf16: bool = False,
-    task_id: int | None = None,
-) -> list[str]:
-    """Greedy continuations, batched (left padding for causal LMs), decoded without special tokens. `task_id` picks
-    the prompt from a prompt bank [T, P, H]."""
-    tok = tokenizing.tokenizer
-    device = next(lm.parameters()).device
-    was_training = lm.training
-    lm.eval()
-    texts: list[str] = []
-    side = "right" if lm.is_seq2seq else "left"
-    for i in range(0, len(examples), batch_size):
-        ids = [tokenizing.prompt_only(ex) for ex in examples[i : i + batch_size]]
-        input_ids = pad(ids, tok.pad_token_id, side).to(device)
-        mask = pad([[1] * len(s) for s in ids], 0, side).to(device)
-        task_ids = None if task_id is None else torch.full((len(ids),), task_id, device=device)
-        with autocast(bf16, device):
-            out = lm.generate(
-                input_ids, mask, task_ids, max_new_tokens=max_new_tokens, do_sample=False,
-                pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
-            )
-        texts += tok.batch_decode(out, skip_special_tokens=True)
-    lm.train(was_training)
-    return texts
 
 
 def target_score(lm, tokenizing, examples, metric, max_new_tokens, batch_size=16, bf16=False,

@@ -9,7 +9,8 @@ import base64
 import io
 import itertools
 
-from promot.report.tables import RunView, curve, frontier_headline, frontier_points, label, tradeoff
+from promot.report.frontier import frontier_headline, frontier_points
+from promot.report.tables import RunView, curve, label, tradeoff
 
 METHOD_COLORS = {
     "base": "#7f7f7f", "finetune": "#d62728", "prompt-tuning": "#9467bd", "joint": "#ff7f0e",
@@ -192,11 +193,35 @@ def _err(x: float, ci: list[float] | None) -> list[list[float]] | None:
     return None if not ci else [[max(0.0, x - ci[0])], [max(0.0, ci[1] - x)]]
 
 
+def _draw_run(ax, f, color: str, marker: str, faint: bool) -> None:
+    """One run on the frontier: its checkpoints, its α grid (a few α labelled) and its evaluated point with item
+    error bars — or, `faint` (one seed of several), the same lighter, its point small and without a legend entry."""
+    if f.checkpoints:
+        _, target, icl = zip(*f.checkpoints)
+        ax.plot(target, icl, marker=marker, ms=3, lw=0.8, color=color, alpha=0.35 if faint else 0.7)
+    if f.alphas:
+        alphas, target, icl = zip(*f.alphas)
+        ax.plot(target, icl, marker=marker, ms=3, lw=1.2, color=color, ls="--", alpha=0.45 if faint else 0.9)
+        shown = {0, len(alphas) - 1} | {j for j, a in enumerate(alphas) if f.best_alpha is not None
+                                         and abs(a - f.best_alpha) < 1e-9}
+        for j in sorted(shown if not faint else ()):
+            ax.annotate(f"α={alphas[j]:g}", (target[j], icl[j]), fontsize=7, color=color,
+                        xytext=(4, -10 if j == 0 else 4), textcoords="offset points")
+    if (p := f.final) and faint:
+        ax.plot([p.target], [p.icl], marker=marker, ms=5, ls="", color=color, alpha=0.6, zorder=4)
+    elif p:
+        ax.errorbar([p.target], [p.icl], xerr=_err(p.target, p.target_ci), yerr=_err(p.icl, p.icl_ci),
+                    fmt=marker, ms=8, color=color, mec="black", mew=0.8, capsize=3, zorder=5, label=label(f.run))
+    elif f.checkpoints or f.alphas:
+        ax.plot([], [], color=color, marker=marker, label=label(f.run))  # a legend entry for a curve-only run
+
+
 def frontier(runs: list[RunView]) -> str | None:
     """The forgetting frontier: target score (x) against ICL Norm.Avg without the prompt (y), both 0-100. Per run
     its stage-2 checkpoints (thin line, markers), its WiSE-FT α grid (dashed, a few α labelled) and its final
     evaluated point with 95% CIs as error bars, in its method's colour; the base model a grey star; the headline
-    (`tables.frontier_headline`) as the caption. Up and to the right is better."""
+    (`frontier.frontier_headline`) as the caption. Up and to the right is better. A method run with several seeds:
+    every seed's curves and point, faint, and the mean over seeds with error bars over seeds and items."""
     front = frontier_points(runs)
     if not (front.base or any(f.final or f.checkpoints or f.alphas for f in front.runs)):
         return None
@@ -207,26 +232,19 @@ def frontier(runs: list[RunView]) -> str | None:
     plt = _plt()
     seen: dict[str, int] = {}
     fig, ax = plt.subplots(figsize=(7.5, 5.5))
-    for f in front.runs:
-        color = method_color(f.method)
-        i = seen[f.method] = seen.get(f.method, -1) + 1
-        marker = FRONTIER_MARKERS[i % len(FRONTIER_MARKERS)]  # runs of one method: one colour, told apart by marker
-        if f.checkpoints:
-            _, target, icl = zip(*f.checkpoints)
-            ax.plot(target, icl, marker=marker, ms=3, lw=0.8, color=color, alpha=0.7)
-        if f.alphas:
-            alphas, target, icl = zip(*f.alphas)
-            ax.plot(target, icl, marker=marker, ms=3, lw=1.2, color=color, ls="--", alpha=0.9)
-            shown = {0, len(alphas) - 1} | {j for j, a in enumerate(alphas) if f.best_alpha is not None
-                                             and abs(a - f.best_alpha) < 1e-9}
-            for j in sorted(shown):
-                ax.annotate(f"α={alphas[j]:g}", (target[j], icl[j]), fontsize=7, color=color,
-                            xytext=(4, -10 if j == 0 else 4), textcoords="offset points")
-        if p := f.final:
+    for m in front.methods:
+        color = method_color(m.method)
+        i = seen[m.method] = seen.get(m.method, -1) + 1
+        marker = FRONTIER_MARKERS[i % len(FRONTIER_MARKERS)]  # groups of one method: one colour, told apart by marker
+        many = len(m.runs) > 1
+        for f in m.runs:
+            _draw_run(ax, f, color, marker, faint=many)
+        if many and (p := m.final):  # the mean over seeds, error bars over seeds and items
             ax.errorbar([p.target], [p.icl], xerr=_err(p.target, p.target_ci), yerr=_err(p.icl, p.icl_ci),
-                        fmt=marker, ms=8, color=color, mec="black", mew=0.8, capsize=3, zorder=5, label=label(f.run))
-        elif f.checkpoints or f.alphas:
-            ax.plot([], [], color=color, marker=marker, label=label(f.run))  # a legend entry for a curve-only run
+                        fmt=marker, ms=9, color=color, mec="black", mew=0.8, capsize=3, zorder=5,
+                        label=f"{m.label}, mean of {len(m.seeds)} seeds")
+        elif many:
+            ax.plot([], [], color=color, marker=marker, label=m.label)
     if b := front.base:
         ax.errorbar([b.target], [b.icl], xerr=_err(b.target, b.target_ci), yerr=_err(b.icl, b.icl_ci), fmt="*",
                     ms=14, color=METHOD_COLORS["base"], mec="black", mew=0.6, capsize=3, zorder=6, label="base")
@@ -237,8 +255,10 @@ def frontier(runs: list[RunView]) -> str | None:
     handles, labels = ax.get_legend_handles_labels()
     keys = [(Line2D([], [], color="grey", lw=0.8, marker="o", ms=3), "stage-2 checkpoints"),
             (Line2D([], [], color="grey", lw=1.2, ls="--", marker="o", ms=3), "WiSE-FT α grid")]
-    keys = [k for k, shown in zip(keys, (any(f.checkpoints for f in front.runs), any(f.alphas for f in front.runs)))
-            if shown]
+    if front.seeded:
+        keys.append((Line2D([], [], color="grey", ls="", marker="o", ms=4, alpha=0.6), "one seed's model"))
+    keys = [k for k, shown in zip(keys, (any(f.checkpoints for f in front.runs), any(f.alphas for f in front.runs),
+                                         True)) if shown]
     ax.legend([*handles, *(k[0] for k in keys)], [*labels, *(k[1] for k in keys)], fontsize=8, loc="upper left",
               bbox_to_anchor=(1.01, 1.0))
     if text := frontier_headline(runs, front):

@@ -8,15 +8,22 @@ from pathlib import Path
 from promot import __version__
 from promot.io import atomic_write_text
 from promot.report import plots
-from promot.report.tables import (RunView, alignment_table, delta_grid, frontier_headline, frontier_points, headline,
-                                  label, leakage_entries, load_runs, markdown, matched_table, monitor_table, shot_keys,
-                                  summary_table, task_table)
+from promot.report.frontier import frontier_headline, frontier_points, matched_table
+from promot.report.tables import (RunView, alignment_table, delta_grid, headline, label, leakage_entries, load_runs,
+                                  markdown, monitor_table, shot_keys, summary_table, task_table)
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.6em 0 1.4em;font-size:.9em}th,td{border:1px solid #ccc;padding:.3em .6em;
 text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}img{max-width:100%}
 .flip{background:#fafafa;border-left:3px solid #c33;padding:.4em .8em;margin:.5em 0;font-size:.85em}
 code,pre{font-size:.95em}pre{white-space:pre-wrap}.note{color:#666;font-size:.9em}.lead{font-size:1.1em}"""
+
+
+SEEDS_NOTE = ("<p class=note>Several seeds per method: large points are each method's mean over its seeds, faint ones "
+              "each seed's model; every interval in the table is a 95% hierarchical bootstrap over seeds and items "
+              "(each draw resamples the seeds, then the test items they all answered, paired with the base), so it "
+              "says whether another seed would likely agree. \"Ahead\" needs the interval of the difference to "
+              "exclude 0; with three seeds that roughly means every seed is ahead.</p>")
 
 
 def _html_table(rows: list[list[str]]) -> str:
@@ -81,9 +88,10 @@ def render(run_paths: list[str | Path], out_dir: str | Path = "report", with_bas
               "<p class=note>Lines: stage-2 checkpoints (validation target score, monitor's ICL score); dashed: the "
               "WiSE-FT α grid; points: the evaluated model, error bars its absolute 95% bootstrap intervals. A run is "
               "within CI of the best when its target interval reaches the best run's target score.</p>"
-              if figs["frontier"] else "", _html_table(matched) if matched else ""]
+              if figs["frontier"] else "", SEEDS_NOTE if front.seeded else "", _html_table(matched) if matched else ""]
         m += ["## Which method keeps most ICL at the target score", "", *([which, ""] if which else []),
-              *([markdown(matched)] if matched else [])]
+              *([markdown(matched)] if matched else []),
+              *([html.unescape(SEEDS_NOTE[len("<p class=note>"):-len("</p>")]), ""] if front.seeded else [])]
     for k in ks:
         summary, tasks = summary_table(runs, k, with_base), task_table(runs, k, with_base)
         h += [f"<h2>Summary, {k[2:]}-shot</h2>", _html_table(summary), f"<h3>Per task, {k[2:]}-shot</h3>",

@@ -1,11 +1,11 @@
-"""Report data: a pure function of run directories (run.json, eval.json, metrics.jsonl, flips.jsonl). No torch."""
+"""Report data: a pure function of run directories (run.json, eval.json, metrics.jsonl, flips.jsonl). No torch.
+The forgetting frontier (which method keeps most ICL at the target score, over seeds) is report/frontier.py."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from promot.evaluate.metrics import paired_bootstrap, proportion_ci
-from promot.rundir import WISE_FT, RunRecord, read_eval, read_flips, read_metrics, read_run_info
+from promot.rundir import WISE_FT, RunRecord, read_eval, read_flips, read_metrics, read_run_info, seed_of
 
 
 @dataclass
@@ -21,6 +21,11 @@ class RunView:
     def method(self) -> str:
         return self.info.method
 
+    @property
+    def group(self) -> str:
+        """What the run is one seed of: `promot` for `promot/seed-1`; a run outside the seed layout is its own."""
+        return self.name.split("/", 1)[0]
+
     def best_target(self) -> float | None:
         """The selected model's validation target score: WiSE-FT's interpolated model when the run kept one (it is
         the model that was saved), else stage 2's (stage 1's) best checkpoint."""
@@ -30,9 +35,11 @@ class RunView:
 
 
 def load_runs(paths: list[str | Path]) -> list[RunView]:
+    """One view per run directory, named by its folder; a seed's run (OUT/<method>/seed-<s>) `<method>/seed-<s>`."""
     views = []
     for p in map(Path, paths):
-        views.append(RunView(p.name, p, read_run_info(p), read_eval(p), read_metrics(p), read_flips(p)))
+        name = p.name if seed_of(p) is None else f"{p.parent.name}/{p.name}"
+        views.append(RunView(name, p, read_run_info(p), read_eval(p), read_metrics(p), read_flips(p)))
     return views
 
 
@@ -230,7 +237,8 @@ def console_summary(runs: list[RunView]) -> list[str]:
     if not runs or not runs[0].eval:
         return []
     keys = shot_keys(runs)
-    head = f"{'model':<15}{'target':>8}" + "".join(f"{'ICL ' + k[2:] + '-shot (Δ)':>20}{'leak %':>7}" for k in keys)
+    w = _name_width(runs)
+    head = f"{'model':<{w}}{'target':>8}" + "".join(f"{'ICL ' + k[2:] + '-shot (Δ)':>20}{'leak %':>7}" for k in keys)
     lines = [head, "-" * len(head)]
     entries = [("base", runs[0].eval["variants"]["base"], runs[0].eval["variants"]["base"])]
     for r in runs:
@@ -242,19 +250,25 @@ def console_summary(runs: list[RunView]) -> list[str]:
         first = served[keys[0]]
         cells = "".join(f"{icl[k]['norm_avg']:>11.1f} ({icl[k]['norm_avg'] - base[k]['norm_avg']:+6.1f})"
                         f"{_fmt_leak(icl[k]['leakage']):>7}" for k in keys)
-        lines.append(f"{name:<15}{_target(first):>8}{cells}")
+        lines.append(f"{name:<{w}}{_target(first):>8}{cells}")
     return lines
+
+
+def _name_width(runs: list[RunView]) -> int:
+    """The run-name column of the console tables: 15, or wider for longer names (`promot-replay/seed-2`)."""
+    return max([15, *(len(r.name) + 1 for r in runs)])
 
 
 def console_curves(runs: list[RunView]) -> list[str]:
     """The trade-off over stage-2 checkpoints, one line per run: step: target score / ICL score / leakage."""
     lines = []
+    w = _name_width(runs)
     for r in runs:
         target, icl, leak = (dict(curve(r, k)) for k in ("eval_target_score", "icl_score", "icl_leakage"))
         steps = sorted(set(target) | set(icl))
         if steps:
             cells = (f"{s}: {_fmt(target.get(s))} / {_fmt(icl.get(s))} / {_fmt_leak(leak.get(s))}" for s in steps)
-            lines.append(f"{r.name:<15} " + "  ".join(cells))
+            lines.append(f"{r.name:<{w}} " + "  ".join(cells))
     return ["stage 2 - step: target / ICL / leakage %", *lines] if lines else []
 
 
@@ -271,186 +285,3 @@ def alignment_table(runs: list[RunView]) -> list[list[str]]:
                 per_step.setdefault(step, {})[kind] = value
         rows += [[r.name, str(s), *(f"{v[k]:.3f}" if k in v else "–" for k in kinds)] for s, v in sorted(per_step.items())]
     return rows
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# The forgetting frontier: target score (x) against ICL Norm.Avg without the prompt (y), per run.
-
-
-@dataclass
-class FinalPoint:
-    """One evaluated model at one shot count (0-100 scale; CIs are absolute 95% bootstrap intervals, None when the
-    per-item scores needed for them are missing): the target score of the variant that serves the fine-tuned task,
-    the ICL Norm.Avg and leakage (a 0-1 share) of the variant that serves every other task (no prompt)."""
-
-    target: float
-    target_ci: list[float] | None
-    icl: float
-    icl_ci: list[float] | None
-    leakage: float | None = None
-    leakage_ci: list[float] | None = None
-
-
-@dataclass
-class FrontierRun:
-    run: RunView
-    checkpoints: list[tuple[int, float, float]]  # stage 2: (step, target score, ICL score), from `tradeoff`
-    alphas: list[tuple[float, float, float]]  # WiSE-FT: (α, target score, ICL score), α ascending
-    best_alpha: float | None
-    final: FinalPoint | None  # eval.json at the first shot count; None without eval.json or target tasks
-
-    @property
-    def name(self) -> str:
-        return self.run.name
-
-    @property
-    def method(self) -> str:
-        return self.run.method
-
-
-@dataclass
-class Frontier:
-    k: str | None  # the shot key of the final points ("k=1"); None when no run has eval.json
-    base: FinalPoint | None
-    runs: list[FrontierRun]
-
-
-def _mean_ci(items: dict[str, list[float]], tasks: list[str]) -> list[float] | None:
-    """95% bootstrap CI of the mean of per-task means over `tasks` (each task's items resampled on its own, seeded:
-    deterministic). paired_bootstrap against an all-zero baseline is exactly that interval for the level itself.
-    None when a task has no per-item scores (corpus-level metrics): an interval over fewer tasks would not be the
-    interval of the reported mean."""
-    if not tasks or any(not items.get(t) for t in tasks):
-        return None
-    own = {t: items[t] for t in tasks}
-    return paired_bootstrap({t: [0.0] * len(v) for t, v in own.items()}, own).get("norm_avg")
-
-
-def final_point(serving: dict, icl_summary: dict) -> FinalPoint | None:
-    """A FinalPoint from eval.json summaries (one variant at one shot count): target score from `serving`, ICL
-    Norm.Avg and leakage from `icl_summary` (for a tuned model: tuned+prompt and tuned; for base: base twice)."""
-    targets = serving.get("target_tasks", [])
-    if not targets or any(t not in serving["tasks"] for t in targets):
-        return None
-    target = sum(serving["tasks"][t]["score"] for t in targets) / len(targets)
-    outside = {*icl_summary.get("target_tasks", ()), *icl_summary.get("other_format_tasks", ())}
-    icl_tasks = [t for t in icl_summary["tasks"] if t not in outside]
-    leak_ci = icl_summary.get("leakage_ci")
-    if leak_ci is None and icl_summary.get("leak_hits"):
-        leak_ci = proportion_ci(icl_summary["leak_hits"])
-    return FinalPoint(target, _mean_ci(serving.get("items", {}), targets), icl_summary["norm_avg"],
-                      _mean_ci(icl_summary.get("items", {}), icl_tasks), icl_summary.get("leakage"), leak_ci)
-
-
-def alpha_curve(run: RunView) -> list[tuple[float, float, float]]:
-    """WiSE-FT's α grid from metrics.jsonl: (α, target score, ICL score) where both were measured, α ascending."""
-    rows = [m for m in run.metrics if m.get("stage") == WISE_FT and "alpha" in m]
-    return sorted((m["alpha"], m["eval_target_score"], m["icl_score"]) for m in rows
-                  if "eval_target_score" in m and "icl_score" in m)
-
-
-def frontier_points(runs: list[RunView]) -> Frontier:
-    """Per run: its stage-2 checkpoint curve, its WiSE-FT α curve and its final evaluated point (first shot count),
-    plus the base model's point (from the first run with eval.json). Pure: no matplotlib."""
-    keys = shot_keys(runs)
-    k = keys[0] if keys else None
-    base = None
-    out = []
-    for r in runs:
-        v = (r.eval or {}).get("variants", {})
-        final = None
-        if k is not None and k in v.get("tuned", {}):
-            final = final_point(v.get("tuned+prompt", v["tuned"]).get(k, v["tuned"][k]), v["tuned"][k])
-        if base is None and k is not None and k in v.get("base", {}):
-            base = final_point(v["base"][k], v["base"][k])
-        best_alpha = r.info.stages.get(WISE_FT, {}).get("best_alpha")
-        out.append(FrontierRun(r, tradeoff(r), alpha_curve(r), best_alpha, final))
-    return Frontier(k, base, out)
-
-
-def _val(x: float, ci: list[float] | None, scale: float = 1.0) -> str:
-    """An absolute level with its interval: 50.0 [45.0, 55.0] (0-100 scale)."""
-    return f"{x * scale:.1f}" + (f" [{ci[0] * scale:.1f}, {ci[1] * scale:.1f}]" if ci else "")
-
-
-def within_best_target(front: Frontier) -> dict[str, bool]:
-    """run name → whether its final target score's 95% CI reaches the best run's target score (the best run
-    itself: yes; a run without an interval: only when it ties the best)."""
-    finals = [f for f in front.runs if f.final]
-    if not finals:
-        return {}
-    best = max(f.final.target for f in finals)
-    return {f.name: (f.final.target_ci[1] if f.final.target_ci else f.final.target) >= best - 1e-9 for f in finals}
-
-
-def frontier_headline(runs: list[RunView], front: Frontier | None = None) -> str | None:
-    """One sentence: among the runs whose target score's 95% CI reaches the best run's, which keeps the most ICL
-    Norm.Avg (no prompt), with its CI, the runner-up with its CI, and whether the two intervals overlap; a run that
-    keeps more ICL but falls short on the target is named as excluded. None when no run has a final point."""
-    front = front or frontier_points(runs)
-    within = within_best_target(front)
-    if not within:
-        return None
-    finals = [f for f in front.runs if f.final]
-    best = max(finals, key=lambda f: f.final.target)
-    ranked = sorted((f for f in finals if within[f.name]), key=lambda f: -f.final.icl)
-    win = ranked[0]
-    icl = f"ICL Norm.Avg {_val(win.final.icl, win.final.icl_ci)} ({front.k[2:]}-shot, no prompt)"
-    if len(finals) == 1:
-        sentence = (f"`{label(win.run)}` reaches a target score of {_val(win.final.target, win.final.target_ci)} "
-                    f"and keeps {icl}; no other evaluated run to compare")
-    elif len(ranked) == 1:
-        sentence = (f"Only `{label(win.run)}` reaches the best target score "
-                    f"({_val(win.final.target, win.final.target_ci)}) within its 95% CI; it keeps {icl}")
-    else:
-        second = ranked[1]
-        a, b = win.final.icl_ci, second.final.icl_ci
-        if round(win.final.icl, 1) == round(second.final.icl, 1):
-            verdict = "tied"
-        elif a and b:
-            verdict = "ahead, CIs overlap" if a[0] <= b[1] else "ahead beyond CI"
-        else:
-            verdict = "ahead, no intervals recorded"
-        sentence = (f"Of the {len(ranked)} runs whose target score's 95% CI reaches the best "
-                    f"({_val(best.final.target, best.final.target_ci)}, `{label(best.run)}`), `{label(win.run)}` "
-                    f"keeps the most: {icl}, vs {_val(second.final.icl, second.final.icl_ci)} for "
-                    f"`{label(second.run)}` — {verdict}")
-    missed = [f for f in finals if not within[f.name] and f.final.icl > win.final.icl]
-    if missed:
-        m = max(missed, key=lambda f: f.final.icl)
-        sentence += (f"; `{label(m.run)}` keeps more ({_val(m.final.icl, m.final.icl_ci)}) but its target score "
-                     f"{_val(m.final.target, m.final.target_ci)} falls short")
-    return sentence + "."
-
-
-def matched_table(runs: list[RunView], front: Frontier | None = None) -> list[list[str]]:
-    """The matched-target-score table: base, then one row per evaluated run sorted by ICL Norm.Avg (no prompt):
-    target score, ICL Norm.Avg and leakage (0-100) with 95% CIs, and whether the target's CI reaches the best."""
-    front = front or frontier_points(runs)
-    within = within_best_target(front)
-    if not within:
-        return []
-    rows = [["run", "method", "target score [95% CI]", "ICL Norm.Avg, no prompt [95% CI]", "leakage %, no prompt",
-             "within CI of best target"]]
-
-    def cells(p: FinalPoint) -> list[str]:
-        return [_val(p.target, p.target_ci), _val(p.icl, p.icl_ci),
-                "–" if p.leakage is None else _val(p.leakage, p.leakage_ci, 100)]
-
-    if front.base:
-        rows.append(["base", "–", *cells(front.base), "–"])
-    for f in sorted((f for f in front.runs if f.final), key=lambda f: -f.final.icl):
-        rows.append([f.name, f.method, *cells(f.final), "yes" if within[f.name] else "no"])
-    return rows
-
-
-def console_frontier(runs: list[RunView]) -> list[str]:
-    """The frontier headline and the matched-target-score table as fixed-width text ([] without eval.json)."""
-    front = frontier_points(runs)
-    rows = matched_table(runs, front)
-    if not rows:
-        return []
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
-             for r in rows]
-    return [frontier_headline(runs, front).replace("`", ""), lines[0], "-" * len(lines[0]), *lines[1:]]

@@ -22,7 +22,7 @@ from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArgu
 from transformers.trainer_pt_utils import nested_gather
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint, rotate_checkpoints
 
-from promot.config import RunConfig, StageConfig
+from promot.config import OPTIMIZERS, RunConfig, StageConfig
 from promot.data import Collator, Example, Tokenizing
 from promot.distributed import local, process_index, reshard, sharding
 from promot.errors import CheckpointError, PromotError, TrainingError
@@ -39,10 +39,6 @@ from promot.training.preempt import StopOnSignal, interrupted
 from promot.training.update_size import UpdateSizeProbe
 
 log = logging.getLogger(__name__)
-
-OPTIMIZERS = {"adafactor": "adafactor", "adamw": "adamw_torch"}
-"""Trainer's `adafactor` is T5X-style: fixed lr, no relative step, no parameter scaling (`scale_parameter` adds it)."""
-
 
 def _optimizer(st: StageConfig) -> tuple | None:
     """(class, kwargs) for Trainer when its named optimizers cannot express the stage: Trainer's `adafactor`

@@ -11,7 +11,7 @@ import json
 import random
 from pathlib import Path
 
-from promot.world.tasks import EVAL_CLASSIFY_PAIR, ICL_TASKS, TARGET_TASKS, WorldTask, _classify_state, episode, render
+from promot.world.tasks import EVAL_CLASSIFY_PAIR, ICL_TASKS, TARGET_TASKS, WorldTask, classify_state, episode, render
 
 FEWSHOT_POOL, TEST_ITEMS = 32, 100
 REPLAY_EPISODES, REPLAY_MAX_SHOTS = 1000, 4
@@ -45,7 +45,7 @@ metric_list:
 
 def _state(task: WorldTask, rng: random.Random) -> dict:
     if task.name == "classify":
-        return _classify_state(rng, [EVAL_CLASSIFY_PAIR])
+        return classify_state(rng, [EVAL_CLASSIFY_PAIR])
     return task.new_state(rng)
 
 

@@ -80,7 +80,7 @@ def icl_accuracy(model, tokenizer, shots: int, items: int, seed: int = 1234, bat
     """Greedy k-shot accuracy (0-1) per ICL task on fresh episodes; what the pretraining log and test look at.
     Generation is promot's own batched greedy path, the one checkpoint selection uses."""
     from promot.data import Example, Tokenizing
-    from promot.evaluate.target import generate_texts
+    from promot.prompt.generate import generate_texts
     from promot.prompt import PromptedLM
 
     lm, tokenizing = PromptedLM(model, None), Tokenizing(tokenizer, False, tokenizer.model_max_length)

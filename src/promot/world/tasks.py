@@ -71,7 +71,7 @@ def _map_make(rng: random.Random, state: State) -> Example:
     return x, state["map"][x]
 
 
-def _classify_state(rng: random.Random, pairs=WORD_PAIRS) -> State:
+def classify_state(rng: random.Random, pairs=WORD_PAIRS) -> State:
     """4 random letters, 2 per class, named by a random word pair: the classes exist only in the demonstrations."""
     letters = rng.sample(LETTERS, 4)
     return {"letters": letters, "half": set(letters[:2]), "words": rng.choice(pairs)}
@@ -97,7 +97,7 @@ ICL_TASKS: dict[str, WorldTask] = {t.name: t for t in [
         source=lambda rng: _letters(rng, 1, 3)),
     _fn("parity", "even/odd", lambda x: "even" if len(x) % 2 == 0 else "odd"),
     WorldTask("map_letters", "letters (episode-defined)", _map_make, _map_state),
-    WorldTask("classify", "word pair (episode-defined)", _classify_make, _classify_state),
+    WorldTask("classify", "word pair (episode-defined)", _classify_make, classify_state),
 ]}
 
 
@@ -122,7 +122,6 @@ TARGET_TASKS: dict[str, WorldTask] = {t.name: t for t in [
     WorldTask("true_false", "true/false", _true_false),
     WorldTask("brackets", "[ letters ]", _brackets, template="in: {x} >> out:"),
 ]}
-TASKS = {**ICL_TASKS, **TARGET_TASKS}
 
 
 def render(task: WorldTask, example: Example, with_answer: bool = True) -> str:

@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from promot.training.methods.addon import Addon
-from promot.training.methods.full import FULL, Tuning
+from promot.training.methods.base import Addon
+from promot.training.methods.base import Tuning
+from promot.training.methods.full import FULL
 from promot.training.methods.l2_sp import L2SP
 from promot.training.methods.lora import LORA
 from promot.training.methods.replay import REPLAY

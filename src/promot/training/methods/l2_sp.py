@@ -2,7 +2,7 @@
 toward the starting point instead of toward zero (weight decay)."""
 from __future__ import annotations
 
-from promot.training.methods.addon import Addon
+from promot.training.methods.base import Addon
 
 
 class L2SPPenalty(Addon):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import warnings
 
-from promot.training.methods.full import Tuning
+from promot.training.methods.base import Tuning
 
 
 class Lora(Tuning):

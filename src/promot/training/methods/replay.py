@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from promot.training.methods.addon import Addon
+from promot.training.methods.base import Addon
 
 
 class Replay(Addon):

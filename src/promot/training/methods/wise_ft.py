@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from promot.rundir import WISE_FT as STAGE
-from promot.training.methods.addon import Addon
+from promot.training.methods.base import Addon
 
 log = logging.getLogger(__name__)
 

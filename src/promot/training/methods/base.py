@@ -1,15 +1,42 @@
-"""What an add-on can change in stage 2; every hook is a no-op unless the add-on overrides it."""
+"""The two shapes of a method's room, side by side: `Tuning` (what stage 2 trains and what the run keeps) and
+`Addon` (what a method adds to stage 2: its data, its loss, the weights kept); every hook is a no-op unless a room
+overrides it."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    import torch
+
     from promot.config import RunConfig
     from promot.prompt import PromptedLM
     from promot.training.loop import StageContext
 
 
+class Tuning:
+    """What stage 2 trains, and what the run keeps of it."""
+
+    name = ""
+    trains_all_weights = False
+
+    def check(self, cfg: RunConfig, sharded: str | None) -> list[str]:
+        """Problems with this kind of tuning under the run's config / sharding, as one-line messages."""
+        return []
+
+    def prepare(self, model: torch.nn.Module, ctx: StageContext) -> torch.nn.Module:
+        """The model stage 2 trains, with requires_grad set on what is trained."""
+        raise NotImplementedError
+
+    def finish(self, lm: PromptedLM, run_dir: Path, tokenizer, main_process: bool) -> torch.nn.Module:
+        """The plain model the run directory stores (written by the main process only)."""
+        return lm.model
+
+
 class Addon:
+    """What a method adds to stage 2."""
+
     name = ""
     needs_whole_weights = False
     """It reads or writes every trained tensor whole, which a sharded run (FSDP2, ZeRO-3) never holds."""

@@ -1,0 +1,377 @@
+"""The forgetting frontier: target score (x) against ICL Norm.Avg without the prompt (y) — which way of fine-tuning
+keeps most of the model's other abilities at the target score. Per run: its stage-2 checkpoints, WiSE-FT α grid and
+evaluated point; per method run with several seeds (`promot compare --seeds`): the mean over seeds with 95% intervals
+over seeds and items (report/seeds.py), so "ahead" survives another seed. Pure: no matplotlib (plots.py draws it).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from promot.evaluate.metrics import paired_bootstrap, proportion_ci
+from promot.report.seeds import Items, seed_bootstrap
+from promot.report.tables import RunView, _num, label, shot_keys, tradeoff
+from promot.rundir import WISE_FT, seed_of
+
+REFERENCE = "finetune"
+"""The method every other is contrasted with in the seed table (when it was run)."""
+
+
+@dataclass
+class FinalPoint:
+    """One evaluated model at one shot count (0-100 scale; CIs are absolute 95% bootstrap intervals, None when the
+    per-item scores needed for them are missing): the target score of the variant that serves the fine-tuned task,
+    the ICL Norm.Avg and leakage (a 0-1 share) of the variant that serves every other task (no prompt)."""
+
+    target: float
+    target_ci: list[float] | None
+    icl: float
+    icl_ci: list[float] | None
+    leakage: float | None = None
+    leakage_ci: list[float] | None = None
+
+
+@dataclass
+class FrontierRun:
+    run: RunView
+    checkpoints: list[tuple[int, float, float]]  # stage 2: (step, target score, ICL score), from `tradeoff`
+    alphas: list[tuple[float, float, float]]  # WiSE-FT: (α, target score, ICL score), α ascending
+    best_alpha: float | None
+    final: FinalPoint | None  # eval.json at the first shot count; None without eval.json or target tasks
+
+    @property
+    def name(self) -> str:
+        return self.run.name
+
+    @property
+    def method(self) -> str:
+        return self.run.method
+
+
+@dataclass
+class MethodSeeds:
+    """One method over its seeds (runs `<name>/seed-<s>`; a run outside that layout is a group of one): the mean
+    point over the seeds that have one, its 95% intervals over seeds and items, and its change vs base."""
+
+    name: str
+    runs: list[FrontierRun]
+    final: FinalPoint | None  # one seed: that run's own point (item intervals); several: means, seed-and-item CIs
+    delta: float | None = None  # ICL Norm.Avg − base's, mean over seeds
+    delta_ci: list[float] | None = None
+    icl_tasks: list[str] = field(default_factory=list)
+    icl_items: list[Items] = field(default_factory=list)  # per seed with a final point: the ICL tasks' item scores
+
+    @property
+    def method(self) -> str:
+        return self.runs[0].method
+
+    @property
+    def seeds(self) -> list[FrontierRun]:
+        """The runs with an evaluated point."""
+        return [f for f in self.runs if f.final]
+
+    @property
+    def label(self) -> str:
+        return self.name if self.name == self.method else f"{self.name} ({self.method})"
+
+
+@dataclass
+class Frontier:
+    k: str | None  # the shot key of the final points ("k=1"); None when no run has eval.json
+    base: FinalPoint | None
+    runs: list[FrontierRun]
+    methods: list[MethodSeeds] = field(default_factory=list)  # the runs grouped by method (RunView.group)
+
+    @property
+    def seeded(self) -> bool:
+        """Whether some method was run with several seeds: then the analysis is per method, over seeds."""
+        return any(len(m.runs) > 1 for m in self.methods)
+
+
+def _mean_ci(items: dict[str, list[float]], tasks: list[str]) -> list[float] | None:
+    """95% bootstrap CI of the mean of per-task means over `tasks` (each task's items resampled on its own, seeded:
+    deterministic). paired_bootstrap against an all-zero baseline is exactly that interval for the level itself.
+    None when a task has no per-item scores (corpus-level metrics): an interval over fewer tasks would not be the
+    interval of the reported mean."""
+    if not tasks or any(not items.get(t) for t in tasks):
+        return None
+    own = {t: items[t] for t in tasks}
+    return paired_bootstrap({t: [0.0] * len(v) for t, v in own.items()}, own).get("norm_avg")
+
+
+def final_point(serving: dict, icl_summary: dict) -> FinalPoint | None:
+    """A FinalPoint from eval.json summaries (one variant at one shot count): target score from `serving`, ICL
+    Norm.Avg and leakage from `icl_summary` (for a tuned model: tuned+prompt and tuned; for base: base twice)."""
+    targets = serving.get("target_tasks", [])
+    if not targets or any(t not in serving["tasks"] for t in targets):
+        return None
+    target = sum(serving["tasks"][t]["score"] for t in targets) / len(targets)
+    outside = {*icl_summary.get("target_tasks", ()), *icl_summary.get("other_format_tasks", ())}
+    icl_tasks = [t for t in icl_summary["tasks"] if t not in outside]
+    leak_ci = icl_summary.get("leakage_ci")
+    if leak_ci is None and icl_summary.get("leak_hits"):
+        leak_ci = proportion_ci(icl_summary["leak_hits"])
+    return FinalPoint(target, _mean_ci(serving.get("items", {}), targets), icl_summary["norm_avg"],
+                      _mean_ci(icl_summary.get("items", {}), icl_tasks), icl_summary.get("leakage"), leak_ci)
+
+
+def alpha_curve(run: RunView) -> list[tuple[float, float, float]]:
+    """WiSE-FT's α grid from metrics.jsonl: (α, target score, ICL score) where both were measured, α ascending."""
+    rows = [m for m in run.metrics if m.get("stage") == WISE_FT and "alpha" in m]
+    return sorted((m["alpha"], m["eval_target_score"], m["icl_score"]) for m in rows
+                  if "eval_target_score" in m and "icl_score" in m)
+
+
+def frontier_points(runs: list[RunView]) -> Frontier:
+    """Per run: its stage-2 checkpoint curve, its WiSE-FT α curve and its final evaluated point (first shot count),
+    plus the base model's point (from the first run with eval.json). Pure: no matplotlib."""
+    keys = shot_keys(runs)
+    k = keys[0] if keys else None
+    base = None
+    out = []
+    for r in runs:
+        v = (r.eval or {}).get("variants", {})
+        final = None
+        if k is not None and k in v.get("tuned", {}):
+            final = final_point(v.get("tuned+prompt", v["tuned"]).get(k, v["tuned"][k]), v["tuned"][k])
+        if base is None and k is not None and k in v.get("base", {}):
+            base = final_point(v["base"][k], v["base"][k])
+        best_alpha = r.info.stages.get(WISE_FT, {}).get("best_alpha")
+        out.append(FrontierRun(r, tradeoff(r), alpha_curve(r), best_alpha, final))
+    groups: dict[Path, list[FrontierRun]] = {}  # a method's seeds share their folder; any other run is its own
+    for f in out:
+        groups.setdefault(f.run.path.parent if seed_of(f.run.path) is not None else f.run.path, []).append(f)
+    return Frontier(k, base, out, [method_seeds(g[0].run.group, g, k) for g in groups.values()])
+
+
+def _summaries(f: FrontierRun, k: str) -> tuple[dict, dict, dict]:
+    """(serving variant, tuned variant, base) eval.json summaries of one evaluated run at k shots."""
+    v = f.run.eval["variants"]
+    return v.get("tuned+prompt", v["tuned"]).get(k, v["tuned"][k]), v["tuned"][k], v["base"][k]
+
+
+def _icl_tasks(summary: dict) -> list[str]:
+    outside = {*summary.get("target_tasks", ()), *summary.get("other_format_tasks", ())}
+    return [t for t in summary["tasks"] if t not in outside]
+
+
+def method_seeds(name: str, runs: list[FrontierRun], k: str | None) -> MethodSeeds:
+    """A method's runs (one per seed) → its MethodSeeds: means over the seeds with a final point, and intervals from
+    the hierarchical bootstrap (seeds, then the same items for every seed; paired with the base for the change)."""
+    done = [f for f in runs if f.final]
+    if not done or k is None:
+        return MethodSeeds(name, runs, None)
+    parts = [_summaries(f, k) for f in done]
+    tasks = _icl_tasks(parts[0][1])
+    icl_items = [t.get("items", {}) for _, t, _ in parts]
+    base = parts[0][2]
+    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    icl = mean([f.final.icl for f in done])
+    delta_ci = seed_bootstrap([icl_items], tasks, base=base.get("items", {}))
+    if len(done) == 1:
+        final = done[0].final
+    else:
+        targets = parts[0][0].get("target_tasks", [])
+        hits = [t.get("leak_hits") for _, t, _ in parts]
+        leaks = [f.final.leakage for f in done]
+        final = FinalPoint(
+            mean([f.final.target for f in done]), seed_bootstrap([[s.get("items", {}) for s, _, _ in parts]], targets),
+            icl, seed_bootstrap([icl_items], tasks), None if None in leaks else mean(leaks),
+            None if any(h is None for h in hits) else seed_bootstrap([[{"leak": list(map(float, h))} for h in hits]],
+                                                                     ["leak"]))
+    return MethodSeeds(name, runs, final, icl - base["norm_avg"], delta_ci, tasks, icl_items)
+
+
+def method_contrast(a: MethodSeeds, b: MethodSeeds) -> tuple[float, list[float] | None] | None:
+    """a − b in mean ICL Norm.Avg (no prompt) with its 95% interval over both methods' seeds and the shared items;
+    None when either has no evaluated point."""
+    if not (a.final and b.final):
+        return None
+    tasks = a.icl_tasks if a.icl_tasks == b.icl_tasks else []
+    return a.final.icl - b.final.icl, seed_bootstrap([a.icl_items, b.icl_items], tasks, [1.0, -1.0])
+
+
+def _val(x: float, ci: list[float] | None, scale: float = 1.0) -> str:
+    """An absolute level with its interval: 50.0 [45.0, 55.0] (0-100 scale)."""
+    return f"{x * scale:.1f}" + (f" [{ci[0] * scale:.1f}, {ci[1] * scale:.1f}]" if ci else "")
+
+
+def within_best_target(front: Frontier) -> dict[str, bool]:
+    """run name → whether its final target score's 95% CI reaches the best run's target score (the best run
+    itself: yes; a run without an interval: only when it ties the best)."""
+    finals = [f for f in front.runs if f.final]
+    if not finals:
+        return {}
+    best = max(f.final.target for f in finals)
+    return {f.name: (f.final.target_ci[1] if f.final.target_ci else f.final.target) >= best - 1e-9 for f in finals}
+
+
+def frontier_headline(runs: list[RunView], front: Frontier | None = None) -> str | None:
+    """One sentence: among the runs whose target score's 95% CI reaches the best run's, which keeps the most ICL
+    Norm.Avg (no prompt), with its CI, the runner-up with its CI, and whether the two intervals overlap; a run that
+    keeps more ICL but falls short on the target is named as excluded. None when no run has a final point."""
+    front = front or frontier_points(runs)
+    if front.seeded:
+        return seeds_headline(front)
+    within = within_best_target(front)
+    if not within:
+        return None
+    finals = [f for f in front.runs if f.final]
+    best = max(finals, key=lambda f: f.final.target)
+    ranked = sorted((f for f in finals if within[f.name]), key=lambda f: -f.final.icl)
+    win = ranked[0]
+    icl = f"ICL Norm.Avg {_val(win.final.icl, win.final.icl_ci)} ({front.k[2:]}-shot, no prompt)"
+    if len(finals) == 1:
+        sentence = (f"`{label(win.run)}` reaches a target score of {_val(win.final.target, win.final.target_ci)} "
+                    f"and keeps {icl}; no other evaluated run to compare")
+    elif len(ranked) == 1:
+        sentence = (f"Only `{label(win.run)}` reaches the best target score "
+                    f"({_val(win.final.target, win.final.target_ci)}) within its 95% CI; it keeps {icl}")
+    else:
+        second = ranked[1]
+        a, b = win.final.icl_ci, second.final.icl_ci
+        if round(win.final.icl, 1) == round(second.final.icl, 1):
+            verdict = "tied"
+        elif a and b:
+            verdict = "ahead, CIs overlap" if a[0] <= b[1] else "ahead beyond CI"
+        else:
+            verdict = "ahead, no intervals recorded"
+        sentence = (f"Of the {len(ranked)} runs whose target score's 95% CI reaches the best "
+                    f"({_val(best.final.target, best.final.target_ci)}, `{label(best.run)}`), `{label(win.run)}` "
+                    f"keeps the most: {icl}, vs {_val(second.final.icl, second.final.icl_ci)} for "
+                    f"`{label(second.run)}` — {verdict}")
+    missed = [f for f in finals if not within[f.name] and f.final.icl > win.final.icl]
+    if missed:
+        m = max(missed, key=lambda f: f.final.icl)
+        sentence += (f"; `{label(m.run)}` keeps more ({_val(m.final.icl, m.final.icl_ci)}) but its target score "
+                     f"{_val(m.final.target, m.final.target_ci)} falls short")
+    return sentence + "."
+
+
+def matched_table(runs: list[RunView], front: Frontier | None = None) -> list[list[str]]:
+    """The matched-target-score table: base, then one row per evaluated run sorted by ICL Norm.Avg (no prompt):
+    target score, ICL Norm.Avg and leakage (0-100) with 95% CIs, and whether the target's CI reaches the best."""
+    front = front or frontier_points(runs)
+    if front.seeded:
+        return seeds_table(front)
+    within = within_best_target(front)
+    if not within:
+        return []
+    rows = [["run", "method", "target score [95% CI]", "ICL Norm.Avg, no prompt [95% CI]", "leakage %, no prompt",
+             "within CI of best target"]]
+
+    def cells(p: FinalPoint) -> list[str]:
+        return [_val(p.target, p.target_ci), _val(p.icl, p.icl_ci),
+                "–" if p.leakage is None else _val(p.leakage, p.leakage_ci, 100)]
+
+    if front.base:
+        rows.append(["base", "–", *cells(front.base), "–"])
+    for f in sorted((f for f in front.runs if f.final), key=lambda f: -f.final.icl):
+        rows.append([f.name, f.method, *cells(f.final), "yes" if within[f.name] else "no"])
+    return rows
+
+
+def console_frontier(runs: list[RunView]) -> list[str]:
+    """The frontier headline and the matched-target-score table as fixed-width text ([] without eval.json)."""
+    front = frontier_points(runs)
+    rows = matched_table(runs, front)
+    if not rows:
+        return []
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+             for r in rows]
+    return [frontier_headline(runs, front).replace("`", ""), lines[0], "-" * len(lines[0]), *lines[1:]]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Several seeds per method: the same questions, asked of each method's mean over seeds with seed-and-item intervals.
+
+SEED_CI = "95% CI over seeds and items"
+
+
+def within_best_method(front: Frontier) -> dict[str, bool]:
+    """method group → whether its mean target score's 95% CI (seeds and items) reaches the best mean target."""
+    finals = [m for m in front.methods if m.final]
+    if not finals:
+        return {}
+    best = max(m.final.target for m in finals)
+    return {m.name: (m.final.target_ci[1] if m.final.target_ci else m.final.target) >= best - 1e-9 for m in finals}
+
+
+def _seeds_note(m: MethodSeeds) -> str:
+    n = len(m.seeds)
+    return f"{n} seed{'s' if n != 1 else ''}"
+
+
+def seeds_headline(front: Frontier) -> str | None:
+    """The frontier headline over methods: among the methods whose mean target score's 95% CI (seeds and items)
+    reaches the best, which keeps the most ICL Norm.Avg on average over its seeds, and whether the 95% interval of
+    its difference from the runner-up (seeds and items) excludes 0 — only then is it "ahead"."""
+    within = within_best_method(front)
+    if not within:
+        return None
+    finals = [m for m in front.methods if m.final]
+    best = max(finals, key=lambda m: m.final.target)
+    ranked = sorted((m for m in finals if within[m.name]), key=lambda m: -m.final.icl)
+    win = ranked[0]
+    icl = (f"mean ICL Norm.Avg {_val(win.final.icl, win.final.icl_ci)} over {_seeds_note(win)} ({front.k[2:]}-shot, "
+           f"no prompt; {SEED_CI})")
+    if len(finals) == 1:
+        sentence = (f"`{win.label}` reaches a mean target score of {_val(win.final.target, win.final.target_ci)} and "
+                    f"keeps {icl}; no other evaluated method to compare")
+    elif len(ranked) == 1:
+        sentence = (f"Only `{win.label}` reaches the best mean target score "
+                    f"({_val(win.final.target, win.final.target_ci)}) within its 95% CI; it keeps {icl}")
+    else:
+        second = ranked[1]
+        diff = method_contrast(win, second)
+        if round(win.final.icl, 1) == round(second.final.icl, 1):
+            verdict = "tied"
+        elif diff and diff[1]:
+            shown = f"difference {_num(diff[0])} [{_num(diff[1][0])}, {_num(diff[1][1])}]"
+            verdict = (f"ahead beyond CI ({shown})" if diff[1][0] > 0 else
+                       f"not ahead beyond CI: the {shown} includes 0")
+        else:
+            verdict = "ahead in the mean, no intervals recorded"
+        sentence = (f"Of the {len(ranked)} methods whose mean target score's 95% CI reaches the best "
+                    f"({_val(best.final.target, best.final.target_ci)}, `{best.label}`), `{win.label}` keeps the "
+                    f"most: {icl}, vs {_val(second.final.icl, second.final.icl_ci)} for `{second.label}` — {verdict}")
+    missed = [m for m in finals if not within[m.name] and m.final.icl > win.final.icl]
+    if missed:
+        m = max(missed, key=lambda m: m.final.icl)
+        sentence += (f"; `{m.label}` keeps more ({_val(m.final.icl, m.final.icl_ci)}) but its mean target score "
+                     f"{_val(m.final.target, m.final.target_ci)} falls short")
+    return sentence + "."
+
+
+def seeds_table(front: Frontier) -> list[list[str]]:
+    """The matched-target-score table over methods: base, then one row per method sorted by mean ICL Norm.Avg (no
+    prompt) — seeds, mean target score, mean ICL Norm.Avg, each seed's ICL Norm.Avg, the change vs base, the
+    difference from plain fine-tuning (when run) and mean leakage, all with 95% CIs over seeds and items."""
+    within = within_best_method(front)
+    if not within:
+        return []
+    ref = next((m for m in front.methods if m.name == REFERENCE and m.final), None)
+    rows = [["method", "seeds", "target score [95% CI]", "ICL Norm.Avg, no prompt [95% CI]", "ICL per seed",
+             "Δ vs base [95% CI]", *([f"− {REFERENCE} [95% CI]"] if ref else []), "leakage %, no prompt",
+             "within CI of best target"]]
+    leak = lambda p: "–" if p.leakage is None else _val(p.leakage, p.leakage_ci, 100)  # noqa: E731
+    if front.base:
+        b = front.base
+        rows.append(["base", "–", _val(b.target, b.target_ci), _val(b.icl, b.icl_ci), "–", "–", *(["–"] if ref else []),
+                     leak(b), "–"])
+    for m in sorted((m for m in front.methods if m.final), key=lambda m: -m.final.icl):
+        p = m.final
+        delta = "–" if m.delta is None else _num(m.delta) + fmt_interval(m.delta_ci)
+        cells = [m.label, str(len(m.seeds)), _val(p.target, p.target_ci), _val(p.icl, p.icl_ci),
+                 " / ".join(f"{f.final.icl:.1f}" for f in m.seeds), delta]
+        if ref:
+            c = None if m is ref else method_contrast(m, ref)
+            cells.append("–" if c is None else _num(c[0]) + fmt_interval(c[1]))
+        rows.append([*cells, leak(p), "yes" if within[m.name] else "no"])
+    return rows
+
+
+def fmt_interval(ci: list[float] | None) -> str:
+    """" [−1.0, +2.0]" for a signed interval, or nothing."""
+    return f" [{_num(ci[0])}, {_num(ci[1])}]" if ci else ""
