@@ -31,6 +31,18 @@ class KillAt(TrainerCallback):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
+class SignalAt(TrainerCallback):
+    """Send this process `signum` (SIGTERM: what a scheduler sends before a kill) right after step `step` of
+    `stage`; promot is expected to finish the step, write a checkpoint and stop."""
+
+    def __init__(self, stage: str, step: int, signum: int = signal.SIGTERM) -> None:
+        self.stage, self.step, self.signum = stage, step, signum
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if Path(args.output_dir).name == self.stage and state.global_step == self.step:
+            os.kill(os.getpid(), self.signum)
+
+
 if __name__ == "__main__":
     import promot.training.loop as loop
     from promot import api

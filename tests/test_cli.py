@@ -45,7 +45,7 @@ BAD = {
     "missing data file": (lambda t: [f"data.train={t / 'nope.jsonl'}"], "data file not found"),
     "override without =": (lambda t: ["stage2.lr"], "must look like key.sub=value"),
     "unknown section": (lambda t: ["stage3.lr=1"], "unknown config key 'stage3'"),
-    "non-numeric lr": (lambda t: ["stage2.lr=fast"], "stage2.lr must be a positive number"),
+    "non-numeric lr": (lambda t: ["stage2.lr=fast"], "stage2.lr must be a finite number"),
     "negative steps": (lambda t: ["stage1.steps=-3"], "stage1.steps must be a positive integer"),
     "zero batch": (lambda t: ["stage2.batch_size=0"], "stage2.batch_size must be a positive integer"),
     "bad warmup": (lambda t: ["stage2.warmup_steps=1.5"], "stage2.warmup_steps must be a step count"),
@@ -81,6 +81,14 @@ BAD = {
                         "a file, not a model directory"),
     "hub id not cached, offline": (lambda t: ["model.name=nobody/no-such-model"], "HF_HUB_OFFLINE is set"),
     "data path is a directory": (lambda t: [f"data.train={t}"], "is a directory, not a data file"),
+    "infinite lr (1e309)": (lambda t: ["stage2.lr=1e309"], "stage2.lr must be a finite number, got inf"),
+    "NaN weight decay": (lambda t: ["stage1.weight_decay=.nan"], "stage1.weight_decay must be a finite number"),
+    "a number where text belongs": (lambda t: ["model.name=123"], "model.name must be text, got 123"),
+    "a YAML boolean where text belongs": (lambda t: ["data.completion=yes"], "data.completion must be text, got True"),
+    "a word where a flag belongs": (lambda t: ["overwrite=maybe"], "overwrite must be true or false"),
+    "negative seed": (lambda t: ["seed=-1"], "seed must be an integer in [0, 2**32)"),
+    "zero eval batch": (lambda t: ["eval.batch_size=0"], "eval.batch_size must be a positive integer"),
+    "dropout 1": (lambda t: ["stage2.dropout=1"], "stage2.dropout must be in [0, 1) or null"),
 }
 
 
@@ -158,7 +166,22 @@ OTHER = {
     "eval with nothing to evaluate": (lambda t: ["eval", "--out", str(t / "o")], "nothing to evaluate"),
     "eval multiturn without chat template": (lambda t: ["eval", "--fewshot-as-multiturn", "--out", str(t / "o")],
                                              "needs --apply-chat-template"),
-    "eval negative bootstrap": (lambda t: ["eval", "--bootstrap", "-1", "--out", str(t / "o")], "--bootstrap must be"),
+    "eval negative bootstrap": (lambda t: ["eval", "--bootstrap", "-1", "--out", str(t / "o")],
+                                "argument --bootstrap: must be an integer >= 0, got -1"),
+    "eval --limit 0": (lambda t: ["eval", "--limit", "0"], "argument --limit: must be a positive integer, got 0"),
+    "eval --shots abc": (lambda t: ["eval", "--shots", "abc"], "argument --shots: must be comma-separated shot counts"),
+    "eval --shots -1": (lambda t: ["eval", "--shots=-1"], "argument --shots: must be comma-separated shot counts, "
+                        "integers >= 0, got -1"),
+    "eval --shots 1,1": (lambda t: ["eval", "--shots", "1,1"], "must name each shot count once"),
+    "eval --target-shots -2": (lambda t: ["eval", "--target-shots=-2"], "argument --target-shots: must be an integer"),
+    "eval --batch-size 0": (lambda t: ["eval", "--batch-size", "0"], "argument --batch-size: must be a positive"),
+    "eval --tasks ,": (lambda t: ["eval", "--tasks", ",", "--out", str(t / "o")], "--tasks: name at least one"),
+    "compare --limit x": (lambda t: ["compare", str(t / "f.txt"), "--methods", "promot", "--limit", "x"],
+                          "argument --limit: must be a positive integer, got 'x'"),
+    "generate --max-new-tokens 0": (lambda t: ["generate", str(t), "x", "--max-new-tokens", "0"],
+                                    "argument --max-new-tokens: must be a positive integer"),
+    "diagnose --every 0": (lambda t: ["diagnose", "gradient-alignment", "c.yaml", "--every", "0"],
+                           "argument --every: must be a positive integer"),
     "world export onto a file": (lambda t: ["world", "export", "--out", str(t / "f.txt")], "f.txt"),
     "train with neither config nor --resume": (lambda t: ["train"], "needs a config file, or --resume RUN"),
     "train with a config and --resume": (lambda t: ["train", str(t / "f.txt"), "--resume", str(t)], "no config file or overrides"),
@@ -218,14 +241,14 @@ def test_debug_and_overrides_after_options(tmp_path, tiny_dirs, task_files, caps
     from promot.errors import ConfigError, PromotError
 
     cfg = _config(tmp_path, tiny_dirs, task_files)
-    with pytest.raises(ConfigError, match="stage2.lr must be a positive number"):
+    with pytest.raises(ConfigError, match="stage2.lr must be a finite number"):
         main(["train", cfg, "--debug", "stage2.lr=fast"])
     _fails(["diagnose", "gradient-alignment", cfg, "--every", "5", "stage2.lr=fast"], capsys,
-           "stage2.lr must be a positive number")
+           "stage2.lr must be a finite number")
     with pytest.raises(PromotError, match="not a finished promot run"):
         main(["generate", str(tmp_path), "x", "--debug"])
-    with pytest.raises(SystemExit):  # anything else left over is still argparse's error
-        main(["train", cfg, "--debug", "--nope"])
+    assert main(["train", cfg, "--debug", "--nope"]) == 2  # anything else left over is still argparse's error
+    assert capsys.readouterr().err.strip() == ("promot: error: unrecognized arguments: --nope (see `promot --help`)")
 
 
 def test_lm_eval_command_finds_the_shipped_suites_and_user_paths(tiny_task):

@@ -77,3 +77,25 @@ def test_the_config_knows_every_method_of_the_method_table():
     from promot.training import METHODS as TABLE
 
     assert METHODS == tuple(TABLE)
+
+
+def test_a_key_given_twice_is_refused_with_both_lines(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model: {name: m}\ndata: {train: t.jsonl}\nstage2:\n  lr: 1.0e-4\n  steps: 3\n  lr: 3.0e-5\n")
+    with pytest.raises(ConfigError, match=r"c.yaml:6: invalid YAML \(duplicate key 'lr', first at line 4"):
+        load_config(path)
+    path.write_text("model: {name: m}\ndata: {train: t.jsonl}\nmodel: {name: n}\n")
+    with pytest.raises(ConfigError, match=r"c.yaml:3: .*duplicate key 'model', first at line 1"):
+        load_config(path)
+
+
+def test_types_are_checked_by_declaration_every_problem_at_once():
+    with pytest.raises(ConfigError) as e:
+        load_config({**BASE, "model": {"name": 5}, "stage2": {"lr": float("inf"), "steps": "ten"},
+                     "eval": {"limit": 0}, "stage1": {"steps": 0}, "wise_ft": {"alphas": [0.5, float("nan")]}})
+    msg = str(e.value)
+    for part in ("model.name must be text, got 5", "stage2.lr must be a finite number, got inf",
+                 "stage2.steps must be an integer, got 'ten'", "eval.limit must be a positive integer or null",
+                 "stage1.steps must be a positive integer", "wise_ft.alphas must be a list of finite numbers"):
+        assert part in msg, (part, msg)
+    assert msg.count("stage2.steps") == 1  # a wrong type is not reported again by the range check

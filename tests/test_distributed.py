@@ -139,3 +139,34 @@ def test_what_fsdp2_cannot_do_is_refused_up_front(tiny_dirs, task_files, tmp_pat
     with pytest.raises(ConfigError, match="LoRA under fsdp is not supported"):
         api.prepare(run_config(tiny_dirs["llama"], task_files, tmp_path / "lora", method="lora"))
     assert not (tmp_path / "run").exists()
+
+
+def test_sigterm_to_one_ddp_process_stops_every_process_at_one_step_with_a_checkpoint(tiny_dirs, task_files,
+                                                                                         tmp_path):
+    """Under accelerate the processes agree each step on whether any caught a signal: SIGTERM to rank 1 alone
+    stops both at the same step, with one complete checkpoint (both ranks' RNG) and the `--resume` line."""
+    import signal
+    import time
+
+    import psutil
+
+    st = {"steps": 400, "batch_size": 2, "eval_every": 0, "eval_on_start": False, "save_every": 0}
+    cfg = run_config(tiny_dirs["llama"], task_files, tmp_path / "run", method="prompt-tuning", stage1=st)
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    proc = subprocess.Popen([sys.executable, "-m", "promot", "train", str(path), "--num-processes", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")})
+    run, deadline = tmp_path / "run", time.time() + 300
+    while time.time() < deadline and not ((run / "metrics.jsonl").exists() and (run / "metrics.jsonl").stat().st_size):
+        time.sleep(0.2)  # the first loss log (step 10): both ranks are training
+    workers = [p for p in psutil.Process(proc.pid).children(recursive=True) if p.environ().get("RANK") == "1"]
+    assert len(workers) == 1, "no rank-1 worker found"
+    workers[0].send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode != 0
+    assert "continue with `promot train --resume" in err, err[-2000:]
+    checkpoints = list((run / "stage1").glob("checkpoint-*"))
+    assert len(checkpoints) == 1 and int(checkpoints[0].name.split("-")[1]) < 400
+    assert sorted(p.name for p in checkpoints[0].glob("rng_state*")) == ["rng_state_0.pth", "rng_state_1.pth"]
+    assert (checkpoints[0] / "promot_state.json").is_file() and not (run / "run.json").exists()

@@ -254,8 +254,16 @@ def test_spec_from_options_is_what_promot_eval_builds():
     assert spec_from_options(tasks=["a", "b"], shots=[4], format_regex="[A-Z]+").fmt == AnswerFormat((), "[A-Z]+")
     with pytest.raises(ConfigError, match="--fewshot-as-multiturn needs --apply-chat-template"):
         spec_from_options(fewshot_as_multiturn=True)
-    with pytest.raises(ConfigError, match="--bootstrap must be a number of resamples >= 0, got -1"):
+    with pytest.raises(ConfigError, match="--bootstrap: must be an integer >= 0, got -1"):
         spec_from_options(bootstrap=-1)
+    for bad, match in [({"limit": 0}, "--limit: must be a positive integer, got 0"),
+                       ({"shots": "abc"}, "--shots: must be comma-separated shot counts"),
+                       ({"shots": [-1]}, "--shots: must be comma-separated shot counts, integers >= 0, got -1"),
+                       ({"target_shots": True}, "--target-shots: must be an integer >= 0, got True"),
+                       ({"batch_size": "2.5"}, "--batch-size: must be a positive integer, got '2.5'"),
+                       ({"tasks": " , "}, "--tasks: name at least one")]:
+        with pytest.raises(ConfigError, match=match):
+            spec_from_options(**bad)
 
 
 def test_every_monitor_probe_shows_the_same_exemplars(tiny_dirs, tiny_task, monkeypatch):

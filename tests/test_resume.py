@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from safetensors.torch import load_file
 
 from promot import api
 from promot.cli import main
+from promot.errors import Interrupted
 from promot.training import loop
 from promot.training.resume import resume_point
 from tests.conftest import run_config
@@ -50,19 +52,15 @@ def _curve(run: Path) -> list[dict]:
     return [r for r in rows if "train_runtime" not in r]
 
 
-def test_sigkill_in_each_stage_then_resume_matches_an_uninterrupted_run(tiny_dirs, task_files, tmp_path, monkeypatch):
-    monkeypatch.setattr(loop, "target_score", weight_hash_score)
-    straight = api.train(_config(tiny_dirs, task_files, tmp_path / "straight"))
+@pytest.fixture(scope="module")
+def straight(tiny_dirs, task_files, tmp_path_factory) -> Path:
+    """The uninterrupted run every interrupted-and-resumed one must equal."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(loop, "target_score", weight_hash_score)
+        return api.train(_config(tiny_dirs, task_files, tmp_path_factory.mktemp("straight") / "straight"))
 
-    kill1, kill2 = random.randint(1, STEPS - 1), random.randint(1, STEPS - 1)
-    where = f"killed at stage1 step {kill1}, stage2 step {kill2}"
-    run = tmp_path / "resumed"
-    _killed([str(_config(tiny_dirs, task_files, run)), "stage1", str(kill1)])
-    assert not (run / "stage1" / "selected.safetensors").exists() and not (run / "stage2").exists(), where
-    _killed([str(run), "stage2", str(kill2), "--resume"])
-    assert (run / "stage1" / "selected.safetensors").exists() and not (run / "run.json").exists(), where
-    assert main(["train", "--resume", str(run)]) == 0
 
+def _same_run(straight: Path, run: Path, where: str) -> None:
     a, b = _tensors(straight), _tensors(run)
     assert a.keys() == b.keys()
     assert all((a[k] == b[k]).all() for k in a), f"weights differ ({where})"
@@ -73,6 +71,73 @@ def test_sigkill_in_each_stage_then_resume_matches_an_uninterrupted_run(tiny_dir
     logged = [r["step"] for r in _curve(straight) if r["stage"] == "stage2" and "loss" in r]
     assert logged == list(range(1, STEPS + 1))  # the probe's own log does not swallow its step's loss log
     assert sorted(p.name for p in straight.iterdir()) == sorted(p.name for p in run.iterdir())
+
+
+def test_sigkill_in_each_stage_then_resume_matches_an_uninterrupted_run(straight, tiny_dirs, task_files, tmp_path,
+                                                                        monkeypatch):
+    monkeypatch.setattr(loop, "target_score", weight_hash_score)
+    kill1, kill2 = random.randint(1, STEPS - 1), random.randint(1, STEPS - 1)
+    where = f"killed at stage1 step {kill1}, stage2 step {kill2}"
+    run = tmp_path / "resumed"
+    _killed([str(_config(tiny_dirs, task_files, run)), "stage1", str(kill1)])
+    assert not (run / "stage1" / "selected.safetensors").exists() and not (run / "stage2").exists(), where
+    _killed([str(run), "stage2", str(kill2), "--resume"])
+    assert (run / "stage1" / "selected.safetensors").exists() and not (run / "run.json").exists(), where
+    assert main(["train", "--resume", str(run)]) == 0
+    _same_run(straight, run, where)
+
+
+def test_sigterm_and_sigint_in_each_stage_checkpoint_the_step_then_resume_matches(straight, tiny_dirs, task_files,
+                                                                                  tmp_path, monkeypatch, capsys):
+    """SIGTERM (stage 1, at an odd step: no save_every checkpoint there) and SIGINT (stage 2): each finishes its
+    step, writes checkpoint-<step>, exits 128+signal with one line naming `--resume`; the resumed run is the
+    uninterrupted one, bit for bit."""
+    import functools
+    import signal
+
+    from tests.resume_driver import SignalAt
+
+    monkeypatch.setattr(loop, "target_score", weight_hash_score)
+    stop1, stop2 = random.choice([1, 3, 5, 7]), random.randint(1, STEPS - 1)
+    where = f"SIGTERM at stage1 step {stop1}, SIGINT at stage2 step {stop2}"
+    run = tmp_path / "resumed"
+    train = api.train
+    monkeypatch.setattr(api, "train", functools.partial(train, callbacks=[SignalAt("stage1", stop1)]))
+    assert main(["train", str(_config(tiny_dirs, task_files, run))]) == 128 + signal.SIGTERM, where
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (f"promot: {run}: stopped by SIGTERM (stage1 step {stop1}: checkpoint written); continue with "
+                       f"`promot train --resume {run}`"), err
+    assert (run / "stage1" / f"checkpoint-{stop1}" / "promot_state.json").is_file(), where
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the run's handlers are gone with it
+    with pytest.raises(Interrupted, match="stopped by SIGINT"):
+        api.resume(run, callbacks=[SignalAt("stage2", stop2, signal.SIGINT)])
+    assert (run / "stage2" / f"checkpoint-{stop2}").is_dir() and not (run / "run.json").exists(), where
+    assert main(["train", "--resume", str(run)]) == 0
+    _same_run(straight, run, where)
+
+
+def test_resume_on_an_edited_config_names_the_keys_and_touches_nothing(tiny_dirs, task_files, tmp_path, capsys):
+    st = {"steps": 2, "batch_size": 4, "eval_every": 0, "eval_on_start": False, "save_every": 1}
+    run = api.train(run_config(tiny_dirs["llama"], task_files, tmp_path / "run", stage1=st, stage2=st))
+    (run / "run.json").unlink()  # as if it had died before the end
+    before = {p: p.stat().st_mtime_ns for p in run.rglob("*")}
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    cfg["prompt"]["length"] = 6
+    cfg["stage2"]["lr"] = 0.5
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "(prompt.length, stage2.lr changed)" in err, err
+    assert {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.name != "config.yaml"} == {
+        p: t for p, t in before.items() if p.name != "config.yaml"}
+    # A run from before fingerprints: the checkpoint itself no longer fits → one line, not torch's traceback.
+    (run / "config.fingerprint.json").unlink()
+    shutil.rmtree(run / "stage2")
+    (run / "stage1" / "selected.safetensors").unlink()  # died in stage 1: its checkpoint-2 holds a 4-token prompt
+    assert main(["train", "--resume", str(run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "stage1/checkpoint-2: its weights cannot be loaded" in err, err
 
 
 def test_a_crash_mid_checkpoint_leaves_no_checkpoint_that_looks_complete(tiny_dirs, task_files, tmp_path, monkeypatch):

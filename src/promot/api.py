@@ -20,40 +20,53 @@ from promot import rundir
 from promot.config import RunConfig, load_config, validate
 from promot.distributed import is_main_process, wait_for_everyone
 from promot.errors import ConfigError
+from promot.lock import run_lock
 from promot.rundir import read_run_info
 from promot.runs import LoadedRun, load_run  # noqa: F401  (load_run lives in runs.py)
 from promot.training.pipeline import (Prepared, data_fingerprint, prepare, run_prepared, start_run,  # noqa: F401
                                       write_run)
+from promot.training.preempt import catch_signals
+from promot.training.resume import check_config_unchanged
+
 
 def train(config: RunConfig | str | Path | dict, overrides: list[str] | None = None,
           callbacks: list | None = None) -> Path:
-    """Run one method end to end; returns the run directory. Everything is validated before anything is written.
+    """Run one method end to end; returns the run directory. Everything is validated before anything is written;
+    the run directory's lock (promot/lock.py) is held from before the output directory is checked until the end.
+    SIGTERM/SIGINT finish the step, write a checkpoint and raise `Interrupted` (resume it with `resume`).
     `callbacks`: extra transformers TrainerCallbacks for every stage."""
-    p = prepare(config, overrides)                                                  # ① data, ② soft prompt
-    run_dir = Path(p.cfg.output_dir)
-    wait_for_everyone()  # every process has checked the output directory before the main one claims it
-    if is_main_process():
-        start_run(p)
-    wait_for_everyone()
-    return run_prepared(p, run_dir, False, callbacks)
+    cfg = config if isinstance(config, RunConfig) else load_config(config, overrides)
+    run_dir = Path(cfg.output_dir)
+    with run_lock(run_dir):  # a second writer is refused here, before anything loads
+        p = prepare(cfg)                                                             # ① data, ② soft prompt
+        wait_for_everyone()  # every process has checked the output directory before the main one claims it
+        if is_main_process():
+            start_run(p)
+        wait_for_everyone()
+        with catch_signals():  # from here a signal means: finish the step, checkpoint, stop
+            return run_prepared(p, run_dir, False, callbacks)
 
 
 def resume(run_dir: str | Path, callbacks: list | None = None) -> Path:
     """Continue a run that died (killed, preempted, OOM) from its last complete checkpoint, in either stage. The
     result equals the uninterrupted run's: Trainer restores optimizer, scheduler, RNG and data position, and the
-    checkpoint restores best-so-far selection."""
+    checkpoint restores best-so-far selection. Refused, with nothing touched, when the run is complete, another
+    process writes it, or its config or training data changed since it started."""
     run_dir = Path(run_dir)
-    if (run_dir / rundir.RUN_INFO).exists():
-        raise ConfigError(f"{run_dir}: the run is complete ({rundir.RUN_INFO} exists); nothing to resume")
     if not (run_dir / rundir.CONFIG).is_file():
         raise ConfigError(f"{run_dir}: not a promot run directory (no {rundir.CONFIG})")
-    cfg = dataclasses.replace(load_config(run_dir / rundir.CONFIG), output_dir=str(run_dir))
-    p = prepare(cfg, resuming=True)
-    recorded = run_dir / rundir.DATA_FINGERPRINT
-    if recorded.exists() and recorded.read_text().strip() != data_fingerprint(p):
-        raise ConfigError(f"{recorded}: the training data changed since the run started; resuming would not continue "
-                          "the same run (restore the data, or start a new run)")
-    return run_prepared(p, run_dir, True, callbacks)
+    with run_lock(run_dir):
+        if (run_dir / rundir.RUN_INFO).exists():
+            raise ConfigError(f"{run_dir}: the run is complete ({rundir.RUN_INFO} exists); nothing to resume")
+        started = load_config(run_dir / rundir.CONFIG)
+        check_config_unchanged(run_dir, started)
+        p = prepare(dataclasses.replace(started, output_dir=str(run_dir)), resuming=True)
+        recorded = run_dir / rundir.DATA_FINGERPRINT
+        if recorded.exists() and recorded.read_text().strip() != data_fingerprint(p):
+            raise ConfigError(f"{recorded}: the training data changed since the run started; resuming would not "
+                              "continue the same run (restore the data, or start a new run)")
+        with catch_signals():
+            return run_prepared(p, run_dir, True, callbacks)
 
 
 def diagnose_gradient_alignment(config: RunConfig | str | Path | dict, overrides: list[str] | None = None,

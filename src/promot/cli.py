@@ -11,7 +11,8 @@ from pathlib import Path
 from promot import rundir
 from promot.config import METHODS
 from promot.distributed import is_main_process
-from promot.errors import PromotError
+from promot.errors import Interrupted, PromotError
+from promot.options import OneLineParser, non_negative_int, positive_int, shot_counts
 from promot.progress import set_verbose
 
 EPILOG = "Bad input prints one line naming the file/field and exits 2; add --debug for the traceback."
@@ -31,7 +32,7 @@ def _config_help() -> str:
 
 def _debug_parent() -> argparse.ArgumentParser:
     """`--debug` after the subcommand too (every error says "add --debug"); SUPPRESS keeps a top-level one set."""
-    parent = argparse.ArgumentParser(add_help=False)
+    parent = OneLineParser(add_help=False)
     parent.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show tracebacks and debug logs")
     return parent
@@ -76,27 +77,27 @@ def _eval_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target-task", default="", help="comma-separated tasks in the fine-tuned format: the "
                    "headline target, kept out of Norm. Avg. and leakage (e.g. mini_has_a; default: the suite's "
                    "fine-tuning targets whose data the run trained on)")
-    p.add_argument("--shots", default="1,4", help="comma-separated shot counts (default 1,4)")
-    p.add_argument("--target-shots", type=int, default=0,
+    p.add_argument("--shots", type=shot_counts, default="1,4", help="comma-separated shot counts (default 1,4)")
+    p.add_argument("--target-shots", type=non_negative_int, default=0,
                    help="shots for the target tasks, scored as trained (default 0, as in the paper)")
-    p.add_argument("--limit", type=int, help="at most this many items per task")
+    p.add_argument("--limit", type=positive_int, help="at most this many items per task")
     p.add_argument("--include-path", action="append", help="extra folder of lm-eval task YAMLs (repeatable)")
     p.add_argument("--labels", help="comma-separated label set of the fine-tuned format, for leakage "
                    "(default: the run's training targets)")
     p.add_argument("--format-regex", help="regex an answer in the fine-tuned format matches (instead of --labels)")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=positive_int, default=16)
     p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default="auto",
                    help="bf16 autocast (default: auto, where this machine runs bf16 natively; else fp32)")
     p.add_argument("--apply-chat-template", action="store_true",
                    help="each request in the tokenizer's chat template (lm-eval's option; for instruct models)")
     p.add_argument("--fewshot-as-multiturn", action="store_true",
                    help="with --apply-chat-template: each exemplar its own user/assistant turn (lm-eval's option)")
-    p.add_argument("--bootstrap", type=int, default=1000,
+    p.add_argument("--bootstrap", type=non_negative_int, default=1000,
                    help="paired-bootstrap resamples for the 95%% CIs of every delta and leakage (0: none)")
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="promot", epilog=EPILOG,
         description="Fine-tune Hugging Face LMs with ProMoT: prompt tuning (model frozen), then model tuning with "
         "that prompt attached and frozen, so the task's format stays in the removable prompt.")
@@ -114,7 +115,7 @@ def _parser() -> argparse.ArgumentParser:
                    "(same config; the result equals an uninterrupted run's)")
     t.add_argument("--accelerate-config", metavar="NAME|FILE", help="run under `accelerate launch` with a "
                    "preset (ddp, fsdp2, zero2, zero3) or your own accelerate config file")
-    t.add_argument("--num-processes", type=int, metavar="N", help="processes to launch (default: the preset's, "
+    t.add_argument("--num-processes", type=positive_int, metavar="N", help="processes to launch (default: the preset's, "
                    "2); alone it means --accelerate-config ddp")
 
     e = sub.add_parser("eval", help="base vs tuned (with and without the prompt) on lm-eval tasks: scores, "
@@ -162,13 +163,13 @@ def _parser() -> argparse.ArgumentParser:
     ga.add_argument("config", help="YAML run config (its data, model and stage2 settings are used)")
     ga.add_argument("overrides", nargs="*", metavar="key.sub=value")
     _verbose_flag(ga)
-    ga.add_argument("--every", type=int, default=25, help="measure every N steps (default 25, and at step 0)")
+    ga.add_argument("--every", type=positive_int, default=25, help="measure every N steps (default 25, and at step 0)")
     w = sub.add_parser("world", help="the ICL world: re-create the shipped model or the `world` eval suite")
     wsub = _DebugEverywhere(w.add_subparsers(dest="world_command", required=True))
     wp = wsub.add_parser("pretrain", help="pretrain the world model from scratch on k-shot episodes "
                          "(the shipped one: default settings, ~15 min on 2 CPU cores)")
     wp.add_argument("--out", default="runs/world-pretrain", help="output model directory")
-    wp.add_argument("--steps", type=int, help="optimizer steps (default: the shipped model's)")
+    wp.add_argument("--steps", type=positive_int, help="optimizer steps (default: the shipped model's)")
     we = wsub.add_parser("export", help="write the `world` lm-eval suite (YAML + JSONL)")
     we.add_argument("--out", help="folder (default: promot's own suites/world)")
     g = sub.add_parser("generate", help="continue a text with a trained run, with or without its prompt",
@@ -181,7 +182,7 @@ def _parser() -> argparse.ArgumentParser:
                     "a run without one is refused)")
     on.add_argument("--no-prompt", dest="with_prompt", action="store_false",
                     help="bare tuned model (the ProMoT way for every other task)")
-    g.add_argument("--max-new-tokens", type=int, default=32, help="tokens to generate (default 32)")
+    g.add_argument("--max-new-tokens", type=positive_int, default=32, help="tokens to generate (default 32)")
     g.add_argument("--prompt-name", help="use an earlier run's prompt this run carries (sequential training: "
                    "prompts/<name>/) instead of its own")
     x = sub.add_parser("export", help="the tuned model as a plain HF directory for any inference server: every "
@@ -418,7 +419,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["lm-eval"]:
         return lm_eval_cli(argv[1:])
-    args = _parse(argv)
+    try:
+        args = _parse(argv)
+    except SystemExit as e:  # --help (0), or argparse's one-line error (2): a code, as every other outcome
+        return e.code if isinstance(e.code, int) else 2
     if args.command == "train" and (args.accelerate_config or args.num_processes is not None):
         try:  # this very command again, under `accelerate launch`
             return _launch(args, argv)
@@ -428,6 +432,11 @@ def main(argv: list[str] | None = None) -> int:
     _set_up_logging(args)
     try:
         HANDLERS[args.command](args)
+    except Interrupted as e:  # SIGTERM/SIGINT: checkpoint written, the line says how to resume
+        if args.debug:
+            raise
+        print(f"promot: {e}", file=sys.stderr)
+        return e.exit_code
     except PromotError as e:
         if args.debug:
             raise

@@ -93,10 +93,13 @@ def compare(config: str | Path | dict, methods: list[str], spec, out: str | Path
     from promot.evaluate.runner import check_tasks, evaluate
     from promot.report.render import render
 
+    from promot.lock import run_lock
+
     cfgs = method_configs(config, methods, out, overrides, seeds)
     todo = [plan(cfg) for cfg in cfgs]
     check_tasks(spec)
-    runs = train_all(cfgs, todo)
-    log.info("evaluating base and %d runs on %s", len(runs), ", ".join(spec.tasks))
-    evaluate(runs, spec)
-    return runs, render(runs, Path(out) / "report")
+    with run_lock(out):  # one compare per OUT; each run also holds its own lock while it trains and is evaluated
+        runs = train_all(cfgs, todo)
+        log.info("evaluating base and %d runs on %s", len(runs), ", ".join(spec.tasks))
+        evaluate(runs, spec)
+        return runs, render(runs, Path(out) / "report")

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from promot.errors import ConfigError
-from promot.precision import parse_bf16
+from promot.validation import UniqueKeyLoader, checked_config
 
 METHODS = ("promot", "finetune", "prompt-tuning", "joint", "random-prompt", "lora", "promot-lora", "wise-ft",
            "promot-wise-ft", "replay", "promot-replay", "l2-sp")
@@ -337,7 +337,7 @@ def _set_dotted(tree: dict, dotted: str) -> None:
     key, _, text = dotted.partition("=")
     parts = key.strip().split(".")
     try:
-        value = yaml.safe_load(text) if text else ""
+        value = yaml.load(text, Loader=UniqueKeyLoader) if text else ""
     except yaml.YAMLError:
         value = text
     if isinstance(value, (dict, list)) and _field_type(parts) in ("str", "str | None"):
@@ -364,7 +364,12 @@ def _field_type(parts: list[str]) -> str | None:
 
 
 def validate(cfg: RunConfig) -> RunConfig:
-    """Check every value; raise one ConfigError listing all problems."""
+    """Check every value; raise one ConfigError listing all problems (validation.py: types, ranges, then these)."""
+    return checked_config(cfg, _value_issues)
+
+
+def _value_issues(cfg: RunConfig) -> list[str]:
+    """Every combination problem of a well-typed config (bf16 is parsed, and checked against fp16, by the caller)."""
     issues = []
 
     def check(ok: bool, msg: str) -> None:
@@ -426,15 +431,7 @@ def validate(cfg: RunConfig) -> RunConfig:
     check(isinstance(m.alignment_every, int) and m.alignment_every >= 0, "monitor.alignment_every must be an integer >= 0")
     for key in ("alignment_batches", "alignment_layers"):
         check(isinstance(getattr(m, key), int) and getattr(m, key) > 0, f"monitor.{key} must be a positive integer")
-    bf16 = cfg.bf16
-    try:
-        bf16 = parse_bf16(cfg.bf16)
-    except ValueError as e:
-        issues.append(str(e))
-    check(not (bf16 is True and cfg.fp16), "bf16 and fp16 are alternatives: set one")
-    if issues:
-        raise ConfigError("; ".join(issues))
-    return dataclasses.replace(cfg, bf16=bf16)  # a new config: the caller's stays as it was
+    return issues
 
 
 def load_config(source: str | Path | dict | None = None, overrides: list[str] | None = None) -> RunConfig:
@@ -448,7 +445,7 @@ def load_config(source: str | Path | dict | None = None, overrides: list[str] | 
         if not path.is_file():
             raise ConfigError(f"{path}: config file not found")
         try:
-            tree = yaml.safe_load(path.read_text()) or {}
+            tree = yaml.load(path.read_text(), Loader=UniqueKeyLoader) or {}
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             where = f":{mark.line + 1}" if mark else ""

@@ -24,3 +24,16 @@ class ModelError(PromotError):
 
 class TrainingError(PromotError):
     """Training diverged (NaN/inf loss): stopped, with what was written so far kept."""
+
+
+class RunLockedError(PromotError):
+    """Another live process is writing the run directory (train, resume, eval, compare hold its lock)."""
+
+
+class Interrupted(PromotError):
+    """SIGTERM/SIGINT: the current optimizer step finished and a checkpoint was written; resume with --resume.
+    `exit_code` is the shell's 128 + signal number."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

@@ -1,6 +1,8 @@
 """The run directory as one contract: every file and folder name in it, and the typed record of a run. No torch.
 
     RUN/config.yaml          resolved config (written first, by the pipeline)
+    RUN/config.fingerprint.json  a hash per resolved config key: --resume names the keys edited since the start
+    .RUN.lock                beside RUN (survives overwrite): the one-writer lock (promot/lock.py), holder's pid/host
     RUN/data.sha256          the tokenized data's fingerprint: --resume refuses to continue on changed data
     RUN/metrics.jsonl        one line per Trainer log (stage, step, loss, lr, eval_target_score, probes), WiSE-FT's
                              α curve too: every line through training.loop.MetricsLog
@@ -26,6 +28,7 @@ the report names such a run `<method>/seed-<s>` and pools a method's seeds (`see
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -33,6 +36,7 @@ from promot.errors import CheckpointError
 
 CONFIG = "config.yaml"
 DATA_FINGERPRINT = "data.sha256"
+CONFIG_FINGERPRINT = "config.fingerprint.json"
 METRICS = "metrics.jsonl"
 RUN_INFO = "run.json"
 EVAL = "eval.json"
@@ -60,6 +64,12 @@ SELECTED = "selected.safetensors"
 def stage1_name(task: str | None = None) -> str:
     """stage1, or a multi-task run's per-task stage 1 folder (stage1-<task>)."""
     return STAGE1 if task is None else f"{STAGE1}-{task}"
+
+
+def lock_path(run_dir: str | Path) -> Path:
+    """The run directory's writer lock: `.NAME.lock` beside it, so deleting RUN (overwrite) keeps the lock."""
+    run = Path(os.path.realpath(run_dir))  # `runs/x/`, `runs/./x` and a symlink to it: one directory, one lock
+    return run.parent / f".{run.name}.lock"
 
 
 def best_weights(shard: int | None) -> str:

@@ -2,13 +2,22 @@
 format leakage and per-example flips. Pure functions over plain dicts (no torch), so the report can use them."""
 from __future__ import annotations
 
+import math
 import re
 import string
 from dataclasses import dataclass
 
-# lm-eval metrics reported as fractions (scaled ×100 here); BLEU/chrF/TER already come on a 0-100 scale.
+# How an lm-eval score reaches 0-100 (Norm. Avg. averages scores on one scale), in this order:
+# 1. sacrebleu's corpus scores are 0-100 by definition;
+# 2. otherwise what the per-item values show: all within [0, 1] (0/1 hits, booleans as IFEval's, pass@k) → ×100;
+# 3. no per-item values (corpus-level metrics): a metric known to be a fraction, or a value within [0, 1] → ×100.
+# What is still unknown, and every lower-is-better metric (declared by the task's `higher_is_better`, or known
+# below), is reported as it is and kept out of Norm. Avg., with a warning.
+_PERCENT_METRICS = ("bleu", "sacrebleu", "chrf", "chrf++", "ter")
 _FRACTION_METRICS = ("acc", "acc_norm", "exact_match", "em", "f1", "mcc", "rouge1", "rouge2", "rougeL", "rougeLsum",
                      "contains", "accuracy")
+_LOWER_IS_BETTER = ("ter", "perplexity", "word_perplexity", "byte_perplexity", "bits_per_byte", "wer", "cer",
+                    "brier_score", "loss")
 _PREFERRED = ("exact_match", "acc", "rouge2", "bleu", "f1", "acc_norm", "chrf")
 _PUNCT = str.maketrans("", "", string.punctuation)
 
@@ -24,15 +33,65 @@ def first_word(text: str) -> str:
     return words[0] if words else ""
 
 
-def primary_metric(task_result: dict) -> tuple[str, float]:
-    """(metric key, score on 0-100) for one task's lm-eval result block."""
-    keys = [k for k in task_result if "," in k and "_stderr" not in k and isinstance(task_result[k], (int, float))]
+@dataclass(frozen=True)
+class TaskScore:
+    """One task's headline metric: its value on 0-100 when `averaged` (it counts in Norm. Avg.), else as lm-eval
+    reported it, with `note` saying why it is kept out."""
+
+    metric: str
+    score: float
+    averaged: bool = True
+    note: str | None = None
+
+
+def _item_values(samples: list[dict] | None, name: str) -> list[float]:
+    values = [s.get(name) for s in samples or []]
+    return [float(v) for v in values if isinstance(v, (int, float))] if values else []
+
+
+def metric_scale(name: str, value: float | None = None, samples: list[dict] | None = None) -> float | None:
+    """×100 or ×1 to put metric `name` on 0-100 (see the rules above); None when nothing says which."""
+    if name in _PERCENT_METRICS:
+        return 1.0
+    items = _item_values(samples, name)
+    if items:
+        return 100.0 if all(0.0 <= v <= 1.0 for v in items) else None
+    if name in _FRACTION_METRICS or (value is not None and 0.0 <= value <= 1.0):
+        return 100.0
+    return None
+
+
+def task_score(task_result: dict, higher_is_better: dict | None = None, samples: list[dict] | None = None) -> TaskScore:
+    """The headline metric of one task's lm-eval result block, on 0-100. `higher_is_better`: lm-eval's per-task
+    declaration ({metric: bool}); `samples`: the task's logged samples (what the per-item values show)."""
+    keys = [k for k in task_result if "," in k and "_stderr" not in k and isinstance(task_result[k], (int, float))
+            and not isinstance(task_result[k], bool)]
     if not keys:
         raise ValueError(f"no metric in {sorted(task_result)}")
-    keys.sort(key=lambda k: next((i for i, p in enumerate(_PREFERRED) if k.split(",")[0] == p), len(_PREFERRED)))
-    key = keys[0]
+    declared = higher_is_better or {}
+
+    def lower(key: str) -> bool:
+        name = key.split(",")[0]
+        return declared[name] is False if name in declared else name in _LOWER_IS_BETTER
+
+    keys.sort(key=lambda k: (lower(k), next((i for i, p in enumerate(_PREFERRED) if k.split(",")[0] == p),
+                                            len(_PREFERRED))))
+    key, name = keys[0], keys[0].split(",")[0]
     value = float(task_result[key])
-    return key, value * 100 if key.split(",")[0] in _FRACTION_METRICS else value
+    if lower(key):
+        return TaskScore(key, value, False, f"{name} is lower-is-better: reported as is, kept out of Norm. Avg.")
+    scale = metric_scale(name, value, samples)
+    if scale is None or not math.isfinite(value):
+        return TaskScore(key, value, False, f"{name}={value:g} has no known 0-100 scale: reported as is, kept out "
+                                            "of Norm. Avg.")
+    return TaskScore(key, value * scale)
+
+
+def primary_metric(task_result: dict, higher_is_better: dict | None = None,
+                   samples: list[dict] | None = None) -> tuple[str, float]:
+    """(metric key, score) for one task's lm-eval result block: `task_score` without the verdict."""
+    t = task_score(task_result, higher_is_better, samples)
+    return t.metric, t.score
 
 
 def norm_avg(scores: dict[str, float]) -> float:
@@ -101,8 +160,8 @@ def item_scores(samples: list[dict], metric: str) -> list[float] | None:
     values = [s.get(name) for s in sorted(samples, key=lambda s: s.get("doc_id", 0))]
     if not values or not all(isinstance(v, (int, float)) for v in values):
         return None
-    scale = 100.0 if name in _FRACTION_METRICS else 1.0
-    return [float(v) * scale for v in values]
+    scale = metric_scale(name, None, samples)
+    return None if scale is None else [float(v) * scale for v in values]
 
 
 def _quantiles(stats, lo: float = 2.5, hi: float = 97.5) -> list[float]:
@@ -146,7 +205,7 @@ def contrast(a: dict, b: dict, iters: int = 1000) -> dict[str, list[float] | flo
     """Method A − method B on the same items, from two eval.json summaries of one variant at one shot count
     (e.g. ProMoT's and plain fine-tuning's `tuned`): Norm. Avg. and leakage differences with paired 95% CIs."""
     def icl(s: dict) -> dict:  # the tasks Norm. Avg. averages
-        outside = {*s["target_tasks"], *s.get("other_format_tasks", ())}
+        outside = {*s["target_tasks"], *s.get("other_format_tasks", ()), *s.get("unaveraged_tasks", ())}
         return {t: v for t, v in s.get("items", {}).items() if t not in outside}
 
     out: dict = {"norm_avg": a["norm_avg"] - b["norm_avg"],

@@ -11,6 +11,7 @@ import functools
 import json
 import logging
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -19,8 +20,10 @@ import torch
 from promot import rundir
 from promot.errors import ConfigError
 from promot.evaluate.metrics import (AnswerFormat, flips, item_scores, leakage, norm_avg, paired_bootstrap,
-                                     primary_metric, proportion_ci, sample_answer)
+                                     primary_metric, proportion_ci, sample_answer, task_score)
 from promot.io import atomic_write_json, atomic_write_text
+from promot.options import check, non_negative_int, positive_int, shot_counts
+from promot.lock import run_lock
 from promot.progress import Progress, quiet_lm_eval
 from promot.evaluate.suites import SUITES_DIR
 from promot.prompt import PromptedLM
@@ -73,10 +76,15 @@ def spec_from_options(tasks: str | Sequence[str] = "mini", suite: str | None = N
                            format_regex)
     if fewshot_as_multiturn and not apply_chat_template:
         raise ConfigError("--fewshot-as-multiturn needs --apply-chat-template (lm-eval's rule)")
-    if bootstrap < 0:
-        raise ConfigError(f"--bootstrap must be a number of resamples >= 0, got {bootstrap}")
+    shots = check("--shots", shot_counts, shots)
+    limit = None if limit is None else check("--limit", positive_int, limit)
+    target_shots = check("--target-shots", non_negative_int, target_shots)
+    batch_size = check("--batch-size", positive_int, batch_size)
+    bootstrap = check("--bootstrap", non_negative_int, bootstrap)
+    if not suite and not _items(tasks):
+        raise ConfigError("--tasks: name at least one lm-eval task (or give --suite)")
     return EvalSpec(tasks=[suite, f"{suite}_target"] if suite else _items(tasks),
-                    shots=[int(k) for k in _items(shots)], limit=limit, include_path=include_path,
+                    shots=shots, limit=limit, include_path=include_path,
                     batch_size=batch_size, bf16=bf16, target_tasks=tuple(_items(target_tasks)), fmt=fmt,
                     target_shots=target_shots, apply_chat_template=apply_chat_template,
                     fewshot_as_multiturn=fewshot_as_multiturn, bootstrap=bootstrap)
@@ -215,6 +223,11 @@ def headline_targets(results: dict, spec: EvalSpec, trained: set[str] | None) ->
     return {t for t in declared if matches(t)} or declared
 
 
+@functools.cache
+def _warn_once(line: str) -> None:
+    log.warning("%s", line)
+
+
 def summarize(results: dict, spec: EvalSpec, fmt: AnswerFormat | None, trained: set[str] | None = None) -> dict:
     """Per-task 0-100 scores, Norm. Avg. over the non-target tasks, leakage of the fine-tuned format.
     `target_tasks` is the headline (what the run trained); other fine-tuning formats are `other_format_tasks`:
@@ -223,17 +236,24 @@ def summarize(results: dict, spec: EvalSpec, fmt: AnswerFormat | None, trained: 
     targets = target_tasks(results, spec)
     headline = headline_targets(results, spec, trained)
     tasks, items = {}, {}
+    unaveraged = []
     for name, block in sorted(results["results"].items()):
         if name not in samples:  # group aggregates carry no samples of their own
             continue
-        metric, score = primary_metric(block)
-        tasks[name] = {"metric": metric, "score": score, "n": len(samples[name])}
-        items[name] = item_scores(samples[name], metric)
-    icl = {t: v["score"] for t, v in tasks.items() if t not in targets}
+        ts = task_score(block, results.get("higher_is_better", {}).get(name), samples[name])
+        tasks[name] = {"metric": ts.metric, "score": ts.score, "n": len(samples[name])}
+        items[name] = item_scores(samples[name], ts.metric) if ts.averaged else None
+        if not ts.averaged:
+            tasks[name]["note"] = ts.note
+            unaveraged.append(name)
+            if name not in targets:
+                _warn_once(f"{name}: {ts.note}")
+    icl = {t: v["score"] for t, v in tasks.items() if t not in targets and t not in unaveraged}
     answers = [sample_answer(s) for t in icl for s in sorted(samples[t], key=lambda s: s.get("doc_id", 0))
                if results.get("configs", {}).get(t, {}).get("output_type") == "generate_until"]
     return {"tasks": tasks, "norm_avg": norm_avg(icl), "target_tasks": sorted(headline & set(tasks)),
             "other_format_tasks": sorted((targets - headline) & set(tasks)),
+            "unaveraged_tasks": sorted(unaveraged),
             "leakage": None if fmt is None else leakage(answers, fmt), "leakage_n": len(answers),
             "items": {t: v for t, v in items.items() if v is not None},
             "leak_hits": None if fmt is None else [int(fmt.matches(a)) for a in answers]}
@@ -271,7 +291,7 @@ def _flip_report(run_dir: Path, base: dict, tuned: dict, spec: EvalSpec) -> None
         for task, samples in res.get("samples", {}).items():
             if task in targets or task not in base[k_key].get("samples", {}):
                 continue
-            metric = primary_metric(res["results"][task])[0]
+            metric = primary_metric(res["results"][task], res.get("higher_is_better", {}).get(task), samples)[0]
             rows += [{"task": task, "shots": k_key, **f} for f in flips(base[k_key]["samples"][task], samples, metric)]
     atomic_write_text(run_dir / rundir.FLIPS, "".join(json.dumps(r) + "\n" for r in rows))
     md = ["# Flips: right under the base model, wrong after tuning (no prompt)", ""]
@@ -290,6 +310,13 @@ def evaluate(runs: list[str | Path], spec: EvalSpec, base: str | None = None, ou
     base = base or (records[0].base_model.source if records else None)
     if base is None:
         raise ConfigError("nothing to evaluate: give run directories or --base")
+    with ExitStack() as held:  # one writer per directory: a second eval (or a train) of it is refused at once
+        for d in run_dirs or [Path(out or "eval-base")]:
+            held.enter_context(run_lock(d))
+        return _evaluate(run_dirs, records, spec, base, out)
+
+
+def _evaluate(run_dirs: list[Path], records: list, spec: EvalSpec, base: str, out: str | Path | None) -> list[Path]:
     manager = task_manager(spec.include_path, list(spec.tasks))
     torch.manual_seed(0)
     base_lm, base_tok = _base(base, "float32")
@@ -356,7 +383,8 @@ def _deltas(variants: dict, iters: int = 1000) -> dict:
             d = {t: v["score"] - base[k]["tasks"][t]["score"] for t, v in summary["tasks"].items()}
             d["norm_avg"] = summary["norm_avg"] - base[k]["norm_avg"]
             if iters:
-                outside = {*summary["target_tasks"], *summary.get("other_format_tasks", ())}  # not in Norm. Avg.
+                outside = {*summary["target_tasks"], *summary.get("other_format_tasks", ()),  # not in Norm. Avg.
+                           *summary.get("unaveraged_tasks", ())}
                 icl = {t: v for t, v in summary.get("items", {}).items() if t not in outside}
                 ci = paired_bootstrap(base[k].get("items", {}), icl, iters)
                 targets = {t: v for t, v in summary.get("items", {}).items() if t in summary["target_tasks"]}

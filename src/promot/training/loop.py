@@ -11,7 +11,8 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoin
 from promot.config import OPTIMIZERS, RunConfig, StageConfig
 from promot.data import Collator, Example, Tokenizing
 from promot.distributed import local, process_index, reshard, sharding
-from promot.errors import CheckpointError, TrainingError
+from promot.errors import CheckpointError, PromotError, TrainingError
 from promot.io import settle_modes
 from promot.evaluate.target import target_score
 from promot.precision import resolve_bf16
@@ -34,6 +35,7 @@ from promot.prompt import PromptedLM, load_prompt
 from promot.rundir import METRICS, PROMOT_STATE, STAGING
 from promot.rundir import best_weights as _best_weights
 from promot.training.artifacts import save_checkpoint
+from promot.training.preempt import StopOnSignal, interrupted
 from promot.training.update_size import UpdateSizeProbe
 
 log = logging.getLogger(__name__)
@@ -250,6 +252,18 @@ class PromotTrainer(Trainer):
                             self.ctx.tokenizer, state_dict)
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        with _checkpoint_errors(resume_from_checkpoint, "weights"):
+            self._load_weights(resume_from_checkpoint, model)
+
+    def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
+        with _checkpoint_errors(checkpoint, "optimizer/scheduler state"):
+            super()._load_optimizer_and_scheduler(checkpoint)
+
+    def _load_rng_state(self, checkpoint: str | None) -> None:
+        with _checkpoint_errors(checkpoint, "RNG state"):
+            super()._load_rng_state(checkpoint)
+
+    def _load_weights(self, resume_from_checkpoint: str, model=None) -> None:
         if self.is_fsdp_enabled:  # Trainer's own FSDP files (the whole wrapper, prompt included), into the shards
             return super()._load_from_checkpoint(resume_from_checkpoint, model)
         lm: PromptedLM = self.accelerator.unwrap_model(model or self.model)
@@ -264,12 +278,26 @@ class PromotTrainer(Trainer):
 
             unexpected = set_peft_model_state_dict(lm.model, state).unexpected_keys
         else:
-            unexpected = lm.model.load_state_dict(state, strict=False).unexpected_keys
+            unexpected = lm.model.load_state_dict(state, strict=False).unexpected_keys  # shape mismatch: raises
         if unexpected:
             raise CheckpointError(f"{folder}: checkpoint does not fit the model ({unexpected[0]} …)")
         if lm.prompt is not None:
             with torch.no_grad():
                 lm.prompt.copy_(load_prompt(folder / rundir.PROMPT).embeddings)
+
+
+@contextmanager
+def _checkpoint_errors(checkpoint: str | None, what: str) -> Iterator[None]:
+    """A checkpoint that no longer fits (edited model or prompt shape, truncated or foreign files) is one line, not
+    torch's traceback: every error while loading it becomes a CheckpointError naming the folder."""
+    try:
+        yield
+    except PromotError:
+        raise
+    except Exception as e:  # torch/safetensors raise RuntimeError, ValueError, KeyError, pickle errors...
+        first = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{checkpoint}: its {what} cannot be loaded into this run ({first}); was the "
+                              "config or the code changed since it was written?") from None
 
 
 def score_target(lm: PromptedLM, ctx: StageContext) -> float:
@@ -351,17 +379,22 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
         lm.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     keep = KeepBest(lm)
     update_size = UpdateSizeProbe()
+    stop = StopOnSignal()  # last of the callbacks: a signal raised by any earlier one stops this very step
     state = read_checkpoint_state(Path(resume)) if resume is not None else {}
     if resume is not None:
-        keep.load(Path(resume), state["keep_best"],
-                  process_index() if sharded == "fsdp" else None)
+        with _checkpoint_errors(resume, "best-so-far selection or Trainer state"):
+            keep.load(Path(resume), state["keep_best"], process_index() if sharded == "fsdp" else None)
+            from transformers import TrainerState
+            from transformers.trainer import TRAINER_STATE_NAME
+
+            TrainerState.load_from_json(os.path.join(resume, TRAINER_STATE_NAME))  # what Trainer reads first
     trainer = PromotTrainer(
         model=lm,
         args=args,
         train_dataset=ctx.train_rows,
         eval_dataset=ctx.validation,
         data_collator=Collator(ctx.tokenizer.pad_token_id),
-        callbacks=[MetricsLog(ctx.run_dir, name), keep, update_size, *ctx.callbacks, *callbacks],
+        callbacks=[MetricsLog(ctx.run_dir, name), keep, update_size, *ctx.callbacks, *callbacks, stop],
         optimizer_cls_and_kwargs=_optimizer(st),
         ctx=ctx,
         keep=keep,
@@ -381,6 +414,8 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
         trainer.add_callback(progress)
     try:
         trainer.train(resume_from_checkpoint=resume)
+        if stop.signum:
+            raise interrupted(ctx.run_dir, name, trainer.state.global_step, stop.signum)
         if selecting and (not keep.scores or keep.scores[-1][0] != trainer.state.global_step):
             trainer.evaluate()  # the final weights always compete
     except BaseException:

@@ -34,7 +34,7 @@ from promot.model_card import write_model_card
 from promot.training.artifacts import model_dir_for_peft, save_carried, save_model
 from promot.training.loop import StageContext
 from promot.training.methods import METHODS, Method
-from promot.training.resume import load_stage_result, resume_point, save_stage_result
+from promot.training.resume import config_fingerprint, load_stage_result, resume_point, save_stage_result
 from promot.training.stage1_prompt_tuning import train_prompt
 from promot.training.stage2_model_tuning import train_model
 
@@ -270,6 +270,7 @@ def start_run(p: Prepared) -> Path:
     run_dir = claim_output_dir(p.cfg)
     atomic_write_text(run_dir / rundir.CONFIG, dump_config(p.cfg))
     atomic_write_text(run_dir / rundir.DATA_FINGERPRINT, data_fingerprint(p) + "\n")
+    atomic_write_json(run_dir / rundir.CONFIG_FINGERPRINT, config_fingerprint(p.cfg))
     return run_dir
 
 

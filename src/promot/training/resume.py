@@ -6,6 +6,7 @@ stage 1 leaves `selected.safetensors` - its selected prompt and history - so it 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -18,9 +19,9 @@ from safetensors.torch import load_file, save_file
 from transformers.trainer_utils import get_last_checkpoint
 
 from promot.distributed import is_main_process, wait_for_everyone
-from promot.errors import CheckpointError
+from promot.errors import CheckpointError, ConfigError
 from promot.io import atomic_file, atomic_write_text
-from promot.rundir import METRICS, SELECTED, STAGING
+from promot.rundir import CONFIG, CONFIG_FINGERPRINT, METRICS, SELECTED, STAGING
 from promot.training.loop import read_checkpoint_state
 
 
@@ -69,3 +70,37 @@ def resume_point(run_dir: Path, stage: str) -> str | None:
     wait_for_everyone()
     logging.getLogger(__name__).info("%s: %s", stage, f"resuming from {last}" if last else "no checkpoint, starting over")
     return last
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in tree.items():
+        key = f"{prefix}{k}"
+        out.update(_flat(v, f"{key}.") if isinstance(v, dict) and v else {key: v})
+    return out
+
+
+def config_fingerprint(cfg) -> dict:
+    """A short sha256 per resolved config key (lists, e.g. `tasks`, as one value), and one of the whole, so
+    `--resume` can name what was edited in config.yaml without keeping a second copy of it. `output_dir` is left
+    out: a moved run directory is the same run."""
+    flat = {k: v for k, v in _flat(cfg.to_dict()).items() if k != "output_dir"}
+    keys = {k: hashlib.sha256(json.dumps(v, sort_keys=True, default=str).encode()).hexdigest()[:16]
+            for k, v in sorted(flat.items())}
+    return {"sha256": hashlib.sha256(json.dumps(keys).encode()).hexdigest(), "keys": keys}
+
+
+def check_config_unchanged(run_dir: Path, cfg) -> None:
+    """Refuse to resume when config.yaml no longer resolves to the config the run started with, naming the keys."""
+    path = run_dir / CONFIG_FINGERPRINT
+    if not path.is_file():  # a run from before fingerprints: nothing to compare with
+        return
+    try:
+        recorded = json.loads(path.read_text())["keys"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{path}: unreadable config fingerprint ({e})") from None
+    now = config_fingerprint(cfg)["keys"]
+    changed = sorted(k for k in recorded.keys() | now.keys() if recorded.get(k) != now.get(k))
+    if changed:
+        raise ConfigError(f"{run_dir / CONFIG}: edited since the run started ({', '.join(changed)} changed); "
+                          "resuming would not continue the same run (undo the edit, or start a new run)")
