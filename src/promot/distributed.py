@@ -142,3 +142,21 @@ def launch_command(preset: str, processes: int, promot_args: list[str]) -> list[
     return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(preset_file(preset)),
             "--num_processes", str(processes), "--main_process_port", str(_free_port()),
             "-m", "promot.cli", *promot_args]
+
+
+LAUNCH_FLAGS = ("--accelerate-config", "--num-processes")
+
+
+def relaunch(argv: list[str], preset: str | None, processes: int | None) -> int:
+    """Run this very promot command again under `accelerate launch`, minus the launch flags; its exit code."""
+    import subprocess
+
+    rest, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in LAUNCH_FLAGS:
+            skip = True
+        elif not a.startswith(tuple(f + "=" for f in LAUNCH_FLAGS)):
+            rest.append(a)
+    return subprocess.call(launch_command(preset or "ddp", processes or 2, rest))

@@ -64,3 +64,53 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(2, f"promot: error: {message} (see `{self.prog} --help`)\n")
+
+
+def csv(text: str) -> list[str]:
+    """`a, b,,c` → ['a', 'b', 'c']."""
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def seed_list(text: str) -> list[int]:
+    """`--seeds 0,1,2`: comma-separated integers."""
+    try:
+        return [int(s) for s in csv(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"comma-separated integers, got {text!r}") from None
+
+
+def _debug_parent() -> argparse.ArgumentParser:
+    """`--debug` after the subcommand too (every error says "add --debug"); SUPPRESS keeps a top-level one set."""
+    parent = OneLineParser(add_help=False)
+    parent.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks and debug logs")
+    return parent
+
+
+class DebugEverywhere:
+    """A subparsers action whose every parser also accepts `--debug`."""
+
+    def __init__(self, action) -> None:
+        self._action = action
+
+    def add_parser(self, name: str, **kwargs) -> argparse.ArgumentParser:
+        if kwargs.get("add_help", True):
+            kwargs["parents"] = [*kwargs.get("parents", []), _debug_parent()]
+        return self._action.add_parser(name, **kwargs)
+
+
+def verbose_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--verbose", action="store_true", help="the libraries' own output too: Trainer's and "
+                   "lm-eval's progress bars and logs (default: one progress line per training stage / eval variant)")
+
+
+def parse_with_late_overrides(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """argparse, plus `key=value` overrides after options (`train CFG --resume R a=b`, `diagnose … --every 5 a=b`):
+    argparse takes positionals in one run, so later ones come back unparsed and are appended here."""
+    args, rest = parser.parse_known_args(argv)
+    late = [a for a in rest if "=" in a and not a.startswith("-")]
+    if rest != late or (late and not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if late:
+        args.overrides = [*(args.overrides or []), *late]
+    return args

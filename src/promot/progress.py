@@ -116,3 +116,19 @@ def stage_progress(desc: str):
                 self.line = None
 
     return StageProgress()
+
+
+def set_up_logging(debug: bool, verbose_output: bool, main_process: bool = True) -> None:
+    """One progress story: our lines at INFO (DEBUG with --debug), the libraries' own logs and bars only when
+    verbose; processes other than the main one of a launched run warn only."""
+    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format="%(message)s")
+    if not main_process:
+        logging.getLogger().setLevel(logging.WARNING)
+    set_verbose(debug or verbose_output)
+    if not verbose():
+        for noisy in ("transformers", "peft", "accelerate", "datasets", "httpx", "huggingface_hub", "lm_eval",
+                      "lm-eval", "matplotlib"):
+            logging.getLogger(noisy).setLevel(logging.ERROR)
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # weight-loading bars; each stage and eval variant gets one line instead

@@ -21,73 +21,14 @@ from promot import rundir
 from promot.errors import ConfigError
 from promot.evaluate.metrics import (AnswerFormat, flips, item_scores, leakage, norm_avg, paired_bootstrap,
                                      primary_metric, proportion_ci, sample_answer, task_score)
+from promot.evaluate.spec import EvalSpec, spec_from_options  # noqa: F401  (spec.py: what to evaluate, and how)
 from promot.io import atomic_write_json, atomic_write_text
-from promot.options import check, non_negative_int, positive_int, shot_counts
 from promot.lock import run_lock
 from promot.progress import Progress, quiet_lm_eval
 from promot.evaluate.suites import SUITES_DIR
 from promot.prompt import PromptedLM
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class EvalSpec:
-    tasks: list[str]
-    shots: list[int]
-    limit: int | None = None
-    include_path: list[str] | None = None
-    batch_size: int = 16
-    bf16: bool | str = "auto"
-    """bf16 autocast: true, false, or auto (where this machine runs bf16 natively)."""
-    target_tasks: tuple[str, ...] = ()
-    """Tasks in the fine-tuned format: scored, but left out of Norm. Avg. and leakage."""
-    fmt: AnswerFormat | None = None
-    """The fine-tuned format; default: the label set of the run's training targets (when it has ≤ 20 values)."""
-    target_shots: int = 0
-    """Shots for the target tasks, whatever `shots` says: a fine-tuned task is scored as it was trained (paper:
-    0-shot); k-shot exemplars in front of a soft prompt's input are not what the prompt was tuned for."""
-    apply_chat_template: bool = False
-    """lm-eval's option: each request in the tokenizer's chat template, as an instruct model is used."""
-    fewshot_as_multiturn: bool = False
-    """lm-eval's option (with apply_chat_template): each exemplar as its own user/assistant turn."""
-    bootstrap: int = 1000
-    """Resamples for the paired-bootstrap 95% CIs of every delta and of leakage (0: no CIs)."""
-
-
-def _items(value: str | Sequence | None) -> list[str]:
-    """A comma-separated string (`"1,4"`) or a sequence → its non-empty items, stripped."""
-    parts = (value or "").split(",") if isinstance(value, str) or value is None else value
-    return [str(t).strip() for t in parts if str(t).strip()]
-
-
-def spec_from_options(tasks: str | Sequence[str] = "mini", suite: str | None = None, shots: str | Sequence[int] = "1,4",
-                      target_tasks: str | Sequence[str] = "", target_shots: int = 0, limit: int | None = None,
-                      include_path: list[str] | None = None, labels: str | Sequence[str] | None = None,
-                      format_regex: str | None = None, batch_size: int = 16, bf16: bool | str = "auto",
-                      apply_chat_template: bool = False, fewshot_as_multiturn: bool = False,
-                      bootstrap: int = 1000) -> EvalSpec:
-    """The EvalSpec `promot eval`'s options describe (same defaults), checked before anything runs. Lists may be
-    given as comma-separated strings. `suite` (mini, world, paper) means its ICL tasks and its fine-tuning targets
-    (`<suite>_target`) instead of `tasks`; `labels` or `format_regex` set the fine-tuned format for leakage."""
-    fmt = None
-    if format_regex or labels:
-        fmt = AnswerFormat(tuple(labels.split(",") if isinstance(labels, str) else labels) if labels else (),
-                           format_regex)
-    if fewshot_as_multiturn and not apply_chat_template:
-        raise ConfigError("--fewshot-as-multiturn needs --apply-chat-template (lm-eval's rule)")
-    shots = check("--shots", shot_counts, shots)
-    limit = None if limit is None else check("--limit", positive_int, limit)
-    target_shots = check("--target-shots", non_negative_int, target_shots)
-    batch_size = check("--batch-size", positive_int, batch_size)
-    bootstrap = check("--bootstrap", non_negative_int, bootstrap)
-    if not suite and not _items(tasks):
-        raise ConfigError("--tasks: name at least one lm-eval task (or give --suite)")
-    return EvalSpec(tasks=[suite, f"{suite}_target"] if suite else _items(tasks),
-                    shots=shots, limit=limit, include_path=include_path,
-                    batch_size=batch_size, bf16=bf16, target_tasks=tuple(_items(target_tasks)), fmt=fmt,
-                    target_shots=target_shots, apply_chat_template=apply_chat_template,
-                    fewshot_as_multiturn=fewshot_as_multiturn, bootstrap=bootstrap)
 
 
 def task_manager(include_path: list[str] | None, tasks: list[str] | None = None):

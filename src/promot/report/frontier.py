@@ -283,6 +283,15 @@ def console_frontier(runs: list[RunView]) -> list[str]:
     return [frontier_headline(runs, front).replace("`", ""), lines[0], "-" * len(lines[0]), *lines[1:]]
 
 
+def console_comparison(paths: list[Path]) -> list[str]:
+    """What `promot compare` / `demo` print: the monitor's curves, the score table, the frontier's headline and
+    table."""
+    from promot.report.tables import console_curves, console_summary, load_runs
+
+    views = load_runs(paths)
+    return [*console_curves(views), "", *console_summary(views), "", *console_frontier(views)]
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Several seeds per method: the same questions, asked of each method's mean over seeds with seed-and-item intervals.
 

@@ -29,6 +29,7 @@ from promot import rundir
 from promot.errors import CheckpointError, ConfigError, DataError
 from promot.rundir import RunRecord, read_run_info
 from promot.io import atomic_dir, atomic_write_json, atomic_write_text
+from promot.lock import run_lock
 from promot.serving.template import MARKER, promot_template, raw_template, token_name
 
 log = logging.getLogger(__name__)
@@ -217,7 +218,7 @@ def export(run: str | Path, out: str | Path | None = None, overwrite: bool = Fal
                         "untied": size["tied"], "added_parameters": size["added_parameters"],
                         "added_bytes": size["added_bytes"], "suppress_tokens": list(range(v, len(tokenizer)))},
     }
-    with atomic_dir(out) as tmp:
+    with run_lock(out), atomic_dir(out) as tmp:  # one writer of `out`, as for every run directory
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         atomic_write_json(tmp / PREFIXES_FILE, record)
