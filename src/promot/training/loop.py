@@ -337,16 +337,11 @@ def read_checkpoint_state(checkpoint: Path) -> dict:
         raise CheckpointError(f"{path}: unreadable checkpoint state ({e})") from None
 
 
-def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, resume: str | None = None,
-              callbacks: tuple = ()) -> KeepBest:
-    """Train whatever in `lm` has requires_grad, select the best checkpoint by target score, restore it."""
-    sharded = sharding()
-    if resume is not None and sharded == "deepspeed":
-        raise CheckpointError("--resume under DeepSpeed is not supported yet (single-process, DDP and FSDP2 runs are)")
+def training_arguments(name: str, st: StageConfig, ctx: StageContext, selecting: bool,
+                       resuming: bool) -> TrainingArguments:
+    """A stage's settings as Trainer's arguments: our evaluation (target score) and checkpoints, one compact bar."""
     cfg = ctx.cfg
-    selecting = bool(ctx.validation or ctx.targets)  # no validation set: nothing to select on, the final weights stand
-    dropout = _set_dropout(lm.model, st.dropout)  # this stage's only: stage 1's never leaks into stage 2
-    args = TrainingArguments(
+    return TrainingArguments(
         output_dir=str(ctx.run_dir / name),
         max_steps=st.steps,
         per_device_train_batch_size=st.batch_size,
@@ -360,7 +355,7 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
         logging_steps=max(1, min(10, st.steps // 10)),
         eval_strategy="steps" if st.eval_every and selecting else "no",
         eval_steps=st.eval_every or None,
-        eval_on_start=st.eval_on_start and selecting and resume is None,  # a resumed stage has scored its start
+        eval_on_start=st.eval_on_start and selecting and not resuming,  # a resumed stage has scored its start
         save_strategy="steps" if st.save_every else "no",
         save_steps=st.save_every or None,
         save_total_limit=st.save_total_limit,
@@ -374,39 +369,54 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
         activation_checkpointing=False,  # enabled on the inner model below; the wrapper has no such method
         disable_tqdm=not verbose(),  # one compact bar per stage instead (promot.progress)
     )
+
+
+def _resumed_state(keep: KeepBest, resume: str, sharded: str | None) -> dict:
+    """A checkpoint's promot state, with best-so-far selection restored into `keep` (one line if it cannot be)."""
+    state = read_checkpoint_state(Path(resume))
+    with _checkpoint_errors(resume, "best-so-far selection or Trainer state"):
+        keep.load(Path(resume), state["keep_best"], process_index() if sharded == "fsdp" else None)
+        from transformers import TrainerState
+        from transformers.trainer import TRAINER_STATE_NAME
+
+        TrainerState.load_from_json(os.path.join(resume, TRAINER_STATE_NAME))  # what Trainer reads first
+    return state
+
+
+def _stage_metric(ctx: StageContext) -> str:
+    """What selection maximises: eval.metric, a multi-task run's one task's own metric, or the mean over tasks."""
+    if ctx.targets:
+        return ctx.targets[0].metric if len(ctx.targets) == 1 else "mean target score"
+    return ctx.cfg.eval.metric
+
+
+def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, resume: str | None = None,
+              callbacks: tuple = ()) -> KeepBest:
+    """Train whatever in `lm` has requires_grad, select the best checkpoint by target score, restore it."""
+    sharded = sharding()
+    if resume is not None and sharded == "deepspeed":
+        raise CheckpointError("--resume under DeepSpeed is not supported yet (single-process, DDP and FSDP2 runs are)")
+    selecting = bool(ctx.validation or ctx.targets)  # no validation set: nothing to select on, the final weights stand
+    dropout = _set_dropout(lm.model, st.dropout)  # this stage's only: stage 1's never leaks into stage 2
+    args = training_arguments(name, st, ctx, selecting, resume is not None)
     if st.gradient_checkpointing:
         # Non-reentrant: works with a frozen model whose only trainable input is the prompt.
         lm.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    keep = KeepBest(lm)
-    update_size = UpdateSizeProbe()
+    keep, update_size = KeepBest(lm), UpdateSizeProbe()
     stop = StopOnSignal()  # last of the callbacks: a signal raised by any earlier one stops this very step
-    state = read_checkpoint_state(Path(resume)) if resume is not None else {}
-    if resume is not None:
-        with _checkpoint_errors(resume, "best-so-far selection or Trainer state"):
-            keep.load(Path(resume), state["keep_best"], process_index() if sharded == "fsdp" else None)
-            from transformers import TrainerState
-            from transformers.trainer import TRAINER_STATE_NAME
-
-            TrainerState.load_from_json(os.path.join(resume, TRAINER_STATE_NAME))  # what Trainer reads first
+    state = _resumed_state(keep, resume, sharded) if resume is not None else {}
     trainer = PromotTrainer(
-        model=lm,
-        args=args,
-        train_dataset=ctx.train_rows,
-        eval_dataset=ctx.validation,
+        model=lm, args=args, train_dataset=ctx.train_rows, eval_dataset=ctx.validation,
         data_collator=Collator(ctx.tokenizer.pad_token_id),
         callbacks=[MetricsLog(ctx.run_dir, name), keep, update_size, *ctx.callbacks, *callbacks, stop],
-        optimizer_cls_and_kwargs=_optimizer(st),
-        ctx=ctx,
-        keep=keep,
+        optimizer_cls_and_kwargs=_optimizer(st), ctx=ctx, keep=keep,
     )
     if state.get("logging"):
         trainer.add_callback(ResumeLogging(trainer, state["logging"]))
     for cb in (update_size, *ctx.callbacks, *callbacks):
         if hasattr(cb, "bind"):
             cb.bind(trainer)  # callbacks that log through the Trainer (probes: promot.probe.Probe)
-    metric = cfg.eval.metric
-    if ctx.targets:  # multi-task: one task's own metric, or the mean over tasks
-        metric = ctx.targets[0].metric if len(ctx.targets) == 1 else "mean target score"
+    metric = _stage_metric(ctx)
     progress = None
     if not verbose():  # Trainer's printed log dicts and bars → one line for the stage
         trainer.remove_callback(PrinterCallback)
@@ -430,12 +440,8 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
     _restore_dropout(dropout)
     if st.gradient_checkpointing:
         lm.model.gradient_checkpointing_disable()
-    ctx.history[name] = {
-        "best_step": keep.best_step,
-        "best_score": keep.best_score,
-        "scores": [{"step": s, "target_score": v} for s, v in keep.scores],
-        "metric": metric,
-    }
+    ctx.history[name] = {"best_step": keep.best_step, "best_score": keep.best_score,
+                         "scores": [{"step": s, "target_score": v} for s, v in keep.scores], "metric": metric}
     if keep.best_score is not None and progress is None:
         log.info("%s: %s", name, _best_note(keep, metric))
     return keep
