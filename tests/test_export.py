@@ -334,8 +334,8 @@ def _no_bos_model(directory):
     tk.decoder = decoders.WordPiece(prefix="##")
     tok = PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", bos_token="<s>", eos_token="</s>",
                                   unk_token="<unk>")
-    tok.chat_template = ("{{ bos_token }}{% for m in messages %}{{ m['content'] }}{% endfor %}"
-                         "{% if add_generation_prompt %} answer :{% endif %}")
+    tok.chat_template = ("{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' %}{{ m['content'] }} answer :"
+                         "{% else %} {{ m['content'] }}{{ eos_token }}{% endif %}{% endfor %}")
     make_model("llama").save_pretrained(directory)
     tok.save_pretrained(directory)
     return directory
