@@ -255,7 +255,7 @@ def test_lm_eval_command_finds_the_shipped_suites_and_user_paths(tiny_task):
     """`promot lm-eval --tasks world_true_false` (the README's form) needs no --include_path; a user's one is kept."""
     import lm_eval.tasks
 
-    from promot.cli import _with_shipped_suites
+    from promot.evaluate.lm_eval_cli import with_shipped_suites as _with_shipped_suites
 
     original = lm_eval.tasks.TaskManager
     try:

@@ -216,12 +216,14 @@ def main(argv: list[str] | None = None) -> int:
         args = parse_with_late_overrides(_parser(), argv)
     except SystemExit as e:  # --help (0), or argparse's one-line error (2): a code, as every other outcome
         return e.code if isinstance(e.code, int) else 2
-    if args.command == "train" and (args.accelerate_config or args.num_processes is not None):
-        from promot.distributed import relaunch
-
-        return relaunch(argv, args.accelerate_config, args.num_processes)  # this very command, launched
-    set_up_logging(args.debug, getattr(args, "verbose", False), args.command != "train" or is_main_process())
+    launched = args.command == "train" and (args.accelerate_config or args.num_processes is not None)
+    if not launched:
+        set_up_logging(args.debug, getattr(args, "verbose", False), args.command != "train" or is_main_process())
     try:
+        if launched:  # this very command again, under `accelerate launch`
+            from promot.distributed import relaunch
+
+            return relaunch(argv, args.accelerate_config, args.num_processes)
         HANDLERS[args.command](args)
     except KeyboardInterrupt:
         print("promot: interrupted", file=sys.stderr)

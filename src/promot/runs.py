@@ -64,15 +64,6 @@ def carried_prompts(run_dir: str | Path, record: RunRecord) -> dict[str, SavedPr
     return out
 
 
-def tokenizing(cfg: RunConfig, tokenizer, seq2seq: bool) -> Tokenizing:
-    """How the run's config turns examples into tokens (training, selection and `load_run` alike)."""
-    return Tokenizing(
-        tokenizer, seq2seq, cfg.data.max_length, cfg.data.truncation,
-        delimiter="" if cfg.data.chat_template else cfg.data.target_delimiter,
-        special_in_text=cfg.data.chat_template, train_on=cfg.data.train_on,
-    )
-
-
 @dataclass
 class LoadedRun:
     lm: PromptedLM
@@ -108,4 +99,4 @@ def load_run(run_dir: str | Path, with_prompt: bool = True, prompt_name: str | N
     loaded.model.eval()
     seq2seq = bool(loaded.model.config.is_encoder_decoder)
     return LoadedRun(PromptedLM(loaded.model, prompt).eval(), loaded.tokenizer, record, cfg,
-                     tokenizing(cfg, loaded.tokenizer, seq2seq))
+                     Tokenizing.for_data(cfg.data, loaded.tokenizer, seq2seq))

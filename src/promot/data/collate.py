@@ -32,6 +32,14 @@ class Tokenizing:
     train_on: str = "all"
     """Conversations: loss on `all` assistant turns or the `last`."""
 
+    @classmethod
+    def for_data(cls, data, tokenizer, seq2seq: bool) -> Tokenizing:
+        """How a data section (`data`, `tasks[].data`, `replay`) turns examples into tokens: training, selection and
+        `load_run` alike."""
+        return cls(tokenizer, seq2seq, data.max_length, data.truncation,
+                   delimiter="" if data.chat_template else data.target_delimiter,
+                   special_in_text=data.chat_template, train_on=data.train_on)
+
     @property
     def chat(self):
         """The tokenizer's chat template at this budget (built on first use: plain text never needs one)."""

@@ -40,28 +40,25 @@ def own_target(run_dir, variants, batch_size: int = 16, bf16: bool = False) -> d
     """`promot eval`'s score on the run's own validation data (what selection maximised), for every variant
     [(name, lm, tokenizer)]: the only target score a run trained on your own file (a conversation, say) has, since
     no lm-eval task holds that data. None for multi-task runs (each task has its own prompt) or unreadable data."""
-    import dataclasses
     import logging
     from pathlib import Path
 
     from promot import rundir
     from promot.config import load_config
-    from promot.data import load_task_data
+    from promot.data import Tokenizing, load_task_data
     from promot.errors import PromotError
-    from promot.runs import tokenizing
 
     cfg = load_config(Path(run_dir) / rundir.CONFIG)
     if cfg.tasks:
         return None
     out = {"metric": cfg.eval.metric, "scores": {}}
     for name, lm, tok in variants:
-        data_cfg = dataclasses.replace(cfg.data)
         try:
-            examples = load_task_data(data_cfg, tok, cfg.seed).validation
+            examples = load_task_data(cfg.data, tok, cfg.seed).validation
         except PromotError as e:  # e.g. a relative data path from another working directory
             logging.getLogger(__name__).warning("no own-data target score for %s (%s)", run_dir, e)
             return None
-        steps = tokenizing(dataclasses.replace(cfg, data=data_cfg), tok, bool(lm.is_seq2seq))
+        steps = Tokenizing.for_data(cfg.data, tok, bool(lm.is_seq2seq))
         out["scores"][name] = target_score(lm, steps, examples, cfg.eval.metric, cfg.eval.max_new_tokens,
                                            batch_size, bf16)
         out["n"] = len(examples)

@@ -29,7 +29,6 @@ from promot.prompt import check_compatible, init_prompt, load_prompt, save_promp
 from promot.prompt.soft_prompt import inner_state
 from promot.rundir import read_run_info
 from promot.runs import carried_prompts, load_tuned_model
-from promot.runs import tokenizing as _tokenizing
 from promot.model_card import write_model_card
 from promot.training.artifacts import model_dir_for_peft, save_carried, save_model
 from promot.training.loop import StageContext
@@ -116,7 +115,7 @@ def prepare(config: RunConfig | str | Path | dict, overrides: list[str] | None =
     if cfg.tasks:
         return _prepare_tasks(cfg, method, loaded.source, model, tok, base_fp, carried)
     data = load_task_data(cfg.data, tok, cfg.seed)
-    tokenizing = _tokenizing(cfg, tok, bool(model.config.is_encoder_decoder))
+    tokenizing = Tokenizing.for_data(cfg.data, tok, bool(model.config.is_encoder_decoder))
     rows = tokenizing.encode_all(data.train)
     held_out = tokenizing.encode_all(data.validation)  # a bad validation record fails now, not mid-training
     _check_prompt_fits(cfg, method, model, [*rows, *held_out])
@@ -204,7 +203,7 @@ def _prepare_tasks(cfg: RunConfig, method: Method, source: str, model, tok, base
     targets, task_rows, train = [], [], []
     for i, t in enumerate(cfg.tasks):
         data = load_task_data(t.data, tok, cfg.seed)
-        tokenizing = _tokenizing(dataclasses.replace(cfg, data=t.data), tok, seq2seq)
+        tokenizing = Tokenizing.for_data(t.data, tok, seq2seq)
         task_rows.append(tokenizing.encode_all(data.train))
         _check_prompt_fits(cfg, method, model, [*task_rows[-1], *tokenizing.encode_all(data.validation)])
         targets.append(TaskTarget(t.name, i, tokenizing, data.validation, t.metric or cfg.eval.metric,

@@ -4,8 +4,6 @@ examples carry no prompt: ProMoT's prompt stands for the target's format, and th
 model should keep doing. Like LLaMA-Factory's `interleave_probs`, each example's source is drawn by probability."""
 from __future__ import annotations
 
-import dataclasses
-
 from promot.training.methods.base import Addon
 
 
@@ -24,11 +22,11 @@ class Replay(Addon):
 
     def stage2_rows(self, rows, cfg, tokenizer, seq2seq):
         from promot.data import load_task_data
-        from promot.runs import tokenizing
+        from promot.data import Tokenizing
         from promot.training.multitask import mixture, stage2_examples
 
         data = load_task_data(cfg.replay, tokenizer, cfg.seed, hold_out=False)
-        replay = tokenizing(dataclasses.replace(cfg, data=cfg.replay), tokenizer, seq2seq).encode_all(data.train)
+        replay = Tokenizing.for_data(cfg.replay, tokenizer, seq2seq).encode_all(data.train)
         f = cfg.replay.fraction
         mixed = mixture([rows, replay], [1 - f, f], stage2_examples(cfg), cfg.seed)
         return [{**{k: v for k, v in r.items() if k != "task_id"}, "prompt_mask": r["task_id"] == 0} for r in mixed]
