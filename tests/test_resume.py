@@ -89,17 +89,18 @@ def test_sigkill_in_each_stage_then_resume_matches_an_uninterrupted_run(straight
 
 def test_sigterm_and_sigint_in_each_stage_checkpoint_the_step_then_resume_matches(straight, tiny_dirs, task_files,
                                                                                   tmp_path, monkeypatch, capsys):
-    """SIGTERM (stage 1, at an odd step: no save_every checkpoint there) and SIGINT (stage 2): each finishes its
-    step, writes checkpoint-<step>, exits 128+signal with one line naming `--resume`; the resumed run is the
-    uninterrupted one, bit for bit."""
+    """SIGTERM in stage 1 (at an odd step: no save_every checkpoint there), SIGINT then SIGTERM in stage 2: each
+    finishes its step, writes checkpoint-<step>, exits 128+signal with one line naming `--resume`; the run resumed
+    three times is the uninterrupted one, bit for bit."""
     import functools
     import signal
 
     from tests.resume_driver import SignalAt
 
     monkeypatch.setattr(loop, "target_score", weight_hash_score)
-    stop1, stop2 = random.choice([1, 3, 5, 7]), random.randint(1, STEPS - 1)
-    where = f"SIGTERM at stage1 step {stop1}, SIGINT at stage2 step {stop2}"
+    stop1, stop2 = random.choice([1, 3, 5, 7]), random.randint(1, STEPS - 2)
+    stop3 = random.randint(stop2 + 1, STEPS - 1)
+    where = f"SIGTERM at stage1 step {stop1}, SIGINT at stage2 step {stop2}, SIGTERM at stage2 step {stop3}"
     run = tmp_path / "resumed"
     train = api.train
     monkeypatch.setattr(api, "train", functools.partial(train, callbacks=[SignalAt("stage1", stop1)]))
@@ -112,6 +113,9 @@ def test_sigterm_and_sigint_in_each_stage_checkpoint_the_step_then_resume_matche
     with pytest.raises(Interrupted, match="stopped by SIGINT"):
         api.resume(run, callbacks=[SignalAt("stage2", stop2, signal.SIGINT)])
     assert (run / "stage2" / f"checkpoint-{stop2}").is_dir() and not (run / "run.json").exists(), where
+    with pytest.raises(Interrupted, match="stopped by SIGTERM"):
+        api.resume(run, callbacks=[SignalAt("stage2", stop3, signal.SIGTERM)])
+    assert (run / "stage2" / f"checkpoint-{stop3}").is_dir() and not (run / "run.json").exists(), where
     assert main(["train", "--resume", str(run)]) == 0
     _same_run(straight, run, where)
 
