@@ -111,18 +111,17 @@ def main() -> None:
 
 def _floor(runs: list[Path], fwd_bwd: float) -> None:
     """Training FLOPs over the CPU's matmul throughput on the model's shapes: how far the step is from its floor."""
-    import json
-
+    from promot import rundir
     from promot.config import load_config
     from promot.models import load_model
 
-    cfg = load_config(runs[0] / "config.yaml")
+    cfg = load_config(runs[0] / rundir.CONFIG)
     model = load_model(cfg.model.name).model
     n_params = sum(p.numel() for p in model.parameters())
     tokens = 0
     for run in runs:
-        c = load_config(run / "config.yaml")
-        stages = json.loads((run / "run.json").read_text())["stages"]
+        c = load_config(run / rundir.CONFIG)
+        stages = rundir.read_run_info(run).stages
         steps = sum(getattr(c, s).steps * getattr(c, s).batch_size for s in ("stage1", "stage2") if s in stages)
         tokens += steps * 24  # a world example is ~24 tokens with its prompt (measured on the demo's data)
     flops = 6 * n_params * tokens
