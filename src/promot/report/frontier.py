@@ -206,6 +206,24 @@ def within_best_target(front: Frontier) -> dict[str, bool]:
     return {f.name: (f.final.target_ci[1] if f.final.target_ci else f.final.target) >= best - 1e-9 for f in finals}
 
 
+def _contenders(items: list, within: dict[str, bool]) -> tuple[list, object, list]:
+    """Runs or methods: (those with a final point, the best target score's, those whose target CI reaches it ranked
+    by ICL Norm.Avg, most first) — what both headlines name."""
+    finals = [x for x in items if x.final]
+    best = max(finals, key=lambda x: x.final.target)
+    return finals, best, sorted((x for x in finals if within[x.name]), key=lambda x: -x.final.icl)
+
+
+def _falls_short(finals: list, within: dict[str, bool], win, name, target: str) -> str:
+    """The clause naming the one that keeps more ICL than the winner but misses the target ('' when none does)."""
+    missed = [x for x in finals if not within[x.name] and x.final.icl > win.final.icl]
+    if not missed:
+        return ""
+    m = max(missed, key=lambda x: x.final.icl)
+    return (f"; `{name(m)}` keeps more ({_val(m.final.icl, m.final.icl_ci)}) but its {target} "
+            f"{_val(m.final.target, m.final.target_ci)} falls short")
+
+
 def frontier_headline(runs: list[RunView], front: Frontier | None = None) -> str | None:
     """One sentence: among the runs whose target score's 95% CI reaches the best run's, which keeps the most ICL
     Norm.Avg (no prompt), with its CI, the runner-up with its CI, and whether the two intervals overlap; a run that
@@ -216,9 +234,7 @@ def frontier_headline(runs: list[RunView], front: Frontier | None = None) -> str
     within = within_best_target(front)
     if not within:
         return None
-    finals = [f for f in front.runs if f.final]
-    best = max(finals, key=lambda f: f.final.target)
-    ranked = sorted((f for f in finals if within[f.name]), key=lambda f: -f.final.icl)
+    finals, best, ranked = _contenders(front.runs, within)
     win = ranked[0]
     icl = f"ICL Norm.Avg {_val(win.final.icl, win.final.icl_ci)} ({front.k[2:]}-shot, no prompt)"
     if len(finals) == 1:
@@ -240,12 +256,7 @@ def frontier_headline(runs: list[RunView], front: Frontier | None = None) -> str
                     f"({_val(best.final.target, best.final.target_ci)}, `{label(best.run)}`), `{label(win.run)}` "
                     f"keeps the most: {icl}, vs {_val(second.final.icl, second.final.icl_ci)} for "
                     f"`{label(second.run)}` — {verdict}")
-    missed = [f for f in finals if not within[f.name] and f.final.icl > win.final.icl]
-    if missed:
-        m = max(missed, key=lambda f: f.final.icl)
-        sentence += (f"; `{label(m.run)}` keeps more ({_val(m.final.icl, m.final.icl_ci)}) but its target score "
-                     f"{_val(m.final.target, m.final.target_ci)} falls short")
-    return sentence + "."
+    return sentence + _falls_short(finals, within, win, lambda f: label(f.run), "target score") + "."
 
 
 def matched_table(runs: list[RunView], front: Frontier | None = None) -> list[list[str]]:
@@ -319,9 +330,7 @@ def seeds_headline(front: Frontier) -> str | None:
     within = within_best_method(front)
     if not within:
         return None
-    finals = [m for m in front.methods if m.final]
-    best = max(finals, key=lambda m: m.final.target)
-    ranked = sorted((m for m in finals if within[m.name]), key=lambda m: -m.final.icl)
+    finals, best, ranked = _contenders(front.methods, within)
     win = ranked[0]
     icl = (f"mean ICL Norm.Avg {_val(win.final.icl, win.final.icl_ci)} over {_seeds_note(win)} ({front.k[2:]}-shot, "
            f"no prompt; {SEED_CI})")
@@ -345,12 +354,7 @@ def seeds_headline(front: Frontier) -> str | None:
         sentence = (f"Of the {len(ranked)} methods whose mean target score's 95% CI reaches the best "
                     f"({_val(best.final.target, best.final.target_ci)}, `{best.label}`), `{win.label}` keeps the "
                     f"most: {icl}, vs {_val(second.final.icl, second.final.icl_ci)} for `{second.label}` — {verdict}")
-    missed = [m for m in finals if not within[m.name] and m.final.icl > win.final.icl]
-    if missed:
-        m = max(missed, key=lambda m: m.final.icl)
-        sentence += (f"; `{m.label}` keeps more ({_val(m.final.icl, m.final.icl_ci)}) but its mean target score "
-                     f"{_val(m.final.target, m.final.target_ci)} falls short")
-    return sentence + "."
+    return sentence + _falls_short(finals, within, win, lambda m: m.label, "mean target score") + "."
 
 
 def seeds_table(front: Frontier) -> list[list[str]]:
