@@ -17,6 +17,7 @@ from conftest import run_config
 import promot
 from promot.cli import main
 from promot.prompt import load_prompt
+from promot.prompt.soft_prompt import prompt_order
 from promot.serving import PREFIXES_FILE, export, prompt_embeds
 
 TEXTS = ["in: a b c out:", "in: 3 4 out: 7 ; in: 1 2 out:", "in: d e f g out: true ; in: 5 n out:"]
@@ -70,14 +71,15 @@ def test_prompt_rows_bare_logits_and_prompted_logits_are_the_runs(world_run, wor
             # the bare export is the tuned model (a head with more rows may round differently in the last bit)
             assert torch.allclose(bare[..., :v], tuned, rtol=0, atol=1e-5)
             assert (bare[..., v:].max(-1).values < bare[..., :v].max(-1).values).all()  # added: never the argmax
-            served = tok(entry["prefix_without_special_tokens"] + text, add_special_tokens=False,
-                         return_tensors="pt")["input_ids"]
-            assert served[0].tolist() == entry["token_ids"] + ids[0].tolist()  # prompt, then BOS, as training
+            trained = prompt_order(entry["token_ids"], ids[0].tolist(), tok.bos_token_id)  # BOS, prompt, text
+            assert trained[:1] == [tok.bos_token_id] and trained != entry["token_ids"] + ids[0].tolist()
+            served = tok(entry["prefix"] + text, return_tensors="pt")["input_ids"]  # the tokenizer adds BOS
+            bare_served = tok(entry["prefix_without_special_tokens"] + text, add_special_tokens=False,
+                              return_tensors="pt")["input_ids"]
+            assert served[0].tolist() == bare_served[0].tolist() == trained
             assert torch.allclose(model(input_ids=served).logits[:, -ids.shape[1]:, :v], run.lm(ids).logits,
                                   rtol=0, atol=1e-5)
-    # the stated facts: this tokenizer adds BOS, so plain completions put it before the prefix
-    assert tok(entry["prefix"] + TEXTS[0])["input_ids"][:1] == [tok.bos_token_id]
-    assert record["routes"]["completions"]["exact"] is False and record["routes"]["chat"]["exact"] is True
+    assert record["routes"]["completions"]["exact"] is True and record["routes"]["chat"]["exact"] is True
     assert model.generation_config.suppress_tokens == entry["token_ids"]
 
 
@@ -95,7 +97,7 @@ def test_chat_template_adds_the_prompt_on_request_only(world_run, world_export):
     for text in TEXTS:
         trained = run.tokenizing.input_ids(text)  # what training and `promot generate` feed after the prompt
         assert chat(text) == trained and chat(text, promot_task=None) == trained
-        assert chat(text, promot_task=task) == entry["token_ids"] + trained
+        assert chat(text, promot_task=task) == prompt_order(entry["token_ids"], trained, tok.bos_token_id)
     with pytest.raises(TemplateError, match="unknown promot_task \"nope\""):
         chat(TEXTS[0], promot_task="nope")
     with pytest.raises(TemplateError, match="promot prompt token"):
@@ -168,9 +170,11 @@ def test_multitask_and_carried_prompts_are_exported_by_name(tiny_dirs, task_file
             folder = run / ("prompt" if name == run.name else f"prompts/{name}")
             assert torch.equal(rows[entry["token_ids"]], load_prompt(folder).embeddings)
             assert tok(entry["prefix"], add_special_tokens=False)["input_ids"] == entry["token_ids"]
-            ids = tok.apply_chat_template([{"role": "user", "content": "a b c"}], add_generation_prompt=True,
-                                          tokenize=True, return_dict=False, promot_task=name)
-            assert list(ids[: len(entry["token_ids"])]) == entry["token_ids"]
+            turn = [{"role": "user", "content": "a b c"}]
+            ids = tok.apply_chat_template(turn, add_generation_prompt=True, tokenize=True, return_dict=False,
+                                          promot_task=name)
+            bare = tok.apply_chat_template(turn, add_generation_prompt=True, tokenize=True, return_dict=False)
+            assert list(ids) == prompt_order(entry["token_ids"], list(bare), tok.bos_token_id)
 
 
 def test_lm_eval_hflm_on_the_export_scores_item_for_item_as_promot_tuned(world_run, world_export):
@@ -297,18 +301,8 @@ def test_served_routes_answer_as_promot_generate_token_for_token(server, world_r
     assert [chat(t, promot_task=task) for t in texts] == with_prompt
     assert [chat(t) for t in texts] == bare
     assert [complete(t) for t in texts] == bare
-    # completions with the prefix: this tokenizer adds BOS in front of it (the JSON says so); the server serves
-    # exactly that sequence, and how often it answers as training's order does is measured, not assumed
-    model, tok = _plain(world_export.path)
-    served = [complete(entry["prefix"] + t) for t in texts]
-    expected = []
-    for t in texts:
-        ids = tok(entry["prefix"] + t, return_tensors="pt")["input_ids"]
-        out = model.generate(ids, max_new_tokens=8, do_sample=False)[0, ids.shape[1]:]
-        expected.append(tok.decode(out, skip_special_tokens=True))
-    assert served == expected
-    print(f"completions + prefix (BOS + prompt + text) = `promot generate --prompt` on "
-          f"{sum(a == b for a, b in zip(served, with_prompt))}/{len(texts)} inputs")
+    served = [complete(entry["prefix"] + t) for t in texts]  # the tokenizer adds BOS, then the prefix: training's
+    assert served == with_prompt
     for answer in [*served, *with_prompt, *bare]:
         assert "promot:" not in answer
 
@@ -360,7 +354,9 @@ def test_tokenizer_without_bos_completions_are_exact_and_chat_matches_training(c
         from promot.data import Example, with_chat_template
 
         wrapped = with_chat_template([Example(text, "", "t")], run.tokenizer)[0].input
-        assert chat == entry["token_ids"] + run.tokenizing.input_ids(wrapped)
+        trained = run.tokenizing.input_ids(wrapped)
+        assert trained[0] == tok.bos_token_id  # the template writes BOS: the prompt follows it, in both
+        assert chat == prompt_order(entry["token_ids"], trained, tok.bos_token_id)
         assert record["routes"]["chat"]["exact"] is True
         assert record["routes"]["completions"]["exact"] is False  # stated: use the chat API
     else:  # raw text: completions with the prefix is exactly training's sequence

@@ -198,3 +198,56 @@ def test_batched_generation_with_padding_equals_unbatched_with_a_sliding_window(
         assert torch.equal(batched.sequences[row], single.sequences[0])
         for step, scores in enumerate(single.scores):
             torch.testing.assert_close(batched.scores[step][row], scores[0], atol=1e-4, rtol=1e-4)
+
+
+def _bos_rows(lengths=(9, 6), seed: int = 4) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return [torch.cat([torch.tensor([1]), torch.randint(4, 20, (n - 1,), generator=g)]) for n in lengths]
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_the_prompt_goes_right_after_a_leading_bos_in_every_path(arch):
+    """Rows starting with BOS see BOS | prompt | text (where a server puts a text prefix after the BOS its tokenizer
+    adds): the logits are the model's on that embedding sequence, with either padding side, in the training loss,
+    in cached generation; a replay row (prompt masked) stays the bare model; `after_bos=False` keeps PEFT's order."""
+    model = make_model(arch).eval()
+    prompt = torch.randn(4, 32, generator=torch.Generator().manual_seed(5)) * 2
+    lm = PromptedLM(model, prompt).eval()
+    emb = model.get_input_embeddings()
+    a, b = _bos_rows()
+    with torch.no_grad():
+        ref = model(inputs_embeds=torch.cat([emb(a[:1]), prompt, emb(a[1:])])[None]).logits[0]
+        got = lm(a[None]).logits[0]
+        torch.testing.assert_close(got, ref[4:], rtol=0, atol=1e-5)  # the last prompt slot predicts after BOS
+        first = model(inputs_embeds=torch.cat([prompt, emb(a)])[None]).logits[0, 4:]
+        torch.testing.assert_close(PromptedLM(model, prompt, after_bos=False).eval()(a[None]).logits[0], first,
+                                   rtol=0, atol=1e-5)
+        assert not torch.allclose(got, first, atol=1e-3)
+        for side in ("right", "left"):  # padding either side: each row's real logits as alone
+            ids, mask = torch.zeros(2, 9, dtype=torch.long), torch.zeros(2, 9, dtype=torch.long)
+            ids[0], mask[0] = a, 1
+            sl = slice(0, 6) if side == "right" else slice(3, 9)
+            ids[1, sl], mask[1, sl] = b, 1
+            out = lm(ids, mask).logits
+            torch.testing.assert_close(out[0], got, rtol=0, atol=1e-5)
+            torch.testing.assert_close(out[1, sl], lm(b[None]).logits[0], rtol=0, atol=1e-5)
+        replay = lm(ids, mask, prompt_mask=torch.tensor([True, False])).logits[1, sl]
+        torch.testing.assert_close(replay, model(b[None]).logits[0], rtol=0, atol=1e-5)
+        out = lm.generate(ids, mask, max_new_tokens=5, do_sample=False, eos_token_id=None, pad_token_id=0)
+        for row, x in enumerate((a, b)):
+            assert torch.equal(out[row], _greedy_reference(lm, x[None], 5)[0])
+    labels = ids.clone()
+    labels[mask == 0] = -100
+    labels[:, :4] = -100
+    lm.train()
+    fast = lm(ids, mask, labels=labels).loss
+    lm.eval()
+    torch.testing.assert_close(fast, lm(ids, mask, labels=labels).loss)
+
+
+def test_prompt_order_spells_what_embed_builds():
+    from promot.prompt.soft_prompt import prompt_order
+
+    assert prompt_order([90, 91], [1, 5, 6], 1) == [1, 90, 91, 5, 6]
+    assert prompt_order([90, 91], [5, 6], 1) == [90, 91, 5, 6]
+    assert prompt_order([90, 91], [1, 5], None) == [90, 91, 1, 5]

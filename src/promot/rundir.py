@@ -137,6 +137,9 @@ class RunRecord:
     """The run's own prompt (prompt/), None for methods without one and for multi-task runs (see `prompts`)."""
     prompts: dict[str, str] = field(default_factory=dict)
     """Named prompts: multi-task prompts and carried ones (sequential training), name → folder in the run."""
+    prompt_after_bos: bool = True
+    """The prompt sits right after a leading BOS (`PromptedLM`); False in records written before that rule: their
+    prompts go first, as they were trained."""
     tasks: tuple[str, ...] = ()
     init_from: str | None = None
     target_metric: str = "accuracy"
@@ -165,6 +168,7 @@ class RunRecord:
         kw["tasks"] = tuple(data.get("tasks") or ())
         kw["trained_data"] = tuple(data.get("trained_data") or ())
         kw["prompts"] = dict(data.get("prompts") or {})
+        kw["prompt_after_bos"] = bool(data.get("prompt_after_bos", False))
         return cls(**kw)
 
     def to_json(self) -> dict:

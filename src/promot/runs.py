@@ -98,5 +98,5 @@ def load_run(run_dir: str | Path, with_prompt: bool = True, prompt_name: str | N
         prompt = checked_prompt(run_dir, prompt_name, loaded.model, model_fp)
     loaded.model.eval()
     seq2seq = bool(loaded.model.config.is_encoder_decoder)
-    return LoadedRun(PromptedLM(loaded.model, prompt).eval(), loaded.tokenizer, record, cfg,
-                     Tokenizing.for_data(cfg.data, loaded.tokenizer, seq2seq))
+    lm = PromptedLM(loaded.model, prompt, after_bos=record.prompt_after_bos).eval()
+    return LoadedRun(lm, loaded.tokenizer, record, cfg, Tokenizing.for_data(cfg.data, loaded.tokenizer, seq2seq))

@@ -215,7 +215,8 @@ def _variants(run_dir: Path):
         yield "tuned+prompt", tuned.lm, tuned.tokenizer
     for name in prompt_names(run_dir):  # multi-task / sequential runs: each task with its own prompt, on this model
         prompt = checked_prompt(run_dir, name, tuned.lm.model, tuned.record.model.fingerprint)
-        yield f"tuned+prompt:{name}", PromptedLM(tuned.lm.model, prompt).eval(), tuned.tokenizer
+        lm = PromptedLM(tuned.lm.model, prompt, after_bos=tuned.lm.after_bos).eval()
+        yield f"tuned+prompt:{name}", lm, tuned.tokenizer
 
 
 def _base(name: str, dtype: str):

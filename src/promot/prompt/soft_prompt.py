@@ -4,8 +4,13 @@
 wrapper instead of PEFT's PeftModel because ProMoT trains the *base* with the prompt attached and frozen, which PEFT
 neither supports nor saves (its save path keeps only the prompt); the on-disk prompt stays in PEFT's format.
 
-Shapes: input_ids [B, T] → inputs_embeds [B, P+T, H], attention_mask [B, P+T] (P leading ones); causal logits come
-back as [B, T, V] (prompt positions removed); seq2seq prompts go on the encoder side only.
+Shapes: input_ids [B, T] → inputs_embeds [B, P+T, H], attention_mask [B, P+T]; causal logits come back as [B, T, V]
+(prompt positions removed); seq2seq prompts go on the encoder side only.
+
+Where the prompt goes: first, or right after BOS when a row starts with the model's BOS token (Gemma, Llama, the
+world model). Every inference server puts a text prefix after the BOS its tokenizer adds, so a prompt trained there
+is served exactly by its exported token string (`promot export`); and models like Gemma expect BOS at position 0.
+(PEFT puts virtual tokens before BOS; runs recorded before this rule keep that order: `after_bos=False`.)
 """
 from __future__ import annotations
 
@@ -38,6 +43,41 @@ def _accepts_logits_mask(model: nn.Module) -> bool:
         return False
 
 
+def after_bos_order(input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_length: int, bos_id: int,
+                    prompted: torch.Tensor | None = None) -> torch.Tensor | None:
+    """The gather order [B, P+T] that turns `prompt | text` into `leading pads | BOS | prompt | rest` for rows whose
+    first real token is BOS (other rows, and rows `prompted` [B] marks False, unchanged: their prompt slots are
+    masked and their BOS must stay where its output predicts the next token), or None when no row moves. With any
+    padding the output at the last prompt slot then predicts the token after BOS, so `logits[:, -T:]` and the
+    training loss's `P + j` indexing keep their meaning."""
+    first = attention_mask.long().argmax(1, keepdim=True)                       # each row's first real token
+    starts = input_ids.gather(1, first) == bos_id                               # [B, 1]
+    if prompted is not None:
+        starts &= prompted.to(starts.device, torch.bool).unsqueeze(1)
+    if not starts.any():
+        return None
+    pos = torch.arange(input_ids.shape[1], device=input_ids.device).unsqueeze(0)
+    text = torch.where(pos < first, 0, 3)
+    text = torch.where(pos == first, 1, text)
+    text = torch.where(starts, text, 3)                                         # rows without BOS: prompt first
+    keys = torch.cat([text.new_full((input_ids.shape[0], prompt_length), 2), text], dim=1)
+    return torch.sort(keys, dim=1, stable=True).indices
+
+
+def prompt_bos_id(model: nn.Module, after_bos: bool = True) -> int | None:
+    """The BOS id a prompt follows when a row starts with it; None: the prompt always goes first (seq2seq models'
+    encoders, models without a BOS, runs recorded before the rule)."""
+    bos = getattr(model.config.get_text_config(), "bos_token_id", None)
+    return bos if after_bos and isinstance(bos, int) and not model.config.is_encoder_decoder else None
+
+
+def prompt_order(prompt_ids: list[int], ids: list[int], bos_id: int | None) -> list[int]:
+    """As token ids, the sequence `embed` builds for one unpadded row: what an exported prompt's tokens must spell."""
+    if bos_id is not None and ids[:1] == [bos_id]:
+        return ids[:1] + prompt_ids + ids[1:]
+    return prompt_ids + ids
+
+
 def padding_first(embeds: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Reorder each row to pad | prompt | text. Prepending the prompt to left-padded text puts the padding between
     prompt and text; with a sliding-window model those pad slots would take window positions from the prompt, so a
@@ -60,12 +100,15 @@ class PromptedLM(nn.Module):
         prompt: torch.Tensor | None = None,
         train_prompt: bool = False,
         label_smoothing: float = 0.0,
+        after_bos: bool = True,
     ) -> None:
         super().__init__()
         self.model = model
         self.is_seq2seq = bool(model.config.is_encoder_decoder)
         self.label_smoothing = label_smoothing
         self.prompt = None if prompt is None else nn.Parameter(prompt.detach().float().clone(), train_prompt)
+        self.after_bos = after_bos
+        self.bos_id = prompt_bos_id(model, after_bos)
         params = inspect.signature(model.forward).parameters
         self._takes_position_ids = "position_ids" in params and not self.is_seq2seq
         self._takes_logits_to_keep = "logits_to_keep" in params
@@ -90,16 +133,21 @@ class PromptedLM(nn.Module):
 
     def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, task_ids: torch.Tensor | None = None,
               prompt_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """[B, T] ids → ([B, P+T, H] embeddings, [B, P+T] mask), prompt first. `prompt_mask` [B] bool: rows marked
-        False keep the prompt's slots masked out (attended by nothing, positions start after them), so they see
-        the bare model in the same batch (replay examples)."""
+        """[B, T] ids → ([B, P+T, H] embeddings, [B, P+T] mask), the prompt first or after a leading BOS (module
+        docstring). `prompt_mask` [B] bool: rows marked False keep the prompt's slots masked out (attended by
+        nothing, positions skip them), so they see the bare model in the same batch (replay examples)."""
         embeds = self.model.get_input_embeddings()(input_ids)
         batch = input_ids.shape[0]
         prompt = self._prompts(batch, task_ids, embeds.dtype)
         slots = attention_mask.new_ones(batch, self.num_virtual_tokens)
         if prompt_mask is not None:
             slots = slots * prompt_mask.to(slots.device, slots.dtype).unsqueeze(1)
-        return torch.cat([prompt, embeds], dim=1), torch.cat([slots, attention_mask], dim=1)
+        embeds, mask = torch.cat([prompt, embeds], dim=1), torch.cat([slots, attention_mask], dim=1)
+        order = None if self.bos_id is None else after_bos_order(input_ids, attention_mask, prompt.shape[1],
+                                                                 self.bos_id, prompt_mask)
+        if order is None:
+            return embeds, mask
+        return embeds.gather(1, order.unsqueeze(-1).expand_as(embeds)), mask.gather(1, order)
 
     def _inputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 task_ids: torch.Tensor | None = None, prompt_mask: torch.Tensor | None = None) -> dict:

@@ -12,10 +12,12 @@ tie goes to the lower id, so greedy decoding never picks an added token, and the
 is P times that token's (the original tokens' logits are untouched). generation_config also suppresses them.
 Cost: the head's V×H weights when the model tied them (stated in the prefixes JSON).
 
-Token order: promot puts the prompt before everything the tokenizer adds (BOS). A tokenizer that adds BOS itself
-puts BOS before any text, prefix included, so on plain completions the served order is BOS + prompt + text; the
-JSON says, per route, whether the served sequence is training's, and gives the exact string for engines that can
-turn special tokens off (vLLM completions `add_special_tokens: false`).
+Token order: promot puts the prompt right after a leading BOS (`PromptedLM`), which is where a tokenizer that adds
+BOS itself puts a prefix: plain completions with the prefix serve training's sequence whether the tokenizer adds
+BOS (Gemma, world-tiny) or not (SmolLM2), and the chat template puts the prefix after its own BOS. The JSON says,
+per route, whether the served sequence is training's (checked on the run's inputs), and gives the exact string for
+engines that turn special tokens off (`prefix_without_special_tokens`). Runs recorded before that rule (prompt
+before BOS) are exported as trained; their completions route is marked inexact where BOS comes first.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from promot.errors import CheckpointError, ConfigError, DataError
 from promot.rundir import RunRecord, read_run_info
 from promot.io import atomic_dir, atomic_write_json, atomic_write_text
 from promot.lock import run_lock
+from promot.prompt.soft_prompt import prompt_bos_id, prompt_order
 from promot.serving.template import MARKER, promot_template, raw_template, token_name
 
 log = logging.getLogger(__name__)
@@ -200,17 +203,19 @@ def export(run: str | Path, out: str | Path | None = None, overwrite: bool = Fal
         gen.suppress_tokens = sorted({*(gen.suppress_tokens or []), *range(v, len(tokenizer))})
     prefixes = {t: "".join(ns) for t, ns in names.items()}
     head_text = "".join(tokenizer.convert_ids_to_tokens(head))
+    bos = prompt_bos_id(model, info.prompt_after_bos)
     own_template = bool(tokenizer.chat_template)
     base_template = tokenizer.chat_template or raw_template(head_text)
-    tokenizer.chat_template = promot_template(prefixes, base_template)
-    routes = _routes(tokenizer, ids, probes, chat_run, own_template)
+    tokenizer.chat_template = promot_template(prefixes, base_template, after_bos=bos is not None)
+    routes = _routes(tokenizer, ids, probes, chat_run, own_template, bos)
     notes += [f"{name}: {r['note']}" for name, r in routes.items() if not r["exact"]]
     record = {
         "format": FORMAT, "run": str(run_dir.resolve()), "method": info.method,
         "model_fingerprint": model_fp,
         "chat_template_kwarg": "promot_task",
         "tasks": {t: {"prefix": prefixes[t], "token_ids": ids[t], "length": len(ids[t]),
-                      "prefix_without_special_tokens": prefixes[t] + head_text}
+                      "prefix_without_special_tokens": "".join(tokenizer.convert_ids_to_tokens(
+                          prompt_order(ids[t], head, bos)))}
                   for t in prompts},
         "routes": routes,
         "output_rows": {"copied_from": {"id": row, "token": tokenizer.convert_ids_to_tokens(row),
@@ -226,9 +231,11 @@ def export(run: str | Path, out: str | Path | None = None, overwrite: bool = Fal
     return Exported(out, prefixes, notes)
 
 
-def _routes(tokenizer, ids: dict[str, list[int]], probes: list[str], chat_run: bool, own_template: bool) -> dict:
-    """Per API, does the served token sequence equal training's (prompt + the input as the run tokenized it)?
-    Checked with the exported tokenizer on the probe texts, for the first task (all are spelled alike)."""
+def _routes(tokenizer, ids: dict[str, list[int]], probes: list[str], chat_run: bool, own_template: bool,
+            bos: int | None) -> dict:
+    """Per API, does the served token sequence equal training's (the input as the run tokenized it, the prompt in
+    `prompt_order`'s place; `bos`: the BOS id the prompt follows, None if it goes first)? Checked with the exported
+    tokenizer on the probe texts, for the first task (all are spelled alike)."""
     if not ids:
         return {}
     task, p = next(iter(ids.items()))
@@ -237,10 +244,11 @@ def _routes(tokenizer, ids: dict[str, list[int]], probes: list[str], chat_run: b
         comp = {"exact": False, "note": "the run trained in the chat template; on completions send the template's "
                 "text after the prefix with add_special_tokens off, or use the chat API"}
     else:
-        same = all(tokenizer(prefix + x)["input_ids"] == p + tokenizer(x)["input_ids"] for x in probes)
-        comp = {"exact": same, "note": "" if same else "the tokenizer adds BOS in front of the prefix (training put "
-                "the prompt before BOS): exact on engines that take add_special_tokens=false with "
-                "prefix_without_special_tokens, else use the chat API"}
+        same = all(tokenizer(prefix + x)["input_ids"] == prompt_order(p, tokenizer(x)["input_ids"], bos)
+                   for x in probes)
+        comp = {"exact": same, "note": "" if same else "the tokenizer adds BOS in front of the prefix and this run "
+                "put its prompt before BOS (a record from before the after-BOS rule): exact on engines that take "
+                "add_special_tokens=false with prefix_without_special_tokens, else use the chat API"}
 
     def chat(x: str, t: str | None) -> list[int]:
         return list(tokenizer.apply_chat_template([{"role": "user", "content": x}], add_generation_prompt=True,
@@ -249,7 +257,7 @@ def _routes(tokenizer, ids: dict[str, list[int]], probes: list[str], chat_run: b
     texts = probes if not chat_run else ["Hello, how are you?", "1 2 3"]
     if chat_run or not own_template:
         trained = (lambda x: chat(x, None)) if chat_run else (lambda x: tokenizer(x)["input_ids"])
-        same = all(chat(x, task) == p + trained(x) and chat(x, None) == trained(x) for x in texts)
+        same = all(chat(x, task) == prompt_order(p, trained(x), bos) and chat(x, None) == trained(x) for x in texts)
         chat_route = {"exact": same, "note": "" if same else "the chat template's tokens differ from training's"}
     else:
         chat_route = {"exact": False, "note": "the run trained on raw text and the chat API wraps it in the model's "

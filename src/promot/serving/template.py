@@ -2,8 +2,8 @@
 
 Engines pass `chat_template_kwargs` through to the template (transformers serve, vLLM, SGLang), so the task travels
 as the template variable `promot_task`: absent (or null) renders the model's own template, i.e. the bare model as
-`--no-prompt`; a known name puts that prompt's token string first - before the template's own BOS, as training put
-the prompt; an unknown name raises (an error, never a silent bare answer). A message whose text holds a prompt
+`--no-prompt`; a known name puts that prompt's token string where training put the prompt - right after the
+rendered text's leading BOS, or first when it has none (or the run predates that rule); an unknown name raises (an error, never a silent bare answer). A message whose text holds a prompt
 token's spelling also raises, so user text never becomes a prompt.
 
 Runs trained on raw text whose model has no chat template get one that writes the messages' text as is, after the
@@ -33,18 +33,22 @@ def raw_template(head: str) -> str:
             "{{ message['content'] }}{%- if not loop.last %}{{ '\\n' }}{% endif -%}{%- endfor -%}")
 
 
-def promot_template(prefixes: dict[str, str], base: str) -> str:
-    """`base` (the model's own template, or `raw_template`) with the prompt of `promot_task` rendered first."""
+def promot_template(prefixes: dict[str, str], base: str, after_bos: bool = True) -> str:
+    """`base` (the model's own template, or `raw_template`) with the prompt of `promot_task` after its leading
+    `bos_token` (`after_bos`; first when the rendering does not start with it), else first. `base` renders into a
+    variable first (a block `set`), so where it starts is known before anything is written."""
     known = ", ".join(prefixes) or "none"
     table = "{" + ", ".join(f"{_lit(k)}: {_lit(v)}" for k, v in prefixes.items()) + "}"
     guard = ("{%- for message in messages -%}{%- if message['content'] is string and " + _lit(MARKER)
              + " in message['content'] -%}{{ raise_exception(" + _lit(f"a message contains '{MARKER}', the spelling of "
                                                                       "a promot prompt token; refused") + ") }}"
              "{%- endif -%}{%- endfor -%}")
+    place = ("{%- if " + ("bos_token and promot_body.startswith(bos_token)" if after_bos else "false") + " -%}"
+             "{{- bos_token ~ promot_prefixes[promot_task] ~ promot_body[bos_token | length:] -}}"
+             "{%- else -%}{{- promot_prefixes[promot_task] ~ promot_body -}}{%- endif -%}")
     pick = ("{%- set promot_prefixes = " + table + " -%}"
             "{%- if promot_task is defined and promot_task is not none -%}"
             "{%- if promot_task not in promot_prefixes -%}{{ raise_exception('unknown promot_task \"' ~ promot_task ~ "
-            + _lit(f"\" (this model's tasks: {known})") + ") }}{%- endif -%}"
-            "{{- promot_prefixes[promot_task] -}}"
-            "{%- endif %}")  # no right strip: the model's template starts exactly here
-    return guard + pick + base
+            + _lit(f"\" (this model's tasks: {known})") + ") }}{%- endif -%}" + place +
+            "{%- else -%}{{- promot_body -}}{%- endif -%}")
+    return guard + "{%- set promot_body %}" + base + "{% endset -%}" + pick  # no strip: the body is the model's own
