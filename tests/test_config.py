@@ -99,3 +99,31 @@ def test_types_are_checked_by_declaration_every_problem_at_once():
                  "stage1.steps must be a positive integer", "wise_ft.alphas must be a list of finite numbers"):
         assert part in msg, (part, msg)
     assert msg.count("stage2.steps") == 1  # a wrong type is not reported again by the range check
+
+
+def test_the_method_rooms_problems_join_the_one_message():
+    """Each room (promot/methods/) checks its own section; config.validate gathers them with the rest, before any
+    model loads: an add-on's settings where the method uses it, LoRA's in every run."""
+    with pytest.raises(ConfigError) as e:
+        load_config({**BASE, "method": "promot-replay", "stage1": {"steps": 0}, "lora": {"r": 0},
+                     "replay": {"fraction": 1.5}, "wise_ft": {"alphas": [2]}})
+    msg = str(e.value)
+    for part in ("stage1.steps must be a positive integer", "lora.r must be a positive integer, got 0",
+                 "method promot-replay: replay.train is required", "replay.fraction must be in (0, 1), got 1.5"):
+        assert part in msg, (part, msg)
+    assert "wise_ft" not in msg  # promot-replay has no WiSE-FT: its section is not its concern
+    load_config({**BASE, "method": "promot", "wise_ft": {"alphas": [2]}, "l2_sp": {"weight": 0}})
+
+
+def test_train_help_documents_the_rooms_keys_from_their_docstrings():
+    """config_docs reads the attribute docstrings of config.py's dataclasses and of the rooms' (promot/methods/)."""
+    from promot.config_docs import describe
+
+    rows = {key: (default, doc) for key, default, doc in describe()}
+    assert rows["lora.r"] == (8, "LoRA rank (methods lora and promot-lora).")
+    assert rows["replay.fraction"][0] == 0.2 and rows["replay.fraction"][1].startswith("Share of stage-2 examples")
+    assert rows["replay.train"][1] == rows["data.train"][1] != ""  # a data section's keys keep data's docs
+    assert rows["wise_ft.alphas"][1].startswith("Methods wise-ft, promot-wise-ft: the interpolation grid")
+    assert rows["l2_sp.weight"] == (0.01, "Method l2-sp: λ of the penalty λ‖θ − θ_base‖² (summed over the trained "
+                                           "weights) added to stage 2's loss.")
+    assert list(rows).index("replay.fraction") == list(rows).index("replay.packing") + 1  # data's keys, then its own

@@ -8,7 +8,7 @@ the same data and budget, evaluated, one report) builds on them. Under `accelera
     ③ stage 1               training/stage1_prompt_tuning.py (on the Trainer loop in training/loop.py)
     ④ stage 2               training/stage2_model_tuning.py
     ⑤ run directory         training/pipeline.py `write_run` (names: rundir.py); read back by runs.py `load_run`
-    ④ the method's rooms    training/methods/ (full, lora; add-ons replay, l2_sp, wise_ft)
+    ④ the method's rooms    training/methods/ (full, lora; add-ons replay, l2_sp, wise_ft); their settings: methods/
     evaluation, report      evaluate/runner.py `evaluate`, report/render.py `render`; compare.py: all of it per method
 """
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 `load_config(path, overrides)` reads YAML, applies `a.b=c` overrides (values parsed as YAML), rejects unknown
 keys with a suggestion and collects every invalid value into one error line before anything heavy is loaded.
+The method rooms' sections (`lora`, `replay`, `wise_ft`, `l2_sp`) are declared, and checked, by their rooms in
+promot/methods/; `validate` gathers their problems with the rest.
 """
 from __future__ import annotations
 
@@ -13,11 +15,16 @@ from typing import Any
 
 import yaml
 
+from promot import methods
 from promot.errors import ConfigError
+from promot.methods.l2_sp import L2SpConfig
+from promot.methods.lora import LoraConfig
+from promot.methods.replay import ReplaySettings
+from promot.methods.wise_ft import WiseFtConfig
 from promot.validation import UniqueKeyLoader, checked_config
 
-METHODS = ("promot", "finetune", "prompt-tuning", "joint", "random-prompt", "lora", "promot-lora", "wise-ft",
-           "promot-wise-ft", "replay", "promot-replay", "l2-sp")
+METHODS = tuple(methods.METHODS)
+"""The method names (the table: promot/methods/__init__.py)."""
 OPTIMIZERS = {"adafactor": "adafactor", "adamw": "adamw_torch"}
 """Our optimizer names → Trainer's `optim`. Trainer's `adafactor` is T5X-style: fixed lr, no relative step, no
 parameter scaling (`scale_parameter` adds it)."""
@@ -141,16 +148,6 @@ class StageConfig:
 
 
 @dataclass
-class LoraConfig:
-    r: int = 8
-    """LoRA rank (methods lora and promot-lora)."""
-    alpha: int = 16
-    dropout: float = 0.0
-    target_modules: list[str] | str = "all-linear"
-    """PEFT target_modules: a list of module names or "all-linear"."""
-
-
-@dataclass
 class EvalConfig:
     metric: str = "accuracy"
     """Target-task metric used for checkpoint selection: `accuracy` (first word), `exact_match`, `bleu`."""
@@ -185,26 +182,9 @@ class MonitorConfig:
 
 
 @dataclass
-class ReplayConfig(DataConfig):
-    """Methods replay, promot-replay: data mixed into stage 2 (any dataset `data` can read), without the prompt."""
-
-    fraction: float = 0.2
-    """Share of stage-2 examples drawn from the replay data (each example's source is drawn with this chance)."""
-
-
-@dataclass
-class WiseFtConfig:
-    alphas: list[float] = field(default_factory=lambda: [round(0.1 * i, 1) for i in range(11)])
-    """Methods wise-ft, promot-wise-ft: the interpolation grid θ = α·tuned + (1−α)·base, each scored on validation."""
-    tolerance: float = 0.0
-    """Keep the smallest α whose target score is within this many points of the best α's (0: the best, ties to
-    the smaller α)."""
-
-
-@dataclass
-class L2SpConfig:
-    weight: float = 0.01
-    """Method l2-sp: λ of the penalty λ‖θ − θ_base‖² (summed over the trained weights) added to stage 2's loss."""
+class ReplayConfig(ReplaySettings, DataConfig):
+    """Methods replay, promot-replay: data mixed into stage 2 (any dataset `data` can read), without the prompt: a
+    data section's keys, then the replay room's own (`fraction`: promot/methods/replay.py)."""
 
 
 @dataclass
@@ -364,7 +344,8 @@ def _field_type(parts: list[str]) -> str | None:
 
 
 def validate(cfg: RunConfig) -> RunConfig:
-    """Check every value; raise one ConfigError listing all problems (validation.py: types, ranges, then these)."""
+    """Check every value; raise one ConfigError listing all problems (validation.py: types, ranges; then these, and
+    every method room's: promot/methods/)."""
     return checked_config(cfg, _value_issues)
 
 
@@ -423,15 +404,12 @@ def _value_issues(cfg: RunConfig) -> list[str]:
               f"{name}.warmup_steps must be a step count or a fraction in [0, 1), got {w!r}")
         check(isinstance(st.lr, (int, float)) and st.lr > 0, f"{name}.lr must be a positive number, got {st.lr!r}")
         check(0 <= st.label_smoothing < 1, f"{name}.label_smoothing must be in [0, 1)")
-    tm = cfg.lora.target_modules
-    check(tm == "all-linear" or (isinstance(tm, list) and bool(tm) and all(isinstance(m, str) and m for m in tm)),
-          f"lora.target_modules must be a list of module names or 'all-linear', got {tm!r}")
     check(isinstance(cfg.monitor.every, int) and cfg.monitor.every > 0, "monitor.every must be a positive integer")
     m = cfg.monitor
     check(isinstance(m.alignment_every, int) and m.alignment_every >= 0, "monitor.alignment_every must be an integer >= 0")
     for key in ("alignment_batches", "alignment_layers"):
         check(isinstance(getattr(m, key), int) and getattr(m, key) > 0, f"monitor.{key} must be a positive integer")
-    return issues
+    return [*issues, *methods.problems(cfg)]  # each method room's own settings (promot/methods/)
 
 
 def load_config(source: str | Path | dict | None = None, overrides: list[str] | None = None) -> RunConfig:

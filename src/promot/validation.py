@@ -1,6 +1,7 @@
 """Config checks declared once, apart from config.py's dataclasses: every value's type from its field's declared
 type (`type_issues`), the ranges of numeric keys (`_RANGES`), and the YAML loader that refuses duplicate keys.
-`config.validate` runs them with its own combination checks, every problem in one message."""
+`config.validate` runs them with its own combination checks and the method rooms' (promot/methods/), every problem
+in one message."""
 from __future__ import annotations
 
 import dataclasses
@@ -53,11 +54,11 @@ def _wrong_type(value: Any, kind: str, name: str) -> str | None:
     if base == "list[float]":
         ok = isinstance(value, list) and all(finite(v) for v in value)
         return None if ok else "a list of finite numbers"
-    return None  # bool | str (bf16), list[str] | str (lora.target_modules): checked below by value
+    return None  # bool | str (bf16), list[str] | str (lora.target_modules): checked by value, by their owners
 
 
 # Ranges of the numeric keys not checked one by one in `_value_issues` (their types are checked by declaration;
-# the methods' own settings, replay.fraction, wise_ft.*, l2_sp.weight, are checked by their rooms).
+# the method rooms' own settings, lora.*, replay.fraction, wise_ft.*, l2_sp.weight, by their rooms: promot/methods/).
 _RANGES: dict[str, tuple[str, Any]] = {
     "seed": ("an integer in [0, 2**32)", lambda v: 0 <= v < 2 ** 32),
     "mixing_temperature": ("a positive number", lambda v: v > 0),
@@ -67,9 +68,6 @@ _RANGES: dict[str, tuple[str, Any]] = {
     "eval.limit": ("a positive integer or null", lambda v: v is None or v > 0),
     "monitor.shots": ("an integer >= 0", lambda v: v >= 0),
     "monitor.limit": ("a positive integer", lambda v: v > 0),
-    "lora.r": ("a positive integer", lambda v: v > 0),
-    "lora.alpha": ("a positive integer", lambda v: v > 0),
-    "lora.dropout": ("in [0, 1)", lambda v: 0 <= v < 1),
     **{f"{st}.{key}": rule for st in ("stage1", "stage2") for key, rule in {
         "weight_decay": ("a number >= 0", lambda v: v >= 0),
         "max_grad_norm": ("a number >= 0 (0: no clipping)", lambda v: v >= 0),

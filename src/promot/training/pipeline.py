@@ -157,7 +157,8 @@ def _check_prompt_fits(cfg: RunConfig, method: Method, model, rows: list[dict]) 
 
 
 def check_method(cfg: RunConfig, method: Method) -> None:
-    """What the method's rooms refuse for this config (replay without data, LoRA under FSDP2, ...): one line."""
+    """What the method's rooms refuse under this run's sharding (LoRA, or an add-on that needs whole weights, under
+    FSDP2 / ZeRO-3): one line. Their settings' problems (replay without data, ...) are config.validate's."""
     problems = [*(method.stage2.check(cfg, sharding()) if method.stage2 else []),
                 *(line for addon in method.addons for line in addon.check(cfg))]
     if problems:

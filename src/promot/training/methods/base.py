@@ -22,7 +22,8 @@ class Tuning:
     trains_all_weights = False
 
     def check(self, cfg: RunConfig, sharded: str | None) -> list[str]:
-        """Problems with this kind of tuning under the run's config / sharding, as one-line messages."""
+        """What this kind of tuning cannot do under the run's sharding, as one-line messages (its settings' problems
+        are promot/methods/<room>.py's, gathered by config.validate)."""
         return []
 
     def prepare(self, model: torch.nn.Module, ctx: StageContext) -> torch.nn.Module:
@@ -42,7 +43,8 @@ class Addon:
     """It reads or writes every trained tensor whole, which a sharded run (FSDP2, ZeRO-3) never holds."""
 
     def check(self, cfg: RunConfig) -> list[str]:
-        """Config problems, as one-line messages (collected with the rest before anything loads)."""
+        """What this add-on cannot do under the run's sharding, as one-line messages (checked before anything loads;
+        its settings' problems are promot/methods/<room>.py's, gathered by config.validate)."""
         from promot.distributed import sharding
 
         if self.needs_whole_weights and sharding():

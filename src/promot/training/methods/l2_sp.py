@@ -1,5 +1,5 @@
 """L2-SP (method l2-sp; Li et al. 2018): stage 2's loss plus λ‖θ − θ_base‖² over the trained weights, a pull
-toward the starting point instead of toward zero (weight decay)."""
+toward the starting point instead of toward zero (weight decay). Its setting and check: promot/methods/l2_sp.py."""
 from __future__ import annotations
 
 from promot.training.methods.base import Addon
@@ -8,12 +8,6 @@ from promot.training.methods.base import Addon
 class L2SPPenalty(Addon):
     name = "l2-sp"
     needs_whole_weights = True
-
-    def check(self, cfg):
-        problems = super().check(cfg)
-        if not (isinstance(cfg.l2_sp.weight, (int, float)) and cfg.l2_sp.weight > 0):
-            problems.append(f"l2_sp.weight must be a positive number, got {cfg.l2_sp.weight!r}")
-        return problems
 
     def before_stage2(self, lm, ctx):
         import torch

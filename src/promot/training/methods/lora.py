@@ -1,4 +1,5 @@
-"""Stage 2 trains a LoRA adapter (lora, promot-lora); the run keeps the adapter (lora/) and the merged model."""
+"""Stage 2 trains a LoRA adapter (lora, promot-lora); the run keeps the adapter (lora/) and the merged model. Its
+settings and their checks: promot/methods/lora.py."""
 from __future__ import annotations
 
 import warnings

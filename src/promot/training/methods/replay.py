@@ -1,7 +1,8 @@
 """Replay (methods replay, promot-replay): stage-2 batches mix the target task with other data at
 `replay.fraction` — general text, earlier tasks: anything promot can read (`replay:` is a data section). Replay
 examples carry no prompt: ProMoT's prompt stands for the target's format, and the replayed data is what the bare
-model should keep doing. Like LLaMA-Factory's `interleave_probs`, each example's source is drawn by probability."""
+model should keep doing. Like LLaMA-Factory's `interleave_probs`, each example's source is drawn by probability.
+Its settings and their checks: promot/methods/replay.py."""
 from __future__ import annotations
 
 from promot.training.methods.base import Addon
@@ -9,16 +10,6 @@ from promot.training.methods.base import Addon
 
 class Replay(Addon):
     name = "replay"
-
-    def check(self, cfg):
-        problems = []
-        if not cfg.replay.train:
-            problems.append(f"method {cfg.method}: replay.train is required (the data mixed into stage 2)")
-        if not (isinstance(cfg.replay.fraction, (int, float)) and 0 < cfg.replay.fraction < 1):
-            problems.append(f"replay.fraction must be in (0, 1), got {cfg.replay.fraction!r}")
-        if cfg.tasks:
-            problems.append(f"method {cfg.method} is for single-task runs (multi-task runs already mix tasks)")
-        return problems
 
     def stage2_rows(self, rows, cfg, tokenizer, seq2seq):
         from promot.data import load_task_data

@@ -5,7 +5,8 @@ else, ties going to the weights nearest the base. The whole α curve goes to met
 run.json for the report. ProMoT's prompt is not interpolated: it stays the one stage 2 trained around.
 
 The interpolation is mergekit's `linear` merge (weights α and 1−α, normalize) of two in-memory models; written
-here because mergekit merges checkpoints on disk, and this is one line per tensor."""
+here because mergekit merges checkpoints on disk, and this is one line per tensor. Its settings and their checks:
+promot/methods/wise_ft.py."""
 from __future__ import annotations
 
 import logging
@@ -19,14 +20,6 @@ log = logging.getLogger(__name__)
 class WiseFT(Addon):
     name = STAGE
     needs_whole_weights = True
-
-    def check(self, cfg):
-        a, problems = cfg.wise_ft.alphas, super().check(cfg)
-        if not (isinstance(a, list) and a and all(isinstance(x, (int, float)) and 0 <= x <= 1 for x in a)):
-            problems.append(f"wise_ft.alphas must be a non-empty list of numbers in [0, 1], got {a!r}")
-        if not (isinstance(cfg.wise_ft.tolerance, (int, float)) and cfg.wise_ft.tolerance >= 0):
-            problems.append(f"wise_ft.tolerance must be a number >= 0, got {cfg.wise_ft.tolerance!r}")
-        return problems
 
     def before_stage2(self, lm, ctx):
         ctx.addon_state[STAGE] = _trained_copy(lm)

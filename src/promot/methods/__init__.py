@@ -1,0 +1,62 @@
+"""The method table and each method room's settings, torch-free: ProMoT, its baselines and its rivals as data (the
+paper's comparison, one row each), and what each room lets a user set and refuses — `lora.py`, `replay.py`,
+`wise_ft.py`, `l2_sp.py`: a settings dataclass (a config section) and its `problems`.
+
+Below config.py in the layers (it imports nothing else of promot): config.py builds its sections from these
+dataclasses, validates `method` against `METHODS` and gathers the rooms' `problems` into its one error message.
+What a room *does* in stage 2 lives in training/methods/, under the same names, where this table is resolved to the
+rooms' hooks. A new method is a row here plus, if it does something new, one room in each place.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from promot.methods import l2_sp, lora, replay, wise_ft
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What a method is made of, by room name (training/methods/ puts each room's hooks in its place)."""
+
+    stage1: bool
+    """Run prompt tuning first (model frozen)."""
+    stage2: Literal["full", "lora"] | None
+    """What the model-tuning stage trains (`full`: every weight, `lora`: an adapter), or None: no stage 2."""
+    prompt: Literal["trained", "joint", "random"] | None
+    """The prompt during stage 2 and at target-task inference: stage 1's (frozen), a fresh one trained with the
+    model (joint), a fresh one never trained (random), or none."""
+    addons: tuple[str, ...] = ()
+    """What the method adds to stage 2: replay data, a penalty toward the base weights, weight interpolation."""
+
+
+METHODS: dict[str, Recipe] = {
+    "promot": Recipe(stage1=True, stage2="full", prompt="trained"),
+    "finetune": Recipe(stage1=False, stage2="full", prompt=None),
+    "prompt-tuning": Recipe(stage1=True, stage2=None, prompt="trained"),
+    "joint": Recipe(stage1=False, stage2="full", prompt="joint"),
+    "random-prompt": Recipe(stage1=False, stage2="full", prompt="random"),
+    "lora": Recipe(stage1=False, stage2="lora", prompt=None),
+    "promot-lora": Recipe(stage1=True, stage2="lora", prompt="trained"),
+    # rivals a practitioner weighs (issue: the forgetting frontier)
+    "wise-ft": Recipe(stage1=False, stage2="full", prompt=None, addons=("wise-ft",)),
+    "promot-wise-ft": Recipe(stage1=True, stage2="full", prompt="trained", addons=("wise-ft",)),
+    "replay": Recipe(stage1=False, stage2="full", prompt=None, addons=("replay",)),
+    "promot-replay": Recipe(stage1=True, stage2="full", prompt="trained", addons=("replay",)),
+    "l2-sp": Recipe(stage1=False, stage2="full", prompt=None, addons=("l2-sp",)),
+}
+
+ADDONS = {"replay": replay, "wise-ft": wise_ft, "l2-sp": l2_sp}
+"""Each add-on's settings room, by the name the table uses."""
+
+
+def problems(cfg: Any) -> list[str]:
+    """Every room's problems with a run's config (a `promot.config.RunConfig` whose value types are already
+    checked), as one-line messages: LoRA's settings in every run, as every section's values are; an add-on's
+    settings in the runs of the methods that use it (a `replay:` section is only required there)."""
+    recipe = METHODS.get(cfg.method)  # an unknown method: config.py names it
+    addons = recipe.addons if recipe else ()
+    return [*lora.problems(cfg), *(line for name in addons for line in ADDONS[name].problems(cfg))]
+
+
+__all__ = ["ADDONS", "METHODS", "Recipe", "problems"]
