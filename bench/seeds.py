@@ -45,6 +45,8 @@ from real_model import BASE_CONFIG, REPO, SCENARIOS, SUITE_DATA, replay_data  # 
 
 METHODS = ("finetune", "promot", "replay", "promot-replay")
 ONE_SHOT = "promot-1shot"
+FIRST = ("finetune", "promot")
+"""The first group: the question's two sides. Then the 1-shot variant, then replay and promot-replay."""
 SCAN_LRS = (1e-4, 2e-4, 4e-4)
 WINDOW = (-25.0, -8.0)  # Δ ICL Norm.Avg vs base that counts as "loses part of its ICL, not all" (base ≈ 27.5)
 AIM = -15.0
@@ -79,7 +81,8 @@ def overrides(b: Budget, model: str, scenario: str, out: Path, monitor_every: in
     return [f"model.name={model}", f"stage1.steps={b.stage1_steps}", f"stage1.eval_every={b.select_every}",
             f"stage2.steps={b.stage2_steps}", f"stage2.eval_every={b.select_every}", "stage2.scale_parameter=true",
             "stage2.warmup_steps=0.1", f"stage2.batch_size={b.batch}", "stage2.freeze_embeddings=true",
-            "monitor.tasks=[mini]", f"monitor.every={monitor_every}", f"monitor.limit={b.monitor_limit}",
+            f"monitor.tasks={'[mini]' if monitor_every else '[]'}", f"monitor.every={max(monitor_every, 1)}",
+            f"monitor.limit={b.monitor_limit}",
             f"eval.limit={b.select_limit}", f"monitor.apply_chat_template={str(chat).lower()}",
             *SCENARIOS[scenario][0], *replay_data(out, chat)]
 
@@ -100,40 +103,9 @@ def estimate(b: Budget, n_scan: int, seeds: int) -> dict[str, float]:
     return {"scan": scan, "bench": bench}
 
 
-def one_shot_data(out: Path, model: str, scenario: str, seed: int = 0) -> list[str]:
-    """Overrides for ProMoT on 1-shot inputs. `chat`: each input is rendered by the tokenizer's chat template as
-    [exemplar user turn, its answer as an assistant turn, the input's user turn] — lm-eval's fewshot_as_multiturn
-    form, so the target can be scored 1-shot as it was trained — and written as plain text (chat_template off,
-    delimiter ''; refused if the tokenizer would add special tokens to it). Other scenarios: data.shots=1."""
-    if not SCENARIOS[scenario][2]:
-        return ["data.shots=1"]
-    from transformers import AutoTokenizer
-
-    from promot.models.loading import resolve
-
-    tok = AutoTokenizer.from_pretrained(resolve(model))
-    pool = [json.loads(x) for x in (SUITE_DATA / "has_a.train.jsonl").read_text().splitlines() if x.strip()]
-    folder = out / "one-shot-data"
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for split in ("train", "validation"):
-        rows = [json.loads(x) for x in (SUITE_DATA / f"has_a.{split}.jsonl").read_text().splitlines() if x.strip()]
-        lines = []
-        for i, r in enumerate(rows):
-            rng = random.Random(seed * 1_000_003 + i + (0 if split == "train" else 500_000))
-            ex = next(e for e in iter(lambda: rng.choice(pool), None) if e != r)
-            turns = [{"role": "user", "content": f"{ex['premise']} {ex['hypothesis']}"},
-                     {"role": "assistant", "content": ex["label"]},
-                     {"role": "user", "content": f"{r['premise']} {r['hypothesis']}"}]
-            text = tok.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
-            if tok(text)["input_ids"] != tok(text, add_special_tokens=False)["input_ids"]:
-                sys.exit(f"{model}: its tokenizer adds special tokens to plain text; pre-rendered chat inputs would "
-                         "get them twice (needs conversational data, issue 19)")
-            lines.append(json.dumps({"prompt": text, "label": r["label"]}))
-        paths[split] = folder / f"has_a.{split}.jsonl"
-        paths[split].write_text("\n".join(lines) + "\n")
-    return [f"data.train={paths['train']}", f"data.validation={paths['validation']}", "data.template='{prompt}'",
-            "data.chat_template=false", "data.target_delimiter=''", "data.max_length=256"]
+ONE_SHOT_OVERRIDES = ["data.shots=1"]
+"""ProMoT on 1-shot inputs: each input gets one exemplar of the training split; in `chat` (conversational data,
+issue 19) as an earlier user/assistant turn, so the target can be scored 1-shot as it was trained."""
 
 
 def spec(scenario: str, b: Budget, target_shots: int = 0):
@@ -192,27 +164,46 @@ def scan(args, b: Budget, root: Path) -> float:
 
 
 def bench(args, b: Budget, root: Path, lr: float) -> None:
+    """Group by group (finetune and promot first, then each further variant), every seed trained, then evaluated
+    and the seed-aware table printed over all groups so far: a bench stopped for time still answers with what it
+    finished, and a re-run reuses every finished run and evaluation."""
     from promot.compare import method_configs, train_all
     from promot.evaluate.runner import evaluate
-    from promot.report.frontier import REFERENCE, console_frontier, frontier_points, method_contrast
-    from promot.report.render import render
-    from promot.report.tables import console_summary, load_runs
-    from promot.rundir import seed_dir
+    from promot.rundir import EVAL, seed_dir
 
     out = root / f"bench-lr{lr:g}"  # a second lr (the map's 1e-3: `--lr 1e-3`) gets runs of its own
     base = [*overrides(b, args.model, args.scenario, root, b.bench_monitor_every), f"stage2.lr={lr}",
             "overwrite=false"]
     seeds = list(range(args.seeds))
-    cfgs = method_configs(BASE_CONFIG, list(args.methods), out, base, seeds)
-    shot = [] if ONE_SHOT not in args.variants else [
-        dataclasses.replace(c, output_dir=str(out / ONE_SHOT / seed_dir(c.seed))) for c in method_configs(
-            BASE_CONFIG, ["promot"], out, [*base, *one_shot_data(root, args.model, args.scenario)], seeds)]
-    runs = train_all(cfgs)
-    shot_runs = train_all(shot)
-    evaluate(runs, spec(args.scenario, b))
-    if shot_runs:  # scored as trained: the target 1-shot (the ICL tasks are 1-shot for every method)
-        evaluate(shot_runs, spec(args.scenario, b, target_shots=1))
-    views = load_runs([*runs, *shot_runs])
+    first = [m for m in args.methods if m in FIRST]
+    groups = [first, *([m] for m in [*args.variants, *(m for m in args.methods if m not in FIRST)])]
+    done: list[Path] = []
+    for group in filter(None, groups):
+        cfgs = []
+        for m in group:
+            if m == ONE_SHOT:
+                cfgs += [dataclasses.replace(c, output_dir=str(out / ONE_SHOT / seed_dir(c.seed))) for c in
+                         method_configs(BASE_CONFIG, ["promot"], out, [*base, *ONE_SHOT_OVERRIDES], seeds)]
+            else:
+                cfgs += method_configs(BASE_CONFIG, [m], out, base, seeds)
+        runs = train_all(cfgs)
+        fresh = [r for r in runs if not (r / EVAL).is_file()]
+        one_shot = [r for r in fresh if r.parent.name == ONE_SHOT]
+        if other := [r for r in fresh if r not in one_shot]:
+            evaluate(other, spec(args.scenario, b))
+        if one_shot:  # scored as trained: the target 1-shot (the ICL tasks are 1-shot for every method)
+            evaluate(one_shot, spec(args.scenario, b, target_shots=1))
+        done += runs
+        answer(args, b, lr, seeds, done, out)
+
+
+def answer(args, b: Budget, lr: float, seeds: list[int], runs: list[Path], out: Path) -> None:
+    """`promot compare --seeds`'s table and frontier over `runs`, and the issue's goal answered."""
+    from promot.report.frontier import REFERENCE, console_frontier, frontier_points, method_contrast
+    from promot.report.render import render
+    from promot.report.tables import console_summary, load_runs
+
+    views = load_runs(runs)
     print(f"\nmodel={args.model} scenario={args.scenario} lr={lr:g} seeds={seeds} budget={b}")
     print("\n".join(["", *console_summary(views), "", *console_frontier(views), ""]))
     front = frontier_points(views)
@@ -227,8 +218,9 @@ def bench(args, b: Budget, root: Path, lr: float) -> None:
         ci = diff[1] if diff and diff[1] else [float("nan")] * 2
         print(f"goal (best ProMoT variant `{best.name}`): mean Δ ICL vs base {best.delta:+.1f} (≥ −3: "
               f"{'yes' if keeps else 'no'}); − {REFERENCE} {diff[0]:+.1f} [{ci[0]:+.1f}, {ci[1]:+.1f}] over seeds and "
-              f"items (excludes 0: {'yes' if apart else 'no'}) → {'MET' if keeps and apart else 'NOT MET'}")
-    print(render([*runs, *shot_runs], out / "report"))
+              f"items (excludes 0: {'yes' if apart else 'no'}) → {'MET' if keeps and apart else 'NOT MET'}",
+              flush=True)
+    print(render(runs, out / "report"), flush=True)
 
 
 def quiet_logs() -> None:
