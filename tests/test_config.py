@@ -127,3 +127,17 @@ def test_train_help_documents_the_rooms_keys_from_their_docstrings():
     assert rows["l2_sp.weight"] == (0.01, "Method l2-sp: λ of the penalty λ‖θ − θ_base‖² (summed over the trained "
                                            "weights) added to stage 2's loss.")
     assert list(rows).index("replay.fraction") == list(rows).index("replay.packing") + 1  # data's keys, then its own
+
+
+def test_a_config_built_in_python_is_validated_like_a_file(tmp_path):
+    """`promot.train(RunConfig(...))` gets config.validate's one message (the rooms' problems included), and
+    nothing is written."""
+    import dataclasses
+
+    import promot
+    from promot.config import RunConfig
+
+    cfg = dataclasses.replace(RunConfig(), method="replay", output_dir=str(tmp_path / "run"))
+    with pytest.raises(ConfigError, match="replay.train is required"):
+        promot.train(cfg)
+    assert not (tmp_path / "run").exists()

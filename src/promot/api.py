@@ -35,7 +35,7 @@ def train(config: RunConfig | str | Path | dict, overrides: list[str] | None = N
     the run directory's lock (promot/lock.py) is held from before the output directory is checked until the end.
     SIGTERM/SIGINT finish the step, write a checkpoint and raise `Interrupted` (resume it with `resume`).
     `callbacks`: extra transformers TrainerCallbacks for every stage."""
-    cfg = config if isinstance(config, RunConfig) else load_config(config, overrides)
+    cfg = validate(config) if isinstance(config, RunConfig) else load_config(config, overrides)  # built by hand too
     run_dir = Path(cfg.output_dir)
     with run_lock(run_dir):  # a second writer is refused here, before anything loads
         p = prepare(cfg)                                                             # ① data, ② soft prompt
