@@ -64,6 +64,24 @@ def test_promot_run_gets_a_with_prompt_variant(tiny_dirs, task_files, tiny_task,
     assert data["format"] == "{False, True}"
 
 
+def test_a_run_that_left_the_weights_alone_reuses_the_base_evaluation(tiny_dirs, task_files, tiny_task, tmp_path,
+                                                                       monkeypatch):
+    """prompt-tuning's `tuned` model is the base (same fingerprint): its variant is the base's results, not a
+    second lm-eval pass; the prompted variant is still evaluated."""
+    from promot.evaluate import runner
+
+    run = promot.train(run_config(tiny_dirs["llama"], task_files, tmp_path / "run", method="prompt-tuning",
+                                  stage1={"steps": 2, "lr": 0.3, "batch_size": 8, "eval_every": 2}))
+    labels = []
+    original = runner.run_all_shots
+    monkeypatch.setattr(runner, "run_all_shots", lambda lm, tok, spec, manager, label: labels.append(label) or
+                        original(lm, tok, spec, manager, label))
+    spec = EvalSpec(tasks=["tiny_first"], shots=[1], include_path=[str(tiny_task)], limit=4)
+    data = json.loads(evaluate([run], spec, base=str(tiny_dirs["llama"]))[0].read_text())
+    assert labels == ["eval base", "eval run tuned+prompt"]
+    assert data["variants"]["tuned"] == data["variants"]["base"]
+
+
 def test_sequential_run_scores_each_carried_prompt(tiny_dirs, task_files, tiny_task, tmp_path):
     first = promot.train(run_config(tiny_dirs["llama"], task_files, tmp_path / "first"))
     cfg = run_config(tiny_dirs["llama"], task_files, tmp_path / "second", seed=1)
@@ -266,10 +284,11 @@ def test_spec_from_options_is_what_promot_eval_builds():
             spec_from_options(**bad)
 
 
-def test_every_monitor_probe_shows_the_same_exemplars(tiny_dirs, tiny_task, monkeypatch):
+def test_every_monitor_probe_shows_the_same_exemplars_and_step_0_is_measured_once(tiny_dirs, tiny_task, monkeypatch):
     """Probes at different steps (or WiSE-FT α) differ only by the weights: lm-eval's few-shot RNG is re-seeded."""
     from types import SimpleNamespace
 
+    import torch
     from transformers import AutoModelForCausalLM
 
     from promot.evaluate.lm_eval_model import PromptedHFLM
@@ -286,8 +305,9 @@ def test_every_monitor_probe_shows_the_same_exemplars(tiny_dirs, tiny_task, monk
 
     monkeypatch.setattr(PromptedHFLM, "generate_until", recording)
     lm = PromptedLM(AutoModelForCausalLM.from_pretrained(tiny_dirs["llama"]).eval())
-    trainer = SimpleNamespace(model=lm, args=SimpleNamespace(bf16=False),
-                              accelerator=SimpleNamespace(unwrap_model=lambda m: m))
+    trainer = SimpleNamespace(model=lm, args=SimpleNamespace(bf16=False, world_size=1),
+                              accelerator=SimpleNamespace(unwrap_model=lambda m: m),
+                              state=SimpleNamespace(global_step=3))
     monitor = SpecializationMonitor(["tiny_first"], 1, None, load_model(str(tiny_dirs["llama"])).tokenizer,
                                     shots=2, limit=6, include_path=[str(tiny_task)])
     monitor.bind(trainer)
@@ -295,3 +315,11 @@ def test_every_monitor_probe_shows_the_same_exemplars(tiny_dirs, tiny_task, monk
     monitor.measure()
     assert len(contexts) == 2 and contexts[0] == contexts[1]
     assert all(c.count("question :") == 3 for c in contexts[0])  # 2 exemplars + the query: shots are drawn
+    # step 0 is every method's start: measured once per weights (a second method's step 0 reuses it)
+    trainer.state.global_step = 0
+    first = monitor.measure()
+    assert monitor.measure() == first and len(contexts) == 3
+    with torch.no_grad():
+        lm.model.get_input_embeddings().weight[5] += 1.0  # other weights: measured again
+    monitor.measure()
+    assert len(contexts) == 4

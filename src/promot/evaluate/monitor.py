@@ -3,6 +3,9 @@
 Every N steps (and at step 0) a cheap ICL probe — a few lm-eval tasks, a few dozen items, the bare model with no
 prompt — logs `icl_score` (Norm. Avg.) and `icl_leakage` (share of answers in the fine-tuned format) through the
 Trainer's log: metrics.jsonl, TensorBoard and whatever `report_to` names.
+
+The step-0 probe is of the model every method starts from: methods compared in one process (`promot compare`,
+`promot demo`) measure it once, keyed by the weights' fingerprint and the probe's settings.
 """
 from __future__ import annotations
 
@@ -13,6 +16,9 @@ from promot.probe import Probe
 from promot.prompt import PromptedLM
 
 log = logging.getLogger(__name__)
+
+_AT_START: dict[tuple, dict[str, float]] = {}
+"""Step-0 probes by (weights' fingerprint, probe settings): the same start measured once per process."""
 
 
 class SpecializationMonitor(Probe):
@@ -38,6 +44,18 @@ class SpecializationMonitor(Probe):
         return self._loaded
 
     def measure(self) -> dict[str, float]:
+        if self.trainer.state.global_step != 0 or self.trainer.args.world_size > 1:  # ranks must probe together
+            return self._measure()
+        from promot.models.fingerprint import fingerprint
+
+        lm = self.trainer.accelerator.unwrap_model(self.trainer.model)
+        key = (fingerprint(lm.model), tuple(self.tasks), self.shots, self.limit, self.chat, tuple(self.include_path or
+               ()), None if self.fmt is None else repr(self.fmt), self.trainer.args.bf16, self.tokenizer.name_or_path)
+        if key not in _AT_START:
+            _AT_START[key] = self._measure()
+        return dict(_AT_START[key])
+
+    def _measure(self) -> dict[str, float]:
         from lm_eval.evaluator import evaluate
 
         from promot.distributed import gathered

@@ -276,9 +276,12 @@ def _evaluate(run_dirs: list[Path], records: list, spec: EvalSpec, base: str, ou
                   "variants": {"base": {k: summarize(v, spec, fmt, trained) for k, v in base_res.items()}},
                   "lm_eval": {"base": {k: _lm_eval_block(v) for k, v in base_res.items()}}}
         scored = []  # the variants, for the score on the run's own validation data
+        unchanged = record is not None and record.base_model.source == base and \
+            record.model.fingerprint == record.base_model.fingerprint  # prompt-tuning: the tuned model is the base
         for name, lm, tok in _variants(run_dir) if run_dirs else ():
             scored.append((name, lm, tok))
-            res = run_all_shots(lm, tok, spec, manager, f"eval {run_dir.name} {name}")
+            same = name == "tuned" and unchanged
+            res = base_res if same else run_all_shots(lm, tok, spec, manager, f"eval {run_dir.name} {name}")
             result["variants"][name] = {k: summarize(v, spec, fmt, trained) for k, v in res.items()}
             result["lm_eval"][name] = {k: _lm_eval_block(v) for k, v in res.items()}
             if name == "tuned":
