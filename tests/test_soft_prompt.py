@@ -209,10 +209,10 @@ def _bos_rows(lengths=(9, 6), seed: int = 4) -> list[torch.Tensor]:
 def test_the_prompt_goes_right_after_a_leading_bos_in_every_path(arch):
     """Rows starting with BOS see BOS | prompt | text (where a server puts a text prefix after the BOS its tokenizer
     adds): the logits are the model's on that embedding sequence, with either padding side, in the training loss,
-    in cached generation; a replay row (prompt masked) stays the bare model; `after_bos=False` keeps PEFT's order."""
+    in cached generation; a replay row (prompt masked) stays the bare model; `bos_id=None` keeps PEFT's order."""
     model = make_model(arch).eval()
     prompt = torch.randn(4, 32, generator=torch.Generator().manual_seed(5)) * 2
-    lm = PromptedLM(model, prompt).eval()
+    lm = PromptedLM(model, prompt, bos_id=1).eval()
     emb = model.get_input_embeddings()
     a, b = _bos_rows()
     with torch.no_grad():
@@ -220,7 +220,7 @@ def test_the_prompt_goes_right_after_a_leading_bos_in_every_path(arch):
         got = lm(a[None]).logits[0]
         torch.testing.assert_close(got, ref[4:], rtol=0, atol=1e-5)  # the last prompt slot predicts after BOS
         first = model(inputs_embeds=torch.cat([prompt, emb(a)])[None]).logits[0, 4:]
-        torch.testing.assert_close(PromptedLM(model, prompt, after_bos=False).eval()(a[None]).logits[0], first,
+        torch.testing.assert_close(PromptedLM(model, prompt).eval()(a[None]).logits[0], first,
                                    rtol=0, atol=1e-5)
         assert not torch.allclose(got, first, atol=1e-3)
         for side in ("right", "left"):  # padding either side: each row's real logits as alone
@@ -251,3 +251,17 @@ def test_prompt_order_spells_what_embed_builds():
     assert prompt_order([90, 91], [1, 5, 6], 1) == [1, 90, 91, 5, 6]
     assert prompt_order([90, 91], [5, 6], 1) == [90, 91, 5, 6]
     assert prompt_order([90, 91], [1, 5], None) == [90, 91, 1, 5]
+
+
+def test_the_prompt_follows_only_a_bos_the_tokenizer_adds_itself():
+    """world-tiny / Gemma add BOS to plain text: the prompt follows it. A tokenizer that names a BOS but adds none
+    (SmolLM2: `<|im_start|>`, written by its chat template) keeps the prompt first."""
+    from conftest import make_tokenizer
+    from tokenizers import processors
+
+    from promot.prompt import prompt_bos_id
+
+    tok = make_tokenizer()
+    assert tok("a")["input_ids"][0] == tok.bos_token_id == 1 and prompt_bos_id(tok) == 1
+    tok.backend_tokenizer.post_processor = processors.TemplateProcessing(single="$A", special_tokens=[])
+    assert tok("a")["input_ids"][0] != tok.bos_token_id and prompt_bos_id(tok) is None

@@ -138,8 +138,8 @@ class RunRecord:
     prompts: dict[str, str] = field(default_factory=dict)
     """Named prompts: multi-task prompts and carried ones (sequential training), name → folder in the run."""
     prompt_after_bos: bool = True
-    """The prompt sits right after a leading BOS (`PromptedLM`); False in records written before that rule: their
-    prompts go first, as they were trained."""
+    """The prompt sits right after the BOS the tokenizer adds itself (`prompt.prompt_bos_id`); False in records
+    written before that rule: their prompts go first, as they were trained."""
     tasks: tuple[str, ...] = ()
     init_from: str | None = None
     target_metric: str = "accuracy"

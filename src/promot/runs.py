@@ -16,7 +16,7 @@ from promot.data import Example, Tokenizing, with_chat_template
 from promot.errors import CheckpointError
 from promot.models import LoadedModel, fingerprint, load_model
 from promot.precision import resolve_bf16
-from promot.prompt import PromptedLM, SavedPrompt, check_compatible, load_prompt
+from promot.prompt import PromptedLM, SavedPrompt, check_compatible, load_prompt, prompt_bos_id
 from promot.prompt.generate import generate_texts
 from promot.rundir import RunRecord, read_run_info
 
@@ -98,5 +98,6 @@ def load_run(run_dir: str | Path, with_prompt: bool = True, prompt_name: str | N
         prompt = checked_prompt(run_dir, prompt_name, loaded.model, model_fp)
     loaded.model.eval()
     seq2seq = bool(loaded.model.config.is_encoder_decoder)
-    lm = PromptedLM(loaded.model, prompt, after_bos=record.prompt_after_bos).eval()
+    bos = prompt_bos_id(loaded.tokenizer) if record.prompt_after_bos else None
+    lm = PromptedLM(loaded.model, prompt, bos_id=bos).eval()
     return LoadedRun(lm, loaded.tokenizer, record, cfg, Tokenizing.for_data(cfg.data, loaded.tokenizer, seq2seq))

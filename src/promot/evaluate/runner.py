@@ -215,7 +215,7 @@ def _variants(run_dir: Path):
         yield "tuned+prompt", tuned.lm, tuned.tokenizer
     for name in prompt_names(run_dir):  # multi-task / sequential runs: each task with its own prompt, on this model
         prompt = checked_prompt(run_dir, name, tuned.lm.model, tuned.record.model.fingerprint)
-        lm = PromptedLM(tuned.lm.model, prompt, after_bos=tuned.lm.after_bos).eval()
+        lm = PromptedLM(tuned.lm.model, prompt, bos_id=tuned.lm.bos_id).eval()
         yield f"tuned+prompt:{name}", lm, tuned.tokenizer
 
 

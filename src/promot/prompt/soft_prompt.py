@@ -7,10 +7,11 @@ neither supports nor saves (its save path keeps only the prompt); the on-disk pr
 Shapes: input_ids [B, T] → inputs_embeds [B, P+T, H], attention_mask [B, P+T]; causal logits come back as [B, T, V]
 (prompt positions removed); seq2seq prompts go on the encoder side only.
 
-Where the prompt goes: first, or right after BOS when a row starts with the model's BOS token (Gemma, Llama, the
-world model). Every inference server puts a text prefix after the BOS its tokenizer adds, so a prompt trained there
-is served exactly by its exported token string (`promot export`); and models like Gemma expect BOS at position 0.
-(PEFT puts virtual tokens before BOS; runs recorded before this rule keep that order: `after_bos=False`.)
+Where the prompt goes: first, or right after BOS when a row starts with `bos_id` — the BOS the tokenizer puts in
+front of plain text itself (Gemma, Llama, the world model; `prompt_bos_id`). Every inference server puts a text
+prefix after the BOS its tokenizer adds, so a prompt trained there is served exactly by its exported token string
+(`promot export`), and models like Gemma keep BOS at position 0. (PEFT puts virtual tokens before BOS, as
+`bos_id=None` does; runs recorded before this rule keep that order.)
 """
 from __future__ import annotations
 
@@ -64,11 +65,16 @@ def after_bos_order(input_ids: torch.Tensor, attention_mask: torch.Tensor, promp
     return torch.sort(keys, dim=1, stable=True).indices
 
 
-def prompt_bos_id(model: nn.Module, after_bos: bool = True) -> int | None:
-    """The BOS id a prompt follows when a row starts with it; None: the prompt always goes first (seq2seq models'
-    encoders, models without a BOS, runs recorded before the rule)."""
-    bos = getattr(model.config.get_text_config(), "bos_token_id", None)
-    return bos if after_bos and isinstance(bos, int) and not model.config.is_encoder_decoder else None
+def prompt_bos_id(tokenizer) -> int | None:
+    """The BOS a prompt follows: the one the tokenizer puts in front of plain text itself, where a server's text
+    prefix lands after it. None when it adds none — SmolLM2 names `<|im_start|>` its BOS, but only its chat
+    template writes it, so the prompt stays first there (in front of the template's text)."""
+    bos = getattr(tokenizer, "bos_token_id", None)
+    if bos is None:
+        return None
+    own = tokenizer("promot")["input_ids"][:1] == [bos]
+    in_text = tokenizer("promot", add_special_tokens=False)["input_ids"][:1] == [bos]
+    return bos if own and not in_text else None
 
 
 def prompt_order(prompt_ids: list[int], ids: list[int], bos_id: int | None) -> list[int]:
@@ -100,15 +106,15 @@ class PromptedLM(nn.Module):
         prompt: torch.Tensor | None = None,
         train_prompt: bool = False,
         label_smoothing: float = 0.0,
-        after_bos: bool = True,
+        bos_id: int | None = None,
     ) -> None:
         super().__init__()
         self.model = model
         self.is_seq2seq = bool(model.config.is_encoder_decoder)
         self.label_smoothing = label_smoothing
         self.prompt = None if prompt is None else nn.Parameter(prompt.detach().float().clone(), train_prompt)
-        self.after_bos = after_bos
-        self.bos_id = prompt_bos_id(model, after_bos)
+        self.bos_id = None if self.is_seq2seq else bos_id
+        """Rows starting with this id get the prompt after it (`prompt_bos_id`); None: the prompt always first."""
         params = inspect.signature(model.forward).parameters
         self._takes_position_ids = "position_ids" in params and not self.is_seq2seq
         self._takes_logits_to_keep = "logits_to_keep" in params

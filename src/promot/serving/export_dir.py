@@ -203,7 +203,7 @@ def export(run: str | Path, out: str | Path | None = None, overwrite: bool = Fal
         gen.suppress_tokens = sorted({*(gen.suppress_tokens or []), *range(v, len(tokenizer))})
     prefixes = {t: "".join(ns) for t, ns in names.items()}
     head_text = "".join(tokenizer.convert_ids_to_tokens(head))
-    bos = prompt_bos_id(model, info.prompt_after_bos)
+    bos = prompt_bos_id(tokenizer) if info.prompt_after_bos else None  # as load_run places the prompt
     own_template = bool(tokenizer.chat_template)
     base_template = tokenizer.chat_template or raw_template(head_text)
     tokenizer.chat_template = promot_template(prefixes, base_template, after_bos=bos is not None)

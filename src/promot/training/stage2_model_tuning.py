@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from promot.distributed import full
-from promot.prompt import PromptedLM
+from promot.prompt import PromptedLM, prompt_bos_id
 from promot.rundir import STAGE2
 from promot.training.loop import StageContext, run_stage
 from promot.training.methods import Method
@@ -22,7 +22,8 @@ def train_model(
     """Returns the wrapper with the kept weights in place (a PeftModel inside for LoRA methods)."""
     st = ctx.cfg.stage2
     model = method.stage2.prepare(model, ctx)
-    lm = PromptedLM(model, prompt, train_prompt=method.prompt == "joint", label_smoothing=st.label_smoothing)
+    lm = PromptedLM(model, prompt, train_prompt=method.prompt == "joint", label_smoothing=st.label_smoothing,
+                    bos_id=prompt_bos_id(ctx.tokenizer))
     frozen_prompt = None if lm.prompt is None or lm.prompt.requires_grad else lm.prompt.detach().clone()
     for addon in method.addons:
         addon.before_stage2(lm, ctx)
