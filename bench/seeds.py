@@ -252,8 +252,11 @@ def main() -> None:
     ap.add_argument("--estimate", action="store_true", help="print the plan and its estimated wall time, run nothing")
     ap.add_argument("--smoke", action="store_true", help="world-tiny, has_a, a trivial budget: checks it runs")
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--budget", action="append", default=[], metavar="field=value",
+                    help="change a Budget field for this call, e.g. eval_limit=24 (repeatable)")
     args = ap.parse_args()
     b = SMOKE if args.smoke else Budget()
+    b = dataclasses.replace(b, **{k: int(v) for k, v in (x.split("=", 1) for x in args.budget)})
     if args.smoke:
         args.model, args.scenario, args.seeds = "world-tiny", "has_a", 2
         args.scan_lrs = args.scan_lrs[:2]
