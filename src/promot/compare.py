@@ -71,18 +71,21 @@ def plan(cfg) -> str:
 
 def train_all(cfgs: list, todo: list[str] | None = None) -> list[Path]:
     """Each config's run: trained, reused or resumed as `plan` says (every plan made first, so a refusal comes
-    before any training). Returns the run directories in order."""
+    before any training; methods that start with the same stage 1 train it once: training/stage1_reuse.py).
+    Returns the run directories in order."""
     from promot import api
+    from promot.training.stage1_reuse import sharing
 
     todo = todo or [plan(cfg) for cfg in cfgs]
     runs = []
-    for cfg, what in zip(cfgs, todo):
-        run = Path(cfg.output_dir)
-        if what == "reuse":
-            log.info("%s: finished with the same config: reused", run)
-        elif what == "resume":
-            log.info("%s: unfinished, same config: resumed from its last checkpoint", run)
-        runs.append(run if what == "reuse" else api.resume(run) if what == "resume" else api.train(cfg))
+    with sharing():
+        for cfg, what in zip(cfgs, todo):
+            run = Path(cfg.output_dir)
+            if what == "reuse":
+                log.info("%s: finished with the same config: reused", run)
+            elif what == "resume":
+                log.info("%s: unfinished, same config: resumed from its last checkpoint", run)
+            runs.append(run if what == "reuse" else api.resume(run) if what == "resume" else api.train(cfg))
     return runs
 
 

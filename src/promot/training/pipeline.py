@@ -34,6 +34,7 @@ from promot.training.artifacts import model_dir_for_peft, save_carried, save_mod
 from promot.training.loop import StageContext
 from promot.training.methods import METHODS, Method
 from promot.training.resume import config_fingerprint, load_stage_result, resume_point, save_stage_result
+from promot.training import stage1_reuse
 from promot.training.stage1_prompt_tuning import train_prompt
 from promot.training.stage2_model_tuning import train_model
 
@@ -292,7 +293,14 @@ def _stage1(model, prompt: torch.Tensor, ctx: StageContext, name: str, resuming:
         prompt, ctx.history[name] = done
         log.info("%s: finished before the interruption; using its selected prompt", name)
         return prompt
-    prompt = train_prompt(model, prompt, ctx, resume_point(ctx.run_dir, name) if resuming else None, name=name)
+    key = None if resuming else stage1_reuse.stage1_key(model, prompt, ctx, name)
+    shared = stage1_reuse.reuse(key, ctx, name)
+    if shared is not None:
+        prompt = shared
+        log.info("%s: the same stage 1 as an earlier run of this process; its selected prompt reused", name)
+    else:
+        prompt = train_prompt(model, prompt, ctx, resume_point(ctx.run_dir, name) if resuming else None, name=name)
+        stage1_reuse.remember(key, prompt, ctx, name)
     if is_main_process():
         save_stage_result(stage_dir, prompt, ctx.history[name])
     return prompt

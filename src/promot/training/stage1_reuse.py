@@ -1,0 +1,91 @@
+"""Stage 1 done once: methods compared side by side (`promot compare`, `promot demo`, inside `sharing()`) that start
+with the same prompt tuning — prompt-tuning, promot, promot-replay, promot-lora, promot-wise-ft on one config and
+seed — share its outcome instead of training the same prompt again.
+
+Same outcome means same inputs: the key hashes the starting prompt and model (their bytes), the training rows and
+validation examples stage 1 sees, and every config value it reads (prompt, stage1, eval, model, seed, precision).
+A run that reuses gets the selected prompt, the selection record and stage 1's metrics.jsonl lines, exactly as if
+it had trained them; stage 2 is unaffected (its Trainer seeds the RNGs itself). Kept in memory only, so nothing
+outlives `sharing()`; off under several processes and with a user's callbacks (they would miss stage 1's events).
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from promot.rundir import METRICS
+
+
+@dataclass(frozen=True)
+class Stage1Outcome:
+    prompt: torch.Tensor
+    history: dict
+    rows: tuple[dict, ...]
+    """Stage 1's metrics.jsonl rows, as written (without their stage name)."""
+    run_dir: Path
+
+
+_DONE: dict[str, Stage1Outcome] | None = None
+"""Outcomes by key while `sharing()` is on; None: every run trains its own stage 1."""
+
+
+@contextlib.contextmanager
+def sharing() -> Iterator[None]:
+    """Runs trained inside share stage 1 where their inputs are the same (compare's methods)."""
+    global _DONE
+    outer, _DONE = _DONE, {} if _DONE is None else _DONE
+    try:
+        yield
+    finally:
+        _DONE = outer
+
+
+def stage1_key(model: torch.nn.Module, prompt: torch.Tensor, ctx, name: str) -> str | None:
+    """What stage 1's outcome depends on, hashed; None when it must not be shared."""
+    from promot.distributed import num_processes
+
+    if _DONE is None or num_processes() > 1 or ctx.callbacks:
+        return None
+    cfg = ctx.cfg
+    h = hashlib.sha256()
+    h.update(json.dumps([name, cfg.seed, cfg.bf16, cfg.fp16, *(dataclasses.asdict(s) for s in (
+        cfg.prompt, cfg.stage1, cfg.eval, cfg.model))], sort_keys=True, default=str).encode())
+    h.update(prompt.detach().float().cpu().contiguous().numpy().tobytes())
+    for n, p in sorted(model.state_dict().items()):
+        h.update(n.encode())
+        h.update(p.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    h.update(json.dumps(ctx.train_rows, sort_keys=True, default=str).encode())
+    h.update(json.dumps([[ex.input, ex.target] for ex in ctx.validation]).encode())
+    h.update(json.dumps([[t.name, t.index, t.metric, t.max_new_tokens, [[ex.input, ex.target] for ex in t.validation]]
+                         for t in ctx.targets]).encode())
+    return h.hexdigest()
+
+
+def remember(key: str | None, prompt: torch.Tensor, ctx, name: str) -> None:
+    if key is None or _DONE is None:
+        return
+    path = ctx.run_dir / METRICS
+    rows = [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+    mine = tuple({k: v for k, v in r.items() if k != "stage"} for r in rows if r.get("stage") == name)
+    _DONE[key] = Stage1Outcome(prompt.detach().clone(), json.loads(json.dumps(ctx.history[name])), mine, ctx.run_dir)
+
+
+def reuse(key: str | None, ctx, name: str) -> torch.Tensor | None:
+    """The shared outcome put in place (history, metrics lines), or None."""
+    done = _DONE.get(key) if key and _DONE is not None else None
+    if done is None:
+        return None
+    from promot.training.loop import MetricsLog
+
+    ctx.history[name] = json.loads(json.dumps(done.history))
+    metrics = MetricsLog(ctx.run_dir, name)
+    for row in done.rows:
+        metrics.append(row)
+    return done.prompt.clone()
