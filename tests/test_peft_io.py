@@ -70,7 +70,8 @@ def test_not_a_prompt_adapter(tmp_path):
 
 def test_a_runs_prompt_loads_with_auto_peft_model_from_anywhere(tmp_path, tiny_dirs, task_files, monkeypatch):
     """base_model_name_or_path is the run's own model/ (absolute), so AutoPeftModelForCausalLM loads RUN/prompt
-    from any working directory and gives PromptedLM's logits; the run's model card names base, method and data."""
+    from any working directory and gives PromptedLM's logits where their orders agree (no leading BOS; with one,
+    PEFT puts the prompt before it and promot after); the run's model card names base, method and data."""
     import yaml
     from conftest import run_config
     from peft import AutoPeftModelForCausalLM
@@ -82,9 +83,11 @@ def test_a_runs_prompt_loads_with_auto_peft_model_from_anywhere(tmp_path, tiny_d
     monkeypatch.chdir(tmp_path / "elsewhere")
     peft_model = AutoPeftModelForCausalLM.from_pretrained(run / "prompt").eval()
     loaded = promot.load_run(run)
-    ids = torch.tensor([[1, 4, 5, 6, 15, 14]])
+    ids = torch.tensor([[4, 5, 6, 15, 14]])
+    bos = torch.tensor([[1, 4, 5, 6, 15, 14]])
     with torch.no_grad():
         torch.testing.assert_close(peft_model(input_ids=ids).logits[:, -ids.shape[1]:], loaded.lm(ids).logits)
+        assert not torch.allclose(peft_model(input_ids=bos).logits[:, -bos.shape[1]:], loaded.lm(bos).logits)
     card = (run / "model" / "README.md").read_text()
     front = yaml.safe_load(card.split("---")[1])
     assert front["library_name"] == "transformers" and "promot" in front["tags"] and "base_model" not in front

@@ -41,7 +41,8 @@ def write_model_card(run_dir: Path, record: RunRecord | None = None) -> None:
                      + ("–" if score is None else f"{score:.2f}"))
     if record.prompt:
         lines.append(f"- soft prompt: `prompt/` ({record.prompt.length} virtual tokens, a PEFT prompt-tuning "
-                     "adapter for this model: `AutoPeftModelForCausalLM.from_pretrained(\"RUN/prompt\")`)")
+                     "adapter for this model: `AutoPeftModelForCausalLM.from_pretrained(\"RUN/prompt\")`, which "
+                     "puts it before any BOS; promot trained it after the BOS a tokenizer adds itself)")
         lines += ["", "Use the model without the prompt for other tasks, and with it for the fine-tuned task."]
     lines += ["", *_eval_table(rundir.read_eval(run_dir))]
     atomic_write_text(run_dir / rundir.MODEL / rundir.MODEL_CARD, "\n".join(lines).rstrip() + "\n")
