@@ -297,7 +297,6 @@ def _stage1(model, prompt: torch.Tensor, ctx: StageContext, name: str, resuming:
     shared = stage1_reuse.reuse(key, ctx, name)
     if shared is not None:
         prompt = shared
-        log.info("%s: the same stage 1 as an earlier run of this process; its selected prompt reused", name)
     else:
         prompt = train_prompt(model, prompt, ctx, resume_point(ctx.run_dir, name) if resuming else None, name=name)
         stage1_reuse.remember(key, prompt, ctx, name)

@@ -3,9 +3,9 @@ with the same prompt tuning — prompt-tuning, promot, promot-replay, promot-lor
 seed — share its outcome instead of training the same prompt again.
 
 Same outcome means same inputs: the key hashes the starting prompt and model (their bytes), the training rows and
-validation examples stage 1 sees, and every config value it reads (prompt, stage1, eval, model, seed, precision).
-A run that reuses gets the selected prompt, the selection record and stage 1's metrics.jsonl lines, exactly as if
-it had trained them; stage 2 is unaffected (its Trainer seeds the RNGs itself). Kept in memory only, so nothing
+validation examples stage 1 sees, and every config value it reads (prompt, stage1, eval, model, data, seed,
+precision). A run that reuses gets the selected prompt, the selection record and stage 1's metrics.jsonl lines,
+exactly as if it had trained them; stage 2 is unaffected (its Trainer seeds the RNGs itself). Kept in memory only, so nothing
 outlives `sharing()`; off under several processes and with a user's callbacks (they would miss stage 1's events).
 """
 from __future__ import annotations
@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,8 @@ from pathlib import Path
 import torch
 
 from promot.rundir import METRICS
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -50,17 +53,16 @@ def sharing() -> Iterator[None]:
 def stage1_key(model: torch.nn.Module, prompt: torch.Tensor, ctx, name: str) -> str | None:
     """What stage 1's outcome depends on, hashed; None when it must not be shared."""
     from promot.distributed import num_processes
+    from promot.models.fingerprint import fingerprint
 
     if _DONE is None or num_processes() > 1 or ctx.callbacks:
         return None
     cfg = ctx.cfg
     h = hashlib.sha256()
     h.update(json.dumps([name, cfg.seed, cfg.bf16, cfg.fp16, *(dataclasses.asdict(s) for s in (
-        cfg.prompt, cfg.stage1, cfg.eval, cfg.model))], sort_keys=True, default=str).encode())
+        cfg.prompt, cfg.stage1, cfg.eval, cfg.model, cfg.data))], sort_keys=True, default=str).encode())
     h.update(prompt.detach().float().cpu().contiguous().numpy().tobytes())
-    for n, p in sorted(model.state_dict().items()):
-        h.update(n.encode())
-        h.update(p.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    h.update(fingerprint(model, ctx.tokenizer).encode())
     h.update(json.dumps(ctx.train_rows, sort_keys=True, default=str).encode())
     h.update(json.dumps([[ex.input, ex.target] for ex in ctx.validation]).encode())
     h.update(json.dumps([[t.name, t.index, t.metric, t.max_new_tokens, [[ex.input, ex.target] for ex in t.validation]]
@@ -84,6 +86,7 @@ def reuse(key: str | None, ctx, name: str) -> torch.Tensor | None:
         return None
     from promot.training.loop import MetricsLog
 
+    log.info("%s: the same stage 1 as %s's; its selected prompt reused", name, done.run_dir.name)
     ctx.history[name] = json.loads(json.dumps(done.history))
     metrics = MetricsLog(ctx.run_dir, name)
     for row in done.rows:
