@@ -51,10 +51,11 @@ SCAN_LRS = (1e-4, 2e-4, 4e-4)
 WINDOW = (-25.0, -8.0)  # Δ ICL Norm.Avg vs base that counts as "loses part of its ICL, not all" (base ≈ 27.5)
 AIM = -15.0
 
-# Seconds per unit on the project's 2-core AMD EPYC (AVX2, fp32), SmolLM2-135M-Instruct in the chat template:
-# the map's Xeon/bf16 timings (RESULTS) × 1.5. A rough prior: after the scan the script prints the time it measured
-# against this estimate and the projected total.
-COST = {"stage2_step": 3.75, "stage1_step": 1.8, "probe": 15.0, "selection": 5.0, "eval_variant": 90.0,
+# Seconds per unit on the project's 2-core AMD EPYC (AVX2, fp32), SmolLM2-135M-Instruct in the chat template,
+# from the 2026-11-30 runs (RESULTS, "The real-model question with seeds"): a 72-step stage-2 run with the monitor
+# every 36 and selection every 36 took 591 s alone (the first prior, the map's Xeon timings × 1.5, was ~2.5× low);
+# an evaluated variant ~90-150 s at 40 items per task. After the scan the script prints measured vs estimated time.
+COST = {"stage2_step": 7.0, "stage1_step": 2.5, "probe": 20.0, "selection": 12.0, "eval_variant": 150.0,
         "one_shot_factor": 1.8}
 
 
