@@ -53,7 +53,8 @@ AIM = -15.0
 
 # Seconds per unit on the project's 2-core AMD EPYC (AVX2, fp32), SmolLM2-135M-Instruct in the chat template,
 # from the 2026-11-30 runs (RESULTS, "The real-model question with seeds"): a 72-step stage-2 run with the monitor
-# every 36 and selection every 36 took 591 s alone (the first prior, the map's Xeon timings × 1.5, was ~2.5× low);
+# every 36 and selection every 36 took 591 s beside a test run (an upper bound; the first prior, the map's Xeon
+# timings × 1.5, was ~2.5× low);
 # an evaluated variant ~90-150 s at 40 items per task. After the scan the script prints measured vs estimated time.
 COST = {"stage2_step": 7.0, "stage1_step": 2.5, "probe": 20.0, "selection": 12.0, "eval_variant": 150.0,
         "one_shot_factor": 1.8}
@@ -239,6 +240,15 @@ def quiet_logs() -> None:
     hf_logging.disable_progress_bar()
 
 
+def budget_field(text: str) -> tuple[str, int]:
+    """`field=value` for --budget: a Budget field and a positive integer, or argparse's one-line error."""
+    key, _, value = text.partition("=")
+    names = [f.name for f in dataclasses.fields(Budget)]
+    if key not in names or not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: want FIELD=N with N >= 1, FIELD one of {', '.join(names)}")
+    return key, int(value)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="smollm2-135m-instruct")
@@ -253,11 +263,11 @@ def main() -> None:
     ap.add_argument("--estimate", action="store_true", help="print the plan and its estimated wall time, run nothing")
     ap.add_argument("--smoke", action="store_true", help="world-tiny, has_a, a trivial budget: checks it runs")
     ap.add_argument("--out", type=Path)
-    ap.add_argument("--budget", action="append", default=[], metavar="field=value",
+    ap.add_argument("--budget", action="append", default=[], metavar="field=value", type=budget_field,
                     help="change a Budget field for this call, e.g. eval_limit=24 (repeatable)")
     args = ap.parse_args()
     b = SMOKE if args.smoke else Budget()
-    b = dataclasses.replace(b, **{k: int(v) for k, v in (x.split("=", 1) for x in args.budget)})
+    b = dataclasses.replace(b, **dict(args.budget))
     if args.smoke:
         args.model, args.scenario, args.seeds = "world-tiny", "has_a", 2
         args.scan_lrs = args.scan_lrs[:2]

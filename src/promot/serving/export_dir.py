@@ -12,8 +12,8 @@ tie goes to the lower id, so greedy decoding never picks an added token, and the
 is P times that token's (the original tokens' logits are untouched). generation_config also suppresses them.
 Cost: the head's V×H weights when the model tied them (stated in the prefixes JSON).
 
-Token order: promot puts the prompt right after a leading BOS (`PromptedLM`), which is where a tokenizer that adds
-BOS itself puts a prefix: plain completions with the prefix serve training's sequence whether the tokenizer adds
+Token order: promot puts the prompt right after the BOS a tokenizer adds itself (`prompt_bos_id`), which is where
+that tokenizer puts a text prefix too: plain completions with the prefix serve training's sequence whether the tokenizer adds
 BOS (Gemma, world-tiny) or not (SmolLM2), and the chat template puts the prefix after its own BOS. The JSON says,
 per route, whether the served sequence is training's (checked on the run's inputs), and gives the exact string for
 engines that turn special tokens off (`prefix_without_special_tokens`). Runs recorded before that rule (prompt
