@@ -239,10 +239,11 @@ def goal(front) -> str | None:
     tci = best.final.target_ci or [float("nan")] * 2
     reached = f"{seeds_reaching(best, ref.final.target)} of {len(best.seeds)} seeds reach it"
     return (f"goal (best ProMoT variant `{best.label}`"
-            f"{'' if at_target else ': NO variant reaches finetune’s target score in every seed; most ICL shown'}): "
+            f"{'' if at_target else ': NO variant reaches finetune’s target in every seed; most ICL shown'}): "
             f"mean target {best.final.target:.1f} [{tci[0]:.1f}, {tci[1]:.1f}] vs {REFERENCE} {ref.final.target:.1f} "
             f"({reached}); "
-            f"mean Δ ICL vs base {best.delta:+.1f} (≥ −3: {'yes' if keeps else 'no'}); − {REFERENCE} {diff[0]:+.1f} "
+            f"mean Δ ICL vs base {best.delta:+.1f} (≥ −3: {'yes' if keeps else 'no'}); "
+            f"− {REFERENCE} {diff[0]:+.1f} "
             f"[{ci[0]:+.1f}, {ci[1]:+.1f}] over seeds and items (excludes 0: {'yes' if apart else 'no'}) → "
             f"{'MET' if at_target and keeps and apart else 'NOT MET'}")
 

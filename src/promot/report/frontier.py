@@ -221,7 +221,8 @@ def _falls_short(finals: list, within: dict[str, bool], win, name, target: str, 
     if not missed:
         return ""
     m = max(missed, key=lambda x: x.final.icl)
-    seeds = "" if best is None else f" (its seeds reach {_val(best, None)} in {seeds_reaching(m, best)} of {len(m.seeds)})"
+    seeds = "" if best is None else (f" (its seeds reach {_val(best, None)} in {seeds_reaching(m, best)} of "
+                                     f"{len(m.seeds)})")
     return (f"; `{name(m)}` keeps more ({_val(m.final.icl, m.final.icl_ci)}) but its {target} "
             f"{_val(m.final.target, m.final.target_ci)} falls short{seeds}")
 
@@ -341,10 +342,11 @@ def _seeds_note(m: MethodSeeds) -> str:
 
 
 def seeds_headline(front: Frontier) -> str | None:
-    """The frontier headline over methods: among the methods that reach the best mean target score (`within_best_method`:
-    the mean's 95% CI over seeds and items, and every seed's own), which keeps the most ICL Norm.Avg on average over
-    its seeds, and whether the 95% interval of its difference from the runner-up (seeds and items) excludes 0 — only
-    then is it "ahead". A method that keeps more but misses the target is named, with how many seeds reached it."""
+    """The frontier headline over methods: among the methods that reach the best mean target score
+    (`within_best_method`: the mean's 95% CI over seeds and items, and every seed's own), which keeps the most ICL
+    Norm.Avg on average over its seeds, and whether the 95% interval of its difference from the runner-up (seeds and
+    items) excludes 0 — only then is it "ahead". A method that keeps more but misses the target is named, with how
+    many seeds reached it."""
     within = within_best_method(front)
     if not within:
         return None
@@ -372,7 +374,8 @@ def seeds_headline(front: Frontier) -> str | None:
         sentence = (f"Of the {len(ranked)} methods that reach the best mean target score "
                     f"({_val(best.final.target, best.final.target_ci)}, `{best.label}`), `{win.label}` keeps the "
                     f"most: {icl}, vs {_val(second.final.icl, second.final.icl_ci)} for `{second.label}` — {verdict}")
-    return sentence + _falls_short(finals, within, win, lambda m: m.label, "mean target score", best.final.target) + "."
+    short = _falls_short(finals, within, win, lambda m: m.label, "mean target score", best.final.target)
+    return sentence + short + "."
 
 
 def seeds_table(front: Frontier) -> list[list[str]]:
