@@ -325,6 +325,8 @@ def main() -> None:
         quiet_logs()
         out = root / f"bench-lr{args.lr:g}"
         done = sorted(r.parent for r in out.glob(f"*/seed-*/{EVAL}"))
+        if not done:
+            ap.exit(2, f"seeds.py: error: {out}: no evaluated run (*/seed-*/{EVAL}) to answer from\n")
         return answer(args, b, args.lr, sorted({int(r.name[5:]) for r in done}), done, out)
     est = estimate(b, 0 if args.lr else len(args.scan_lrs), args.seeds)
     total = est["bench"] * (not args.scan_only) + est["scan"]
