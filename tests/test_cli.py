@@ -124,6 +124,28 @@ def test_existing_output_dir_is_not_clobbered(tmp_path, tiny_dirs, task_files, c
     assert (tmp_path / "run" / "keep.txt").read_text() == "mine"
 
 
+def test_overwrite_replaces_an_earlier_run_only_never_a_folder_or_an_input(tmp_path, tiny_dirs, task_files, capsys):
+    """overwrite=true deletes the output directory: a folder that is no run (the working directory, a folder of
+    runs) or that holds the model or data the run reads is refused in one line, and kept whole."""
+    runs = tmp_path / "runs"
+    (runs / "other-run").mkdir(parents=True)
+    (runs / "other-run" / "config.fingerprint.json").write_text("{}")
+    cfg = _config(tmp_path, tiny_dirs, task_files)
+    _fails(["train", cfg, "overwrite=true", f"output_dir={runs}"], capsys, "not a promot run (config.fingerprint.json missing)")
+    assert (runs / "other-run" / "config.fingerprint.json").is_file()
+    own = tmp_path / "own"
+    (own / "config.fingerprint.json").parent.mkdir()
+    (own / "config.fingerprint.json").write_text("{}")  # an earlier run's folder, which the data now lives in
+    data = own / "train.jsonl"
+    data.write_text(task_files["train"].read_text())
+    _fails(["train", cfg, "overwrite=true", f"output_dir={own}", f"data.train={data}"], capsys,
+           f"holds {data}, which this job reads")
+    _fails(["train", cfg, "overwrite=true", f"output_dir={tiny_dirs['llama'].parent}"], capsys, "which this job reads")
+    assert data.is_file() and (tiny_dirs["llama"] / "config.json").is_file()
+    for over in ([], ["overwrite=true"]):
+        _fails(["train", cfg, *over, f"output_dir={data}"], capsys, "output_dir is a file")
+
+
 def test_train_then_generate_with_and_without_prompt(tmp_path, tiny_dirs, task_files, capsys):
     assert main(["train", _config(tmp_path, tiny_dirs, task_files)]) == 0
     run = capsys.readouterr().out.strip().splitlines()[-1]

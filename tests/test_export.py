@@ -120,8 +120,17 @@ def test_export_refuses_bad_input_with_one_line_and_writes_nothing(world_run, tm
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "already exists" in err and "--overwrite" in err
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    # --overwrite replaces an earlier export only: not another folder, the run itself, its model or a folder above it
+    for target in (out, world_run, world_run / "model", world_run.parent):
+        assert main(["export", str(world_run), "--out", str(target), "--overwrite"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and ("not an export" in err or "which this job reads" in err), err
+    assert [p.name for p in out.iterdir()] == ["keep.txt"] and (world_run / "run.json").is_file()
+    assert (world_run / "model" / "model.safetensors").is_file()
+    (out / "keep.txt").unlink()
+    assert main(["export", str(world_run), "--out", str(out)]) == 0  # an empty folder is taken
     assert main(["export", str(world_run), "--out", str(out), "--overwrite"]) == 0
-    assert (out / PREFIXES_FILE).is_file() and not (out / "keep.txt").exists()
+    assert (out / PREFIXES_FILE).is_file()
     # weights that no longer match run.json: refused, nothing written
     import shutil
 

@@ -44,6 +44,7 @@ def test_a_second_writer_is_refused_at_once_and_a_killed_holders_lock_is_taken_o
     run = tmp_path / "run"
     run.mkdir()
     (run / "keep.txt").write_text("the live run's")
+    (run / rundir.CONFIG_FINGERPRINT).write_text("{}")  # an earlier run's folder: overwrite may replace it
     cfg = _config(tiny_dirs, task_files, run)
     holder = _holder(run)
     try:

@@ -74,6 +74,15 @@ def test_exported_suite_matches_the_shipped_one(tmp_path):
     assert 0.35 < sum(r["answer"] == "true" for r in test) / len(test) < 0.65
 
 
+def test_pretraining_never_replaces_a_folder_that_is_no_world_model(tmp_path, capsys):
+    """`world pretrain --out` replaces an earlier world model only; anything else is refused before training."""
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main(["world", "pretrain", "--out", str(tmp_path), "--steps", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "not a world model (world.json missing)" in err, err
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
 def test_short_pretraining_learns_in_context(tmp_path):
     info = pretrain(tmp_path / "m", PretrainConfig(steps=60, eval_items=16), eval_shots=(0, 4))
     losses = info["train_loss"]

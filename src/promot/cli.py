@@ -109,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
                        epilog=EPILOG)
     x.add_argument("run", help="run directory written by `promot train`")
     x.add_argument("--out", help=f"output directory (default RUN/{rundir.EXPORT})")
-    x.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    x.add_argument("--overwrite", action="store_true", help="replace an earlier export at --out")
     s = sub.add_parser("serve", help="export (or reuse RUN's export), then `transformers serve` on it",
                        epilog=EPILOG)
     s.add_argument("run", help="run directory written by `promot train`")

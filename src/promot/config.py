@@ -232,7 +232,7 @@ class RunConfig:
     output_dir: str = "runs/run"
     """The run directory (see README: model/, prompt/, run.json ...)."""
     overwrite: bool = False
-    """Replace an existing run directory instead of refusing."""
+    """Replace an earlier run in output_dir instead of refusing (never a folder that is no run, or holds an input)."""
     seed: int = 0
     """Seeds data order, prompt init, k-shot sampling and dropout."""
     bf16: bool | str = "auto"
@@ -245,6 +245,15 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def input_paths(cfg: RunConfig) -> list[str]:
+    """Every local file or folder the run reads (model, earlier run, data, adapter, task folders), so that an
+    `overwrite` of output_dir never deletes one of them."""
+    datas = [cfg.data, cfg.replay, *(t.data for t in cfg.tasks)]
+    named = [cfg.model.name, cfg.model.init_from, cfg.prompt.from_adapter, *cfg.monitor.include_path,
+             *(path for d in datas for path in (d.train, d.validation))]
+    return [p for p in named if p and not p.startswith("hf:") and Path(p).exists()]
 
 
 # Names users bring from TrainingArguments / PEFT, mapped to ours for suggestions.

@@ -5,9 +5,11 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from promot.errors import ConfigError
 
 
 def _umask() -> int:
@@ -27,6 +29,24 @@ def settle_modes(root: str | Path) -> None:
         if path.is_symlink():
             continue
         os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~mask)
+
+
+def check_replaceable(target: str | Path, marker: str, what: str, inputs: Iterable[str | Path] = ()) -> None:
+    """Replacing a directory (`overwrite`) deletes it, so it may only replace what promot wrote there: `target`
+    absent or empty, or holding `marker` (a run's, an export's, a world model's own file), and holding none of the
+    job's `inputs`. Anything else (the working directory, a folder of runs, a model the job reads) is refused in one
+    line, before any work."""
+    where = Path(os.path.realpath(target))
+    for path in inputs:
+        source = Path(os.path.realpath(path))
+        if source == where or where in source.parents:
+            raise ConfigError(f"{target}: holds {path}, which this job reads; replacing {target} would delete it "
+                              f"(choose another output directory)")
+    if where.is_file():
+        raise ConfigError(f"{target}: is a file, not {what}; choose a directory")
+    if where.is_dir() and any(where.iterdir()) and not (where / marker).is_file():
+        raise ConfigError(f"{target}: not empty and not {what} ({marker} missing), so it is not replaced (choose a "
+                          f"new or empty directory)")
 
 
 @contextmanager

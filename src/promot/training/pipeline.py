@@ -18,11 +18,11 @@ from pathlib import Path
 import torch
 
 from promot import __version__, rundir
-from promot.config import RunConfig, dump_config, load_config
+from promot.config import RunConfig, dump_config, input_paths, load_config
 from promot.data import TaskData, Tokenizing, load_task_data
 from promot.distributed import full, is_main_process, sharding, wait_for_everyone
 from promot.errors import ConfigError
-from promot.io import atomic_write_json, atomic_write_text
+from promot.io import atomic_write_json, atomic_write_text, check_replaceable
 from promot.models import fingerprint, load_model
 from promot.precision import check_weights_dtype
 from promot.prompt import check_compatible, init_prompt, load_prompt, save_prompt
@@ -54,10 +54,15 @@ def _initial_prompt(cfg: RunConfig, model, tokenizer, base_fp: str) -> torch.Ten
 
 
 def check_output_dir(cfg: RunConfig) -> Path:
-    """Refuse to clobber a non-empty directory unless overwrite is set (checked before anything loads)."""
+    """Refuse to clobber a non-empty directory unless overwrite is set, and even then anything but an earlier run
+    that holds none of this run's inputs (checked before anything loads)."""
     run_dir = Path(cfg.output_dir)
+    if run_dir.is_file():
+        raise ConfigError(f"{run_dir}: output_dir is a file; choose a directory")
     if run_dir.exists() and any(run_dir.iterdir()) and not cfg.overwrite:
         raise ConfigError(f"{run_dir}: output directory exists and is not empty (set overwrite=true)")
+    if cfg.overwrite:
+        check_replaceable(run_dir, rundir.CONFIG_FINGERPRINT, "a promot run", input_paths(cfg))
     return run_dir
 
 

@@ -11,7 +11,8 @@ def add_world_commands(sub) -> None:
     wsub = DebugEverywhere(w.add_subparsers(dest="world_command", required=True))
     wp = wsub.add_parser("pretrain", help="pretrain the world model from scratch on k-shot episodes "
                          "(the shipped one: default settings, ~15 min on 2 CPU cores)")
-    wp.add_argument("--out", default="runs/world-pretrain", help="output model directory")
+    wp.add_argument("--out", default="runs/world-pretrain",
+                    help="output model directory (replaces an earlier world model, nothing else)")
     wp.add_argument("--steps", type=positive_int, help="optimizer steps (default: the shipped model's)")
     we = wsub.add_parser("export", help="write the `world` lm-eval suite (YAML + JSONL)")
     we.add_argument("--out", help="folder (default: promot's own suites/world)")

@@ -15,12 +15,14 @@ from pathlib import Path
 
 import torch
 
-from promot.io import atomic_dir
+from promot.io import atomic_dir, check_replaceable
 from promot.world.model import WorldModelSize, build_model
 from promot.world.tasks import ICL_TASKS, WorldTask, episode, render
 from promot.world.tokenizer import build_tokenizer
 
 log = logging.getLogger(__name__)
+INFO = "world.json"
+"""Beside the model: pretraining settings, loss and k-shot accuracy; its presence marks a world model's folder."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,7 @@ def pretrain(out_dir: str | Path, cfg: PretrainConfig = PretrainConfig(), size: 
     """Pretrain the world model; write model + tokenizer + world.json (settings, loss, k-shot accuracy) atomically."""
     from transformers import Trainer, TrainingArguments
 
+    check_replaceable(out_dir, INFO, "a world model")  # before minutes of training, not after
     torch.manual_seed(cfg.seed)
     tokenizer = build_tokenizer()
     model = build_model(len(tokenizer), size, cfg.seed)
@@ -130,5 +133,5 @@ def pretrain(out_dir: str | Path, cfg: PretrainConfig = PretrainConfig(), size: 
         model.config.use_cache = True  # the Trainer turned it off for training; generation wants it
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        (tmp / "world.json").write_text(json.dumps(info, indent=1) + "\n")
+        (tmp / INFO).write_text(json.dumps(info, indent=1) + "\n")
     return info
