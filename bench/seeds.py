@@ -16,21 +16,23 @@ every seed, not just one?
     python bench/seeds.py                     # scan, then bench (estimate: see --estimate; goal ≤ 3 h, 2 cores)
     python bench/seeds.py --lr 2e-4           # skip the scan: bench at this lr (the map's: --lr 1e-3)
     python bench/seeds.py --lr 7e-4 --answer  # the table and the goal over what is evaluated so far
+    python bench/seeds.py --lr 7e-4 --variant 'promot-s1lr0.03:stage1.lr=0.03'   # one more ProMoT variant
     python bench/seeds.py --smoke             # world-tiny, `has_a`, 2 steps, 2 items: checks it runs (~5 min)
 
 Why this budget is enough (defaults): stage 2 is 72 steps × 16 = 1,152 examples (2.25 epochs of the 512 items),
-10% warmup, selection every 18 steps. In the map (RESULTS, "Real models: the map") fine-tuning reached target 100 by step 40-60 and both
-monitor curves were flat from step 40-80 to 320: Adafactor's steps shrink ~1000× once the loss is ~0, so the start
-of stage 2 decides the outcome, not its length. A scan lr whose target does not reach ≥ 95 within 72 steps is not
-"at full target score" and is not picked. Selection and the monitor share steps (scan: every 18; bench: the
-monitor every 36, to save time). Stage 1: 40 steps × 8 (the prompt alone reaches ~50-60 by then; the map
-used 60, and 150 left stage 2 nothing to learn but the format). Eval: 40 items per task (CIs ±3-4 points on
-Norm.Avg), 1-shot.
+10% warmup, selection every 18 steps. In the map (RESULTS, "Real models: the map") fine-tuning reached target 100
+by step 40-60 and both monitor curves were flat from step 40-80 to 320: Adafactor's steps shrink ~1000× once the
+loss is ~0, so the start of stage 2 decides the outcome, not its length. A scan lr whose target does not reach ≥ 95
+within 72 steps is not "at full target score" and is not picked. Selection and the monitor share steps (scan:
+every 18; bench: the monitor every 36, to save time). Stage 1: 40 steps × 8 (the prompt alone reaches ~50-60 by
+then; the map used 60, and 150 left stage 2 nothing to learn but the format). Eval: 40 items per task (CIs ±3-4
+points on Norm.Avg), 1-shot.
 
 Runs go to runs/seeds-<model>-<scenario>/{scan/lr-<lr>, bench-lr<lr>/<method>/seed-<s>}, the HTML reports to
 …/scan/report and …/bench-lr<lr>/report; `--lr 1e-3` afterwards asks the same at the map's setting (issue 22: "if
-the budget allows": it does not, within 3 h — about 2.5 h more). Re-running reuses finished runs and resumes unfinished ones (compare's rules), so
-a killed bench picks up where it stopped. One torch job at a time: run nothing else heavy beside it.
+the budget allows": it does not, within 3 h — about 2.5 h more). Re-running reuses finished runs and resumes
+unfinished ones (compare's rules), so a killed bench picks up where it stopped. One torch job at a time: run
+nothing else heavy beside it.
 """
 from __future__ import annotations
 
@@ -91,8 +93,9 @@ def overrides(b: Budget, model: str, scenario: str, out: Path, monitor_every: in
             *SCENARIOS[scenario][0], *replay_data(out, chat)]
 
 
-def estimate(b: Budget, n_scan: int, seeds: int) -> dict[str, float]:
-    """Estimated seconds of the scan and of the bench (training, monitor, selection, evaluation)."""
+def estimate(b: Budget, n_scan: int, seeds: int, extra: int = 0) -> dict[str, float]:
+    """Estimated seconds of the scan and of the bench (training, monitor, selection, evaluation); `extra` further
+    ProMoT variants (`--variant`)."""
     def run(stage1: bool, factor: float = 1.0, monitor_every: int = b.bench_monitor_every) -> float:
         s2 = (b.stage2_steps * COST["stage2_step"] * b.batch / 16 * factor
               + (b.stage2_steps // monitor_every + 1) * COST["probe"] * b.monitor_limit / 10
@@ -102,8 +105,8 @@ def estimate(b: Budget, n_scan: int, seeds: int) -> dict[str, float]:
 
     per_eval = COST["eval_variant"] * b.eval_limit / 40
     scan = n_scan * run(False, monitor_every=b.scan_monitor_every) + (n_scan + 1) * per_eval
-    bench = seeds * (2 * run(False) + 2 * run(True) + run(True, COST["one_shot_factor"]))
-    bench += (1 + seeds * (2 + 2 * 2)) * per_eval + (1 + seeds * 2) * per_eval  # base + variants; 1-shot: own base
+    bench = seeds * (2 * run(False) + (2 + extra) * run(True) + run(True, COST["one_shot_factor"]))
+    bench += (1 + seeds * (2 + 2 * (2 + extra))) * per_eval + (1 + seeds * 2) * per_eval  # 1-shot: own base
     return {"scan": scan, "bench": bench}
 
 
@@ -111,6 +114,15 @@ ONE_SHOT_OVERRIDES = ["data.shots=1", "data.max_length=96"]
 """ProMoT on 1-shot inputs: each input gets one exemplar of the training split; in `chat` (conversational data,
 issue 19) as an earlier user/assistant turn, so the target can be scored 1-shot as it was trained. A 1-shot chat
 input is 77-84 SmolLM2 tokens (0-shot: 49-54), so max_length 64 would cut every exemplar: 96."""
+
+
+def variant(text: str) -> tuple[str, list[str]]:
+    """`--variant NAME:OVERRIDE[;OVERRIDE…]`: a ProMoT variant of the bench's own, under `bench-lr<lr>/NAME`, e.g.
+    `promot-s1lr0.03:stage1.lr=0.03` (a prompt nearer the vocabulary's scale)."""
+    name, _, rest = text.partition(":")
+    if not name.startswith("promot-") or "/" in name or not rest:
+        raise argparse.ArgumentTypeError(f"{text!r}: want promot-NAME:FIELD=VALUE[;FIELD=VALUE...]")
+    return name, rest.split(";")
 
 
 def spec(scenario: str, b: Budget, target_shots: int = 0):
@@ -181,19 +193,21 @@ def bench(args, b: Budget, root: Path, lr: float) -> None:
             "overwrite=false"]
     seeds = list(range(args.seeds))
     first = [m for m in args.methods if m in FIRST]
-    groups = [first, *([m] for m in [*args.variants, *(m for m in args.methods if m not in FIRST)])]
+    later = [*(m for m in args.variants if m == ONE_SHOT), *(m for m in args.methods if m not in FIRST),
+             *(m for m in args.variants if m != ONE_SHOT)]
+    groups = [first, *([m] for m in later)]
     done: list[Path] = []
     for group in filter(None, groups):
         cfgs = []
         for m in group:
-            if m == ONE_SHOT:
-                cfgs += [dataclasses.replace(c, output_dir=str(out / ONE_SHOT / seed_dir(c.seed))) for c in
-                         method_configs(BASE_CONFIG, ["promot"], out, [*base, *ONE_SHOT_OVERRIDES], seeds)]
+            if m in args.variants:
+                cfgs += [dataclasses.replace(c, output_dir=str(out / m / seed_dir(c.seed))) for c in
+                         method_configs(BASE_CONFIG, ["promot"], out, [*base, *args.variants[m]], seeds)]
             else:
                 cfgs += method_configs(BASE_CONFIG, [m], out, base, seeds)
         runs = train_all(cfgs)
         fresh = [r for r in runs if not (r / EVAL).is_file()]
-        one_shot = [r for r in fresh if r.parent.name == ONE_SHOT]
+        one_shot = [r for r in fresh if "data.shots=1" in args.variants.get(r.parent.name, ())]
         if other := [r for r in fresh if r not in one_shot]:
             evaluate(other, spec(args.scenario, b))
         if one_shot:  # scored as trained: the target 1-shot (the ICL tasks are 1-shot for every method)
@@ -249,10 +263,11 @@ def goal(front) -> str | None:
 
 
 def prompt_scale(run: Path) -> float | None:
-    """The run's soft prompt's mean row norm ÷ the model's mean input-embedding row norm (None without a prompt):
-    a prompt far outside the vocabulary's scale is one reason a frozen prompt can stall stage 2."""
+    """The run's saved prompt's scale (`promot.prompt.init.prompt_scale`; None without a prompt), from its files:
+    runs trained before run.json recorded it at stage 1 have it too."""
     from safetensors import safe_open
 
+    from promot.prompt.init import prompt_scale as scale
     from promot.prompt.peft_io import KEY, WEIGHTS_NAME
     from promot.rundir import MODEL, PROMPT
 
@@ -263,8 +278,7 @@ def prompt_scale(run: Path) -> float | None:
     for shard in sorted((run / MODEL).glob("*.safetensors")):
         with safe_open(shard, "pt") as f:
             if name := next((k for k in f.keys() if k.endswith("embed_tokens.weight")), None):
-                vocab = f.get_tensor(name).float()
-                return float(prompt.norm(dim=-1).mean() / vocab.norm(dim=-1).mean())
+                return scale(prompt, f.get_tensor(name))
     return None
 
 
@@ -301,7 +315,9 @@ def main() -> None:
     ap.add_argument("--lr", type=float, help="skip the scan: bench at this stage-2 lr")
     ap.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default 3)")
     ap.add_argument("--methods", type=lambda s: s.split(","), default=list(METHODS))
-    ap.add_argument("--no-one-shot", dest="variants", action="store_const", const=(), default=(ONE_SHOT,))
+    ap.add_argument("--no-one-shot", action="store_true", help=f"leave out {ONE_SHOT}")
+    ap.add_argument("--variant", action="append", default=[], type=variant, metavar="promot-NAME:FIELD=VALUE[;…]",
+                    help="a further ProMoT variant, trained after the others (repeatable)")
     ap.add_argument("--scan-only", action="store_true")
     ap.add_argument("--estimate", action="store_true", help="print the plan and its estimated wall time, run nothing")
     ap.add_argument("--answer", action="store_true",
@@ -311,6 +327,7 @@ def main() -> None:
     ap.add_argument("--budget", action="append", default=[], metavar="field=value", type=budget_field,
                     help="change a Budget field for this call, e.g. eval_limit=24 (repeatable)")
     args = ap.parse_args()
+    args.variants = {**({} if args.no_one_shot else {ONE_SHOT: ONE_SHOT_OVERRIDES}), **dict(args.variant)}
     b = SMOKE if args.smoke else Budget()
     b = dataclasses.replace(b, **dict(args.budget))
     if args.smoke:
@@ -328,7 +345,7 @@ def main() -> None:
         if not done:
             ap.exit(2, f"seeds.py: error: {out}: no evaluated run (*/seed-*/{EVAL}) to answer from\n")
         return answer(args, b, args.lr, sorted({int(r.name[5:]) for r in done}), done, out)
-    est = estimate(b, 0 if args.lr else len(args.scan_lrs), args.seeds)
+    est = estimate(b, 0 if args.lr else len(args.scan_lrs), args.seeds, len(args.variant))
     total = est["bench"] * (not args.scan_only) + est["scan"]
     print(f"plan: {args.model}, `{args.scenario}`; scan {'skipped' if args.lr else args.scan_lrs} (finetune, seed 0); "
           f"bench {[*args.methods, *args.variants]} × {args.seeds} seeds; {b}")

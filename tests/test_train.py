@@ -76,6 +76,10 @@ def test_promot_run_directory_contract(tiny_dirs, task_files, tmp_path):
     with_prompt = load_run(run)
     assert torch.equal(with_prompt.lm.prompt.detach(), prompt.embeddings)
     assert not any(p.name.startswith(".") for p in run.iterdir()), "temporary files left behind"
+    # run.json records the prompt's scale against the vocabulary's embeddings (stage 2 keeps the prompt as is)
+    rows = base.get_input_embeddings().weight.detach()
+    want = float(prompt.embeddings.norm(dim=-1).mean() / rows.norm(dim=-1).mean())
+    assert info["stages"]["stage1"]["prompt_scale"] == pytest.approx(want, rel=1e-5)
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))

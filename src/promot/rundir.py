@@ -144,7 +144,8 @@ class RunRecord:
     init_from: str | None = None
     target_metric: str = "accuracy"
     stages: dict[str, dict] = field(default_factory=dict)
-    """Per stage: selection metric, best score and step (WiSE-FT: best α), the scores seen."""
+    """Per stage: selection metric, best score and step (WiSE-FT: best α), the scores seen; stage 1 also
+    `prompt_scale` (`promot.prompt.init.prompt_scale`)."""
     answer_format: AnswerFormatRef | None = None
     trained_data: tuple[str, ...] = ()
     """The datasets trained on, by name (a file's name before its first dot, an hf: config, the task names):

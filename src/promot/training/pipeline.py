@@ -26,6 +26,7 @@ from promot.io import atomic_write_json, atomic_write_text, check_replaceable
 from promot.models import fingerprint, load_model
 from promot.precision import check_weights_dtype
 from promot.prompt import check_compatible, init_prompt, load_prompt, save_prompt
+from promot.prompt.init import prompt_scale
 from promot.prompt.soft_prompt import inner_state
 from promot.rundir import read_run_info
 from promot.runs import carried_prompts, load_tuned_model
@@ -304,6 +305,9 @@ def _stage1(model, prompt: torch.Tensor, ctx: StageContext, name: str, resuming:
         prompt = shared
     else:
         prompt = train_prompt(model, prompt, ctx, resume_point(ctx.run_dir, name) if resuming else None, name=name)
+        scale = prompt_scale(prompt, full(model.get_input_embeddings().weight).detach())  # every process (FSDP2)
+        ctx.history[name]["prompt_scale"] = scale  # run.json stages: a prompt far off the vocabulary's scale
+        log.info("%s: the prompt's rows are %.1f× the vocabulary's mean embedding norm", name, scale)
         stage1_reuse.remember(key, prompt, ctx, name)
     if is_main_process():
         save_stage_result(stage_dir, prompt, ctx.history[name])
