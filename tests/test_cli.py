@@ -131,10 +131,11 @@ def test_overwrite_replaces_an_earlier_run_only_never_a_folder_or_an_input(tmp_p
     (runs / "other-run").mkdir(parents=True)
     (runs / "other-run" / "config.fingerprint.json").write_text("{}")
     cfg = _config(tmp_path, tiny_dirs, task_files)
-    _fails(["train", cfg, "overwrite=true", f"output_dir={runs}"], capsys, "not a promot run (config.fingerprint.json missing)")
+    _fails(["train", cfg, "overwrite=true", f"output_dir={runs}"], capsys,
+           "not a promot run (config.fingerprint.json missing)")
     assert (runs / "other-run" / "config.fingerprint.json").is_file()
     own = tmp_path / "own"
-    (own / "config.fingerprint.json").parent.mkdir()
+    own.mkdir()
     (own / "config.fingerprint.json").write_text("{}")  # an earlier run's folder, which the data now lives in
     data = own / "train.jsonl"
     data.write_text(task_files["train"].read_text())
