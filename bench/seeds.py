@@ -119,9 +119,19 @@ input is 77-84 SmolLM2 tokens (0-shot: 49-54), so max_length 64 would cut every 
 def variant(text: str) -> tuple[str, list[str]]:
     """`--variant NAME:OVERRIDE[;OVERRIDE…]`: a ProMoT variant of the bench's own, under `bench-lr<lr>/NAME`, e.g.
     `promot-s1lr0.03:stage1.lr=0.03` (a prompt nearer the vocabulary's scale)."""
+    from promot.config import load_config
+    from promot.errors import PromotError
+    from promot.training import METHODS as TRAINED
+
     name, _, rest = text.partition(":")
     if not name.startswith("promot-") or "/" in name or not rest:
         raise argparse.ArgumentTypeError(f"{text!r}: want promot-NAME:FIELD=VALUE[;FIELD=VALUE...]")
+    if name in {*TRAINED, ONE_SHOT}:
+        raise argparse.ArgumentTypeError(f"{name!r} is a method's own folder; name the variant otherwise")
+    try:  # the config's own checks (keys, types, ranges), so a typo fails here, not hours into the bench
+        load_config(BASE_CONFIG, rest.split(";"))
+    except PromotError as e:
+        raise argparse.ArgumentTypeError(f"{text!r}: {e}") from None
     return name, rest.split(";")
 
 

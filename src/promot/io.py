@@ -31,6 +31,12 @@ def settle_modes(root: str | Path) -> None:
         os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~mask)
 
 
+def occupied(path: str | Path) -> bool:
+    """A file, or a folder with anything in it: what writing there would have to replace."""
+    path = Path(path)
+    return path.is_file() or (path.is_dir() and any(path.iterdir()))
+
+
 def check_replaceable(target: str | Path, marker: str, what: str, inputs: Iterable[str | Path] = ()) -> None:
     """Replacing a directory (`overwrite`) deletes it, so it may only replace what promot wrote there: `target`
     absent or empty, or holding `marker` (a run's, an export's, a world model's own file), and holding none of the
@@ -44,7 +50,7 @@ def check_replaceable(target: str | Path, marker: str, what: str, inputs: Iterab
                               f"(choose another output directory)")
     if where.is_file():
         raise ConfigError(f"{target}: is a file, not {what}; choose a directory")
-    if where.is_dir() and any(where.iterdir()) and not (where / marker).is_file():
+    if occupied(where) and not (where / marker).is_file():
         raise ConfigError(f"{target}: not empty and not {what} ({marker} missing), so it is not replaced (choose a "
                           f"new or empty directory)")
 

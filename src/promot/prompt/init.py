@@ -60,9 +60,14 @@ def init_prompt(
     raise ValueError(f"unknown prompt init '{kind}'")
 
 
+def row_norm(rows: torch.Tensor) -> float:
+    """Mean L2 norm of the rows of [N, H], in float32 whatever the dtype (no float32 copy of a bf16 vocabulary)."""
+    return float(torch.linalg.vector_norm(rows, dim=-1, dtype=torch.float32).mean())
+
+
 def prompt_scale(prompt: torch.Tensor, embeddings: torch.Tensor) -> float:
     """The prompt's mean row norm ÷ the vocabulary's mean embedding row norm ([P, H] vs [V, H]). A `vocab` prompt
     starts near 1. On SmolLM2, stage 1 at the paper's T5 lr (0.3) ended at 7-11× and ProMoT then failed (stage 2
     learned the target in 1 seed of 3); at lr 0.03 it ended at 1.3× and ProMoT kept ICL in every seed (RESULTS,
     "The real-model question with seeds"). The world demo's prompt ends at ~21× and works: a diagnostic, no rule."""
-    return float(prompt.float().norm(dim=-1).mean() / embeddings.float().norm(dim=-1).mean())
+    return row_norm(prompt) / row_norm(embeddings)

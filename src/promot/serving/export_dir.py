@@ -30,7 +30,7 @@ import torch
 from promot import rundir
 from promot.errors import CheckpointError, ConfigError, DataError
 from promot.rundir import RunRecord, read_run_info
-from promot.io import atomic_dir, atomic_write_json, atomic_write_text, check_replaceable
+from promot.io import atomic_dir, atomic_write_json, atomic_write_text, check_replaceable, occupied
 from promot.lock import run_lock
 from promot.prompt.soft_prompt import prompt_bos_id, prompt_order
 from promot.serving.template import MARKER, promot_template, raw_template, token_name
@@ -167,7 +167,7 @@ def export(run: str | Path, out: str | Path | None = None, overwrite: bool = Fal
     run_dir = Path(run)
     info = read_run_info(run_dir)
     out = Path(out) if out is not None else run_dir / rundir.EXPORT
-    if out.exists() and not overwrite and not (out.is_dir() and not any(out.iterdir())):
+    if occupied(out) and not overwrite:
         raise ConfigError(f"{out}: already exists (pass --overwrite to replace it)")
     check_replaceable(out, PREFIXES_FILE, "an export", [run_dir])
     cfg = load_config(run_dir / rundir.CONFIG)

@@ -22,11 +22,11 @@ from promot.config import RunConfig, dump_config, input_paths, load_config
 from promot.data import TaskData, Tokenizing, load_task_data
 from promot.distributed import full, is_main_process, sharding, wait_for_everyone
 from promot.errors import ConfigError
-from promot.io import atomic_write_json, atomic_write_text, check_replaceable
+from promot.io import atomic_write_json, atomic_write_text, check_replaceable, occupied
 from promot.models import fingerprint, load_model
 from promot.precision import check_weights_dtype
 from promot.prompt import check_compatible, init_prompt, load_prompt, save_prompt
-from promot.prompt.init import prompt_scale
+from promot.prompt.init import row_norm
 from promot.prompt.soft_prompt import inner_state
 from promot.rundir import read_run_info
 from promot.runs import carried_prompts, load_tuned_model
@@ -60,7 +60,7 @@ def check_output_dir(cfg: RunConfig) -> Path:
     run_dir = Path(cfg.output_dir)
     if run_dir.is_file():
         raise ConfigError(f"{run_dir}: output_dir is a file; choose a directory")
-    if run_dir.exists() and any(run_dir.iterdir()) and not cfg.overwrite:
+    if occupied(run_dir) and not cfg.overwrite:
         raise ConfigError(f"{run_dir}: output directory exists and is not empty (set overwrite=true)")
     if cfg.overwrite:
         check_replaceable(run_dir, rundir.CONFIG_FINGERPRINT, "a promot run", input_paths(cfg))
@@ -291,7 +291,8 @@ def data_fingerprint(p: Prepared) -> str:
     return h.hexdigest()
 
 
-def _stage1(model, prompt: torch.Tensor, ctx: StageContext, name: str, resuming: bool) -> torch.Tensor:
+def _stage1(model, prompt: torch.Tensor, ctx: StageContext, name: str, resuming: bool,
+            vocab_norm: float) -> torch.Tensor:
     """Stage 1, or its saved outcome when a resumed run already finished it."""
     stage_dir = ctx.run_dir / name
     done = load_stage_result(stage_dir) if resuming else None
@@ -305,7 +306,7 @@ def _stage1(model, prompt: torch.Tensor, ctx: StageContext, name: str, resuming:
         prompt = shared
     else:
         prompt = train_prompt(model, prompt, ctx, resume_point(ctx.run_dir, name) if resuming else None, name=name)
-        scale = prompt_scale(prompt, full(model.get_input_embeddings().weight).detach())  # every process (FSDP2)
+        scale = row_norm(prompt) / vocab_norm
         ctx.history[name]["prompt_scale"] = scale  # run.json stages: a prompt far off the vocabulary's scale
         log.info("%s: the prompt's rows are %.1f× the vocabulary's mean embedding norm", name, scale)
         stage1_reuse.remember(key, prompt, ctx, name)
@@ -324,12 +325,14 @@ def run_prepared(p: Prepared, run_dir: Path, resuming: bool, callbacks: list | N
     def fresh():  # FSDP2 shards a model in place: a later stage wraps a new copy of the (unchanged) frozen one
         return _load_start_model(p.cfg).model if fsdp else model
 
+    if p.method.stage1:  # before stage 1 shards anything (FSDP2): prompt_scale's denominator, once
+        vocab = row_norm(model.get_input_embeddings().weight.detach())
     if p.method.stage1 and p.tasks:                                                 # ③ one prompt per task
         prompt = torch.stack([_stage1(fresh() if i else model, prompt[i], dataclasses.replace(
-            ctx, train_rows=p.task_rows[i], targets=[t]), rundir.stage1_name(t.name), resuming)
+            ctx, train_rows=p.task_rows[i], targets=[t]), rundir.stage1_name(t.name), resuming, vocab)
             for i, t in enumerate(p.tasks)])
     elif p.method.stage1:
-        prompt = _stage1(model, prompt, ctx, rundir.STAGE1, resuming)                # ③ stage 1: prompt tuning
+        prompt = _stage1(model, prompt, ctx, rundir.STAGE1, resuming, vocab)         # ③ stage 1: prompt tuning
     if p.method.stage2:                                                             # ④ stage 2: model tuning
         if p.method.stage1:
             model = fresh()
