@@ -33,8 +33,8 @@ def _config(tiny_dirs, task_files, out: Path, batch_size: int, select: bool = Fa
 
 def _layout(run: Path) -> list[str]:
     """The run directory's files, but not the checkpoints' per-process ones (RNG per rank; FSDP's own model and
-    optimizer files; FSDP2's best-so-far shards)."""
-    own = ("rng_state", "pytorch_model_fsdp", "optimizer.", "best_so_far")
+    optimizer files; FSDP2's shards of selection's candidates)."""
+    own = ("rng_state", "pytorch_model_fsdp", "optimizer.", "candidate-")
     return sorted(str(p.relative_to(run)) for p in run.rglob("*") if not p.name.startswith(own))
 
 
@@ -89,9 +89,9 @@ def test_fsdp2_killed_in_each_stage_and_resumed_selects_and_saves_what_one_proce
     assert not (fsdp / "stage1" / "selected.safetensors").exists()
     killed = _fsdp(["train", "--resume", str(fsdp)], "stage2:5")
     assert killed.returncode != 0 and (fsdp / "stage2" / "checkpoint-4").is_dir()
-    # best-so-far (step 2) is not checkpoint-4's own weights: each process saved its shards of it
-    assert sorted(f.name for f in (fsdp / "stage2" / "checkpoint-4").glob("best_so_far*")) == \
-        ["best_so_far.0.safetensors", "best_so_far.1.safetensors"]
+    # the candidate of step 2 is not checkpoint-4's own weights: each process saved its shards of it
+    assert sorted(f.name for f in (fsdp / "stage2" / "checkpoint-4").glob("candidate-*")) == \
+        ["candidate-2.0.safetensors", "candidate-2.1.safetensors"]
     done = _fsdp(["train", "--resume", str(fsdp)])
     assert done.returncode == 0, [line for line in done.stderr.splitlines() if "rank0" in line][-4:]
 

@@ -102,11 +102,11 @@ def test_headline_picks_the_best_icl_within_the_target_ci_and_names_the_excluded
         "`wise (wise-ft)` — ahead beyond CI; `lora` keeps more (70.0 [70.0, 70.0]) but its target score "
         f"50.0 [{lora.target_ci[0]:.1f}, {lora.target_ci[1]:.1f}] falls short.")
     rows = matched_table(runs)
-    assert rows[1] == ["base", "–", "0.0 [0.0, 0.0]", "40.0 [40.0, 40.0]", "0.0 [0.0, 0.0]", "–"]
+    assert rows[1] == ["base", "–", "0.0 [0.0, 0.0]", "40.0 [40.0, 40.0]", "0.0 [0.0, 0.0]", "–", "–"]
     assert [r[0] for r in rows[2:]] == ["lora", "pm", "wise", "ft"]  # sorted by ICL Norm.Avg
     pm = frontier_points(runs).runs[1].final
     assert rows[3] == ["pm", "promot", f"97.5 [{pm.target_ci[0]:.1f}, 100.0]", "50.0 [50.0, 50.0]",
-                       "10.0 [5.0, 15.0]", "yes"]
+                       "10.0 [5.0, 15.0]", "–", "yes"]
     assert rows[2][-1] == "no" and rows[5][-1] == "yes"
     lines = console_frontier(runs)
     assert lines[0] == text.replace("`", "") and lines[1].startswith("run") and set(lines[2]) == {"-"}
@@ -193,6 +193,6 @@ def test_report_leads_with_the_frontier(tmp_path):
     top = md.split("## Summary")[0]
     assert "## Which method keeps most ICL at the target score" in top
     assert frontier_headline(load_runs(runs)) in top
-    assert "| pm | promot | 97.5 [" in top and "| 50.0 [50.0, 50.0] | 10.0 [5.0, 15.0] | yes |" in top
+    assert "| pm | promot | 97.5 [" in top and "| 50.0 [50.0, 50.0] | 10.0 [5.0, 15.0] | – | yes |" in top
     assert text.index('alt="forgetting frontier') < text.index("<h2>Summary")
     assert "<code>pm (promot)</code> keeps the most" in text

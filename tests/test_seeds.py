@@ -80,7 +80,8 @@ def test_seeds_that_agree_are_ahead_with_the_difference_and_its_interval(tmp_pat
     assert "`promot` keeps the most" in text and "— ahead beyond CI (difference +49.6 [+" in text
     rows = matched_table(runs)
     assert rows[0] == ["method", "seeds", "target score [95% CI]", "ICL Norm.Avg, no prompt [95% CI]", "ICL per seed",
-                       "Δ vs base [95% CI]", "− finetune [95% CI]", "leakage %, no prompt", "within CI of best target"]
+                       "Δ vs base [95% CI]", "− finetune [95% CI]", "leakage %, no prompt", "guard leakage % per seed",
+                       "within CI of best target"]
     assert rows[1][:2] == ["base", "–"] and rows[1][3] == "40.0 [40.0, 40.0]"
     pm_row, ft_row = rows[2], rows[3]
     assert pm_row[:2] == ["promot", "3"] and pm_row[4] == "52.5 / 51.2 / 53.8" and pm_row[-1] == "yes"

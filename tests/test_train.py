@@ -184,7 +184,7 @@ def test_stage2_warns_when_the_target_is_already_solved(tiny_dirs, task_files, t
     p = prepare(run_config(tiny_dirs["llama"], task_files, tmp_path / "run", **over))
     ctx = _context(p, tmp_path)
     before = _state(p.model)
-    with caplog.at_level("WARNING", logger="promot.training.loop"):
+    with caplog.at_level("WARNING", logger="promot.training.selection"):
         train_model(p.model, p.prompt, METHODS["random-prompt"], ctx)
     assert "already solved at step 0" in caplog.text
     assert ctx.history["stage2"]["best_step"] == 0  # ties keep the untouched model

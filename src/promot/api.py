@@ -81,7 +81,7 @@ def diagnose_gradient_alignment(config: RunConfig | str | Path | dict, overrides
 
 
 def summary(run_dir: str | Path) -> list[str]:
-    """One line per stage: best target score and where it was selected."""
+    """One line per stage: best target score and where it was selected; then the leakage guard's verdict."""
     record = read_run_info(run_dir)
     lines = []
     for name, h in record.stages.items():
@@ -89,6 +89,8 @@ def summary(run_dir: str | Path) -> list[str]:
         curve = ", ".join(f"{s[at]:g}:{s['target_score']:.1f}" for s in h["scores"])
         lines.append(f"{record.method} {name}: best {h['metric']} {h['best_score']:.2f} at {at} {h['best_' + at]:g} "
                      f"({at}:score {curve})")
+    if record.guard is not None:
+        lines.append(f"{record.method} guard: {record.guard.describe()}")
     return lines
 
 

@@ -67,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--methods", default=",".join(DEMO_METHODS), help="comma-separated methods")
     verbose_flag(d)
     d.add_argument("--quick", action="store_true", help="tiny budget: checks the pipeline, not the effect")
+    d.add_argument("--seeds", type=seed_list, help="comma-separated seeds, e.g. 0,1,2: every method once per seed; "
+                   "the report sums each method up over its seeds, with 95%% intervals over seeds and items")
     d.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides for every method's run "
                    "(see `promot train --help` for the keys), e.g. stage2.lr=3e-4")
     c = sub.add_parser("compare", help="which method keeps most ICL at the target score: train every method on "
@@ -130,6 +132,9 @@ def _train(args) -> None:
     run = api.resume(args.resume) if args.resume else api.train(args.config, args.overrides)
     if is_main_process():
         print("\n".join([*api.summary(run), str(run)]))
+        guard = rundir.read_run_info(run).guard
+        if guard is not None and not guard.held:  # the last line says it: nothing ships quietly collapsed
+            print(f"{run}: {guard.describe()}")
 
 
 def _eval(args) -> None:
@@ -156,7 +161,8 @@ def _demo(args) -> None:
     from promot.world.demo import DemoSettings, run_demo
 
     _print_comparison(*run_demo(DemoSettings(out=Path(args.out), methods=tuple(csv(args.methods)),
-                                             quick=args.quick, overrides=tuple(args.overrides))))
+                                             quick=args.quick, seeds=args.seeds,
+                                             overrides=tuple(args.overrides))))
 
 
 def _print_comparison(runs: list[Path], report: Path) -> None:

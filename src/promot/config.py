@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -182,6 +183,34 @@ class MonitorConfig:
 
 
 @dataclass
+class GuardConfig:
+    """The leakage guard: at step 0 and every selection step of stage 2, the bare model (no prompt; in the chat
+    template when the run trains in it) answers generic requests greedily, and the share of answers in the target's
+    format is that checkpoint's guard leakage. Selection keeps the least leaking checkpoint among those whose target
+    score is within `target_tolerance` of the best; a kept checkpoint leaking over `ceiling` points more than the
+    starting model is flagged (the last line, run.json, the model card, the report)."""
+
+    enabled: bool = True
+    """Off: selection looks at the target score only, and nothing is flagged."""
+    data: str | None = None
+    """Your own requests: a .txt file (one per line), or a file of prompts or conversations in any shape `data.train`
+    accepts (read with `data`'s format, columns and roles). Default: the 100 shipped instructions and questions
+    (promot/evaluate/guard_requests.jsonl)."""
+    format_regex: str | None = None
+    """What an answer in the target's format matches, instead of the label set read from the training targets;
+    needed for open-ended targets, which have no label set (without it the guard is off)."""
+    target_tolerance: float | None = None
+    """Points below the best target score that still compete on guard leakage. Default: the best score's own 95%
+    interval over the validation items (Wilson)."""
+    ceiling: float = 5.0
+    """Points of guard leakage over the starting model's that the kept checkpoint may show unflagged."""
+    limit: int | None = None
+    """Ask the first N requests only."""
+    max_new_tokens: int = 8
+    """The answer budget: the format shows in an answer's first words."""
+
+
+@dataclass
 class ReplayConfig(ReplaySettings, DataConfig):
     """Methods replay, promot-replay: data mixed into stage 2 (any dataset `data` can read), without the prompt: a
     data section's keys, then the replay room's own (`fraction`: promot/methods/replay.py)."""
@@ -229,6 +258,7 @@ class RunConfig:
     l2_sp: L2SpConfig = field(default_factory=L2SpConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    guard: GuardConfig = field(default_factory=GuardConfig)
     output_dir: str = "runs/run"
     """The run directory (see README: model/, prompt/, run.json ...)."""
     overwrite: bool = False
@@ -317,7 +347,7 @@ def _build(cls: type, raw: Any, where: str) -> Any:
 
 
 _NESTED = (ModelConfig, DataConfig, PromptConfig, StageConfig, LoraConfig, EvalConfig, MonitorConfig, TaskConfig,
-           ReplayConfig, WiseFtConfig, L2SpConfig)
+           ReplayConfig, WiseFtConfig, L2SpConfig, GuardConfig)
 
 
 def _set_dotted(tree: dict, dotted: str) -> None:
@@ -418,7 +448,18 @@ def _value_issues(cfg: RunConfig) -> list[str]:
     check(isinstance(m.alignment_every, int) and m.alignment_every >= 0, "monitor.alignment_every must be an integer >= 0")
     for key in ("alignment_batches", "alignment_layers"):
         check(isinstance(getattr(m, key), int) and getattr(m, key) > 0, f"monitor.{key} must be a positive integer")
+    g = cfg.guard
+    check(g.format_regex is None or _compiles(g.format_regex), f"guard.format_regex is not a valid regex: {g.format_regex!r}")
+    check(g.data is None or g.data.startswith("hf:") or Path(g.data).is_file(), f"guard.data: {g.data}: file not found")
     return [*issues, *methods.problems(cfg)]  # each method room's own settings (promot/methods/)
+
+
+def _compiles(pattern: str) -> bool:
+    try:
+        re.compile(pattern)
+    except re.error:
+        return False
+    return True
 
 
 def load_config(source: str | Path | dict | None = None, overrides: list[str] | None = None) -> RunConfig:

@@ -39,6 +39,14 @@ def write_model_card(run_dir: Path, record: RunRecord | None = None) -> None:
         at = f"α = {h['best_alpha']:g} (θ = α·tuned + (1−α)·base)" if "best_alpha" in h else f"step {h.get('best_step')}"
         lines.append(f"- {stage}: selected {at} by validation {h.get('metric')} "
                      + ("–" if score is None else f"{score:.2f}"))
+    if record.guard is not None:
+        g = record.guard
+        lines.append(f"- leakage guard: without the prompt, the model answers generic requests in the target's "
+                     f"format {100 * g.leakage:.1f}% of the time (the starting model: {100 * g.base:.1f}%, ceiling "
+                     f"+{g.ceiling:g} points); selection kept the least leaking checkpoint within "
+                     f"{g.tolerance:.1f} points of the best target score")
+        if not g.held:
+            lines += ["", f"**Warning: the protection did not hold.** {g.describe()}"]
     if record.prompt:
         lines.append(f"- soft prompt: `prompt/` ({record.prompt.length} virtual tokens, a PEFT prompt-tuning "
                      "adapter for this model: `AutoPeftModelForCausalLM.from_pretrained(\"RUN/prompt\")`, which "

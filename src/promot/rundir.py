@@ -77,6 +77,11 @@ def best_weights(shard: int | None) -> str:
     return "best_so_far.safetensors" if shard is None else f"best_so_far.{shard}.safetensors"
 
 
+def candidate_weights(step: int, shard: int | None) -> str:
+    """A checkpoint selection may still keep, saved in a later checkpoint (under FSDP2 one file per process)."""
+    return f"candidate-{step}.safetensors" if shard is None else f"candidate-{step}.{shard}.safetensors"
+
+
 def prompts_path(name: str) -> str:
     """A carried or per-task prompt's folder, relative to the run directory (as run.json records it)."""
     return f"{PROMPTS}/{name}"
@@ -126,6 +131,37 @@ class AnswerFormatRef:
 
 
 @dataclass(frozen=True)
+class GuardOutcome:
+    """The leakage guard's verdict on the kept stage-2 checkpoint (shares 0-1): run.json `guard`, the model card,
+    the last line and the report."""
+
+    base: float
+    """The starting model's guard leakage."""
+    leakage: float
+    """The kept checkpoint's."""
+    ceiling: float
+    """Points over `base` that the kept checkpoint may leak before the run is flagged."""
+    tolerance: float
+    """Points below the best target score within which the least leaking checkpoint was kept."""
+    held: bool
+    step: int
+    """The kept checkpoint's step."""
+    best_step: int
+    """The best target score's step, and its guard leakage."""
+    best_leakage: float
+
+    def describe(self) -> str:
+        figures = (f"guard leakage {100 * self.leakage:.1f}% at step {self.step} (base {100 * self.base:.1f}%, "
+                   f"ceiling +{self.ceiling:g} points")
+        figures += ")" if self.best_step == self.step else f"; best target step {self.best_step}: " \
+                                                           f"{100 * self.best_leakage:.1f}%)"
+        if self.held:
+            return figures
+        return (f"NOT PROTECTED: without the prompt the model answers generic requests in the target's format: "
+                f"{figures}")
+
+
+@dataclass(frozen=True)
 class RunRecord:
     """run.json, typed: written once by the pipeline (last, so its presence means 'complete'), read by every
     command. Everything training knows that a reader needs is here, so no reader re-derives it from the config."""
@@ -147,6 +183,8 @@ class RunRecord:
     """Per stage: selection metric, best score and step (WiSE-FT: best α), the scores seen; stage 1 also
     `prompt_scale` (`promot.prompt.init.prompt_scale`)."""
     answer_format: AnswerFormatRef | None = None
+    guard: GuardOutcome | None = None
+    """The leakage guard's verdict on the kept stage-2 checkpoint (None: no guard ran)."""
     trained_data: tuple[str, ...] = ()
     """The datasets trained on, by name (a file's name before its first dot, an hf: config, the task names):
     how `promot eval` finds the headline target among a suite's fine-tuning formats."""
@@ -166,6 +204,8 @@ class RunRecord:
         if data.get("answer_format"):
             fmt = data["answer_format"]
             kw["answer_format"] = AnswerFormatRef(tuple(fmt.get("labels") or ()), fmt.get("regex"))
+        if data.get("guard"):
+            kw["guard"] = GuardOutcome(**data["guard"])
         kw["tasks"] = tuple(data.get("tasks") or ())
         kw["trained_data"] = tuple(data.get("trained_data") or ())
         kw["prompts"] = dict(data.get("prompts") or {})

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from promot.evaluate.metrics import paired_bootstrap, proportion_ci
 from promot.report.seeds import Items, seed_bootstrap
-from promot.report.tables import RunView, _num, label, shot_keys, tradeoff
+from promot.report.tables import FLAG, RunView, _num, flagged, guard_cell, label, shot_keys, tradeoff
 from promot.rundir import WISE_FT, seed_of
 
 REFERENCE = "finetune"
@@ -239,12 +239,13 @@ def frontier_headline(runs: list[RunView], front: Frontier | None = None) -> str
         return None
     finals, best, ranked = _contenders(front.runs, within)
     win = ranked[0]
+    named = f"`{label(win.run)}`" + (f" ({FLAG})" if flagged(win.run) else "")  # never named without its flag
     icl = f"ICL Norm.Avg {_val(win.final.icl, win.final.icl_ci)} ({front.k[2:]}-shot, no prompt)"
     if len(finals) == 1:
-        sentence = (f"`{label(win.run)}` reaches a target score of {_val(win.final.target, win.final.target_ci)} "
+        sentence = (f"{named} reaches a target score of {_val(win.final.target, win.final.target_ci)} "
                     f"and keeps {icl}; no other evaluated run to compare")
     elif len(ranked) == 1:
-        sentence = (f"Only `{label(win.run)}` reaches the best target score "
+        sentence = (f"Only {named} reaches the best target score "
                     f"({_val(win.final.target, win.final.target_ci)}) within its 95% CI; it keeps {icl}")
     else:
         second = ranked[1]
@@ -256,7 +257,7 @@ def frontier_headline(runs: list[RunView], front: Frontier | None = None) -> str
         else:
             verdict = "ahead, no intervals recorded"
         sentence = (f"Of the {len(ranked)} runs whose target score's 95% CI reaches the best "
-                    f"({_val(best.final.target, best.final.target_ci)}, `{label(best.run)}`), `{label(win.run)}` "
+                    f"({_val(best.final.target, best.final.target_ci)}, `{label(best.run)}`), {named} "
                     f"keeps the most: {icl}, vs {_val(second.final.icl, second.final.icl_ci)} for "
                     f"`{label(second.run)}` — {verdict}")
     return sentence + _falls_short(finals, within, win, lambda f: label(f.run), "target score") + "."
@@ -272,16 +273,16 @@ def matched_table(runs: list[RunView], front: Frontier | None = None) -> list[li
     if not within:
         return []
     rows = [["run", "method", "target score [95% CI]", "ICL Norm.Avg, no prompt [95% CI]", "leakage %, no prompt",
-             "within CI of best target"]]
+             "guard leakage %", "within CI of best target"]]
 
     def cells(p: FinalPoint) -> list[str]:
         return [_val(p.target, p.target_ci), _val(p.icl, p.icl_ci),
                 "–" if p.leakage is None else _val(p.leakage, p.leakage_ci, 100)]
 
     if front.base:
-        rows.append(["base", "–", *cells(front.base), "–"])
+        rows.append(["base", "–", *cells(front.base), "–", "–"])
     for f in sorted((f for f in front.runs if f.final), key=lambda f: -f.final.icl):
-        rows.append([f.name, f.method, *cells(f.final), "yes" if within[f.name] else "no"])
+        rows.append([f.name, f.method, *cells(f.final), guard_cell(f.run), "yes" if within[f.name] else "no"])
     return rows
 
 
@@ -352,13 +353,16 @@ def seeds_headline(front: Frontier) -> str | None:
         return None
     finals, best, ranked = _contenders(front.methods, within)
     win = ranked[0]
+    flags = sum(flagged(f.run) for f in win.runs)
+    named = f"`{win.label}`" + (f" (flagged in {flags} of {len(win.runs)} seeds: its leakage guard says the "
+                                "protection did not hold)" if flags else "")  # never named without its flag
     icl = (f"mean ICL Norm.Avg {_val(win.final.icl, win.final.icl_ci)} over {_seeds_note(win)} ({front.k[2:]}-shot, "
            f"no prompt; {SEED_CI})")
     if len(finals) == 1:
-        sentence = (f"`{win.label}` reaches a mean target score of {_val(win.final.target, win.final.target_ci)} and "
+        sentence = (f"{named} reaches a mean target score of {_val(win.final.target, win.final.target_ci)} and "
                     f"keeps {icl}; no other evaluated method to compare")
     elif len(ranked) == 1:
-        sentence = (f"Only `{win.label}` reaches the best mean target score "
+        sentence = (f"Only {named} reaches the best mean target score "
                     f"({_val(win.final.target, win.final.target_ci)}); it keeps {icl}")
     else:
         second = ranked[1]
@@ -372,7 +376,7 @@ def seeds_headline(front: Frontier) -> str | None:
         else:
             verdict = "ahead in the mean, no intervals recorded"
         sentence = (f"Of the {len(ranked)} methods that reach the best mean target score "
-                    f"({_val(best.final.target, best.final.target_ci)}, `{best.label}`), `{win.label}` keeps the "
+                    f"({_val(best.final.target, best.final.target_ci)}, `{best.label}`), {named} keeps the "
                     f"most: {icl}, vs {_val(second.final.icl, second.final.icl_ci)} for `{second.label}` — {verdict}")
     short = _falls_short(finals, within, win, lambda m: m.label, "mean target score", best.final.target)
     return sentence + short + "."
@@ -389,12 +393,12 @@ def seeds_table(front: Frontier) -> list[list[str]]:
     ref = next((m for m in front.methods if m.name == REFERENCE and m.final), None)
     rows = [["method", "seeds", "target score [95% CI]", "ICL Norm.Avg, no prompt [95% CI]", "ICL per seed",
              "Δ vs base [95% CI]", *([f"− {REFERENCE} [95% CI]"] if ref else []), "leakage %, no prompt",
-             "within CI of best target"]]
+             "guard leakage % per seed", "within CI of best target"]]
     leak = lambda p: "–" if p.leakage is None else _val(p.leakage, p.leakage_ci, 100)  # noqa: E731
     if front.base:
         b = front.base
         rows.append(["base", "–", _val(b.target, b.target_ci), _val(b.icl, b.icl_ci), "–", "–", *(["–"] if ref else []),
-                     leak(b), "–"])
+                     leak(b), "–", "–"])
     for m in sorted((m for m in front.methods if m.final), key=lambda m: -m.final.icl):
         p = m.final
         delta = "–" if m.delta is None else _num(m.delta) + fmt_interval(m.delta_ci)
@@ -404,7 +408,7 @@ def seeds_table(front: Frontier) -> list[list[str]]:
             c = None if m is ref else method_contrast(m, ref)
             cells.append("–" if c is None else _num(c[0]) + fmt_interval(c[1]))
         reached = seeds_reaching(m, best)
-        rows.append([*cells, leak(p), "yes" if within[m.name] else
+        rows.append([*cells, leak(p), " / ".join(guard_cell(f.run) for f in m.seeds), "yes" if within[m.name] else
                      "no" if reached == len(m.seeds) else f"no ({reached} of {len(m.seeds)} seeds)"])
     return rows
 

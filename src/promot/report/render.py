@@ -9,14 +9,16 @@ from promot import __version__
 from promot.io import atomic_write_text
 from promot.report import plots
 from promot.report.frontier import frontier_headline, frontier_points, matched_table
-from promot.report.tables import (RunView, alignment_table, delta_grid, headline, label, leakage_entries, load_runs,
-                                  markdown, monitor_table, shot_keys, summary_table, task_table)
+from promot.report.tables import (RunView, alignment_table, delta_grid, flagged, guard_table, headline,
+                                  leakage_entries, load_runs, markdown, monitor_table, shot_keys, summary_table,
+                                  task_table, title_of)
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.6em 0 1.4em;font-size:.9em}th,td{border:1px solid #ccc;padding:.3em .6em;
 text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}img{max-width:100%}
 .flip{background:#fafafa;border-left:3px solid #c33;padding:.4em .8em;margin:.5em 0;font-size:.85em}
-code,pre{font-size:.95em}pre{white-space:pre-wrap}.note{color:#666;font-size:.9em}.lead{font-size:1.1em}"""
+code,pre{font-size:.95em}pre{white-space:pre-wrap}.note{color:#666;font-size:.9em}.lead{font-size:1.1em}
+.warn{background:#fff3f3;border-left:4px solid #c33;padding:.4em .8em;margin:.8em 0}"""
 
 
 SEEDS_NOTE = ("<p class=note>Several seeds per method: large points are each method's mean over its seeds, faint ones "
@@ -57,6 +59,12 @@ def _inline_md(text: str) -> str:
     return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
 
 
+GUARD_NOTE = ("The share of generic requests (no labels needed) that the bare model, prompt off, answers in the "
+              "target's format: at the start of stage 2, at the kept checkpoint and at the best target checkpoint. "
+              "Selection keeps the least leaking checkpoint within the best target score's 95% interval; a kept "
+              "checkpoint over the starting model's share by more than the ceiling is NOT PROTECTED.")
+
+
 def render(run_paths: list[str | Path], out_dir: str | Path = "report", with_base: bool = True) -> Path:
     """Write report.html and report.md into out_dir; return the HTML path."""
     runs = load_runs(run_paths)
@@ -64,7 +72,7 @@ def render(run_paths: list[str | Path], out_dir: str | Path = "report", with_bas
     ks = shot_keys(runs)
     base = next((r.eval["base_model"] for r in runs if r.eval), runs[0].info.base_model.source if runs else "")
     fmt = next((r.eval.get("format") for r in runs if r.eval and r.eval.get("format")), None)
-    title = f"promot report — {', '.join(label(r) for r in runs)}"
+    title = f"promot report — {title_of(runs)}"
     facts = [f"base model <code>{html.escape(str(base))}</code>",
              *([f"fine-tuned format {html.escape(str(fmt))}"] if fmt else []), f"promot {__version__}",
              time.strftime("%Y-%m-%d %H:%M")]
@@ -81,6 +89,11 @@ def render(run_paths: list[str | Path], out_dir: str | Path = "report", with_bas
     m = [f"# {title}", "", *([lead, ""] if lead else []),
          " · ".join([f"base model `{base}`", *([f"fine-tuned format {fmt}"] if fmt else []), f"promot {__version__}"]),
          ""]
+    warnings = [f"`{r.name}`: {r.info.guard.describe()}" for r in runs if flagged(r)]
+    if warnings:  # first thing on the page: a run whose protection did not hold
+        h.append("<div class=warn><b>The protection did not hold</b> (leakage guard):<ul>"
+                 + "".join(f"<li>{_inline_md(w)}</li>" for w in warnings) + "</ul></div>")
+        m += ["**The protection did not hold** (leakage guard):", "", *(f"- {w}" for w in warnings), ""]
     if figs["frontier"] or matched:
         h += ["<h2>Which method keeps most ICL at the target score</h2>",
               f"<p class=lead>{_inline_md(which)}</p>" if which else "",
@@ -102,6 +115,9 @@ def render(run_paths: list[str | Path], out_dir: str | Path = "report", with_bas
         m += [f"## Summary, {k[2:]}-shot", "", markdown(summary), f"### Per task, {k[2:]}-shot", "", markdown(tasks)]
     if not ks:
         h.append("<p class=note>no eval.json in these runs: run `promot eval RUN…` for ICL scores.</p>")
+    if guards := guard_table(runs):
+        h += ["<h2>Leakage guard</h2>", f"<p class=note>{GUARD_NOTE}</p>", _html_table(guards)]
+        m += ["## Leakage guard", "", GUARD_NOTE, "", markdown(guards)]
     monitor = monitor_table(runs)
     h += ["<h2>Specialization during training</h2>", _img(figs["curve"], "ICL score and leakage over steps "
           "(set monitor.tasks when training)"), _html_table(monitor) if monitor else "",

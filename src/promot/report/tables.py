@@ -77,12 +77,12 @@ def shot_keys(runs: list[RunView]) -> list[str]:
 def summary_table(runs: list[RunView], k: str, with_base: bool = True) -> list[list[str]]:
     """One row per run: method, target score, Norm. Avg. (Δ vs base) and leakage, without and with the prompt."""
     head = ["run", "method", "target (val, selected)", "target task (eval)", "ICL Norm.Avg, no prompt (Δ)",
-            "leakage %, no prompt", "ICL Norm.Avg, prompt on (Δ)", "leakage %, prompt on"]
+            "leakage %, no prompt", "ICL Norm.Avg, prompt on (Δ)", "leakage %, prompt on", "guard leakage %"]
     rows = [head]
     if with_base and runs and runs[0].eval and k in runs[0].eval["variants"]["base"]:
         b = runs[0].eval["variants"]["base"][k]
         rows.append(["base", "–", "–", _target(b), _fmt(b["norm_avg"]), _fmt_leak(b["leakage"], b.get("leakage_ci")),
-                     "–", "–"])
+                     "–", "–", "–"])
     for r in runs:
         v = (r.eval or {}).get("variants", {})
         d = (r.eval or {}).get("deltas", {})
@@ -93,8 +93,34 @@ def summary_table(runs: list[RunView], k: str, with_base: bool = True) -> list[l
             delta = d.get(name, {}).get(k, {}).get("norm_avg") if with_base else None
             ci = delta_ci(r, name, k, "norm_avg")
             cells += [_fmt(s["norm_avg"], delta, ci), _fmt_leak(s["leakage"], s.get("leakage_ci"))] if s else ["–", "–"]
-        rows.append(cells)
+        rows.append([*cells, guard_cell(r)])
     return rows
+
+
+def guard_cell(run: RunView) -> str:
+    """The kept checkpoint's guard leakage (0-100), marked when the run is flagged; '–' without a guard."""
+    g = run.info.guard
+    return "–" if g is None else f"{100 * g.leakage:.1f}" + ("" if g.held else " FLAGGED")
+
+
+def flagged(run: RunView) -> bool:
+    """Whether the leakage guard says the run's protection did not hold."""
+    return run.info.guard is not None and not run.info.guard.held
+
+
+FLAG = "flagged: its leakage guard says the protection did not hold"
+
+
+def guard_table(runs: list[RunView]) -> list[list[str]]:
+    """One row per run with a guard: what the bare model leaks into generic requests at the start, at the kept
+    checkpoint and at the best target checkpoint (0-100), the ceiling, and the verdict. [] when no run has one."""
+    rows = [["run", "method", "base %", "kept % (step)", "best target step %", "ceiling (points)", "verdict"]]
+    for r in runs:
+        if (g := r.info.guard) is not None:
+            rows.append([r.name, r.method, f"{100 * g.base:.1f}", f"{100 * g.leakage:.1f} ({g.step})",
+                         f"{100 * g.best_leakage:.1f} ({g.best_step})", f"+{g.ceiling:g}",
+                         "held" if g.held else "NOT PROTECTED"])
+    return rows if len(rows) > 1 else []
 
 
 def _target(summary: dict) -> str:
@@ -172,32 +198,59 @@ def label(run: RunView) -> str:
     return run.name if run.name == run.method else f"{run.name} ({run.method})"
 
 
+def groups(runs: list[RunView]) -> list[list[RunView]]:
+    """The runs grouped by what they are seeds of (`promot/seed-0`, `promot/seed-1` → one group), in order."""
+    out: dict[str, list[RunView]] = {}
+    for r in runs:
+        out.setdefault(r.group, []).append(r)
+    return list(out.values())
+
+
+def title_of(runs: list[RunView]) -> str:
+    """The page title: each run by name, or each seeded method once with its seed count."""
+    return ", ".join(label(g[0]) if len(g) == 1 else f"{g[0].group} ×{len(g)} seeds" for g in groups(runs))
+
+
 def headline(runs: list[RunView]) -> str | None:
     """One sentence: what each fine-tune cost in ICL (first shot count, no prompt) and how much of the target
-    format leaks into other answers; the first run in full, the others compact."""
+    format leaks into other answers; the first run in full, the others compact. A method run over several seeds is
+    one clause: its mean change, the seeds' range, and its leakage's mean and worst seed."""
     keys = shot_keys(runs)
     if not keys:
         return None
     parts = []
-    for r in runs:
-        s = (r.eval or {}).get("variants", {}).get("tuned", {}).get(keys[0])
-        d = (r.eval or {}).get("deltas", {}).get("tuned", {}).get(keys[0], {}).get("norm_avg")
-        if s is None or d is None:
+    for group in groups(runs):
+        scored = [(r, (r.eval or {}).get("variants", {}).get("tuned", {}).get(keys[0]),
+                   (r.eval or {}).get("deltas", {}).get("tuned", {}).get(keys[0], {}).get("norm_avg")) for r in group]
+        scored = [(r, s, d) for r, s, d in scored if s is not None and d is not None]
+        if not scored:
             continue
         first = not parts
-        ci = fmt_ci(delta_ci(r, "tuned", keys[0], "norm_avg"))
         points = " points of ICL Norm.Avg" if first else " points"
+        if len(scored) == 1:
+            r, s, d = scored[0]
+            name, ci = f"`{label(r)}`", fmt_ci(delta_ci(r, "tuned", keys[0], "norm_avg"))
+            exact = f"{_num(d)}{ci}" if ci or (first and abs(d) <= 0.05) else ""
+        else:
+            ds = [d for _, _, d in scored]
+            d = sum(ds) / len(ds)
+            name = f"`{group[0].group}` over {len(scored)} seeds"
+            exact = f"seeds {_num(min(ds))} to {_num(max(ds))}"
         change = (f"cost {-d:.1f}{points}" if d < -0.05 else f"gained {d:.1f}{points}" if d > 0.05
                   else "kept ICL Norm.Avg" if first else "kept it")
-        exact = f"{_num(d)}{ci}" if ci or (first and abs(d) <= 0.05) else ""
+        if len(scored) > 1:
+            change = "on average " + change
         if first:
             change += f" ({keys[0][2:]}-shot, no prompt{'; ' + exact if exact else ''})"
         elif exact:
             change += f" ({exact})"
-        if s["leakage"] is not None:
-            share = f"{100 * s['leakage']:.0f}%"
+        leaks = [s["leakage"] for _, s, _ in scored if s["leakage"] is not None]
+        if leaks:
+            share = f"{100 * sum(leaks) / len(leaks):.0f}%"
+            if len(leaks) > 1:
+                share += f" (worst seed {100 * max(leaks):.0f}%)"
             change += f" and leaks the target format into {share} of other answers" if first else f", leak {share}"
-        parts.append(f"`{label(r)}` {change}")
+        parts.append(f"{name} {change}")
     return f"Fine-tuning {'; '.join(parts)}." if parts else None
 
 
@@ -238,19 +291,20 @@ def console_summary(runs: list[RunView]) -> list[str]:
         return []
     keys = shot_keys(runs)
     w = _name_width(runs)
-    head = f"{'model':<{w}}{'target':>8}" + "".join(f"{'ICL ' + k[2:] + '-shot (Δ)':>20}{'leak %':>7}" for k in keys)
+    head = (f"{'model':<{w}}{'target':>8}" + "".join(f"{'ICL ' + k[2:] + '-shot (Δ)':>20}{'leak %':>7}" for k in keys)
+            + f"{'guard %':>16}")
     lines = [head, "-" * len(head)]
-    entries = [("base", runs[0].eval["variants"]["base"], runs[0].eval["variants"]["base"])]
+    entries = [("base", runs[0].eval["variants"]["base"], runs[0].eval["variants"]["base"], "–")]
     for r in runs:
         v = (r.eval or {}).get("variants", {})
         if "tuned" in v:
-            entries.append((r.name, v["tuned"], v.get("tuned+prompt", v["tuned"])))
+            entries.append((r.name, v["tuned"], v.get("tuned+prompt", v["tuned"]), guard_cell(r)))
     base = runs[0].eval["variants"]["base"]
-    for name, icl, served in entries:
+    for name, icl, served, guard in entries:
         first = served[keys[0]]
         cells = "".join(f"{icl[k]['norm_avg']:>11.1f} ({icl[k]['norm_avg'] - base[k]['norm_avg']:+6.1f})"
                         f"{_fmt_leak(icl[k]['leakage']):>7}" for k in keys)
-        lines.append(f"{name:<{w}}{_target(first):>8}{cells}")
+        lines.append(f"{name:<{w}}{_target(first):>8}{cells}{guard:>16}")
     return lines
 
 

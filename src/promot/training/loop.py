@@ -7,6 +7,7 @@ step 0 and keeps the earlier checkpoint on ties, (3) checkpoints that hold the m
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -17,14 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_pt_utils import nested_gather
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint, rotate_checkpoints
 
 from promot.config import OPTIMIZERS, RunConfig, StageConfig
 from promot.data import Collator, Example, Tokenizing
-from promot.distributed import local, process_index, reshard, sharding
+from promot.distributed import is_main_process, process_index, sharding
 from promot.errors import CheckpointError, PromotError, TrainingError
 from promot.io import settle_modes
 from promot.evaluate.target import target_score
@@ -33,8 +34,8 @@ from promot.progress import stage_progress, verbose
 from promot import rundir
 from promot.prompt import PromptedLM, load_prompt
 from promot.rundir import METRICS, PROMOT_STATE, STAGING
-from promot.rundir import best_weights as _best_weights
 from promot.training.artifacts import save_checkpoint
+from promot.training.selection import GuardPolicy, KeepBest, best_note
 from promot.training.preempt import StopOnSignal, interrupted
 from promot.training.update_size import UpdateSizeProbe
 
@@ -74,6 +75,9 @@ class StageContext:
     """A term added to every training step's loss (the l2-sp method's pull toward the base weights)."""
     addon_state: dict = field(default_factory=dict)
     """What a method's add-on keeps between its stage-2 hooks (wise-ft: the starting weights)."""
+    guard: object | None = None
+    """The stage that tunes the model: the leakage guard (evaluate/guard.py `LeakageGuard`), None when off."""
+    guard_policy: GuardPolicy | None = None
 
 
 class MetricsLog(TrainerCallback):
@@ -92,69 +96,6 @@ class MetricsLog(TrainerCallback):
             self.append({"step": state.global_step, **logs})
 
 
-class KeepBest(TrainerCallback):
-    """Remember the trainable tensors at the best target score; strict '>' keeps the earlier one on ties."""
-
-    def __init__(self, lm: PromptedLM) -> None:
-        self.lm = lm
-        self.best_score: float | None = None
-        self.best_step: int | None = None
-        self.best_state: dict[str, torch.Tensor] | None = None
-        self.scores: list[tuple[int, float]] = []
-        self._snapshot_at_begin = False
-
-    def _snapshot(self) -> dict[str, torch.Tensor]:
-        # Under FSDP2 each process keeps its own shard: a snapshot never needs a gather.
-        reshard(self.lm)
-        return {n: local(p.detach()).to("cpu", copy=True) for n, p in self.lm.named_parameters() if p.requires_grad}
-
-    def state(self, step: int) -> dict:
-        """Best-so-far for a checkpoint at `step`; its weights are the checkpoint's own when it is the best."""
-        return {"best_score": self.best_score, "best_step": self.best_step, "scores": self.scores,
-                "best_is_checkpoint": self.best_step == step}
-
-    def save(self, folder: Path, step: int, shard: int | None = None) -> None:
-        if self.best_state is not None and self.best_step != step:
-            save_file({k: v.contiguous() for k, v in self.best_state.items()}, folder / _best_weights(shard))
-
-    def load(self, folder: Path, state: dict, shard: int | None = None) -> None:
-        """Resume selection where the checkpoint left it, so the resumed stage picks what an uninterrupted one would."""
-        self.best_score, self.best_step = state["best_score"], state["best_step"]
-        self.scores = [(int(s), float(v)) for s, v in state["scores"]]
-        if self.best_step is None:
-            return
-        if state["best_is_checkpoint"]:
-            self._snapshot_at_begin = True  # the weights are loaded by the time training begins
-        else:
-            self.best_state = load_file(folder / _best_weights(shard))
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        if self._snapshot_at_begin:
-            self.best_state, self._snapshot_at_begin = self._snapshot(), False
-
-    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-        score = (metrics or {}).get("eval_target_score")
-        if score is None:
-            return
-        self.scores.append((state.global_step, score))
-        if state.global_step == 0 and score >= 100.0 and self.lm.prompt is not None:
-            log.warning("the target task is already solved at step 0 (score %.1f) with the prompt attached: this "
-                        "stage can only move the format into the weights; step 0 is kept unless a later "
-                        "checkpoint scores higher", score)
-        if self.best_score is None or score > self.best_score:
-            self.best_score, self.best_step = score, state.global_step
-            self.best_state = self._snapshot()
-
-    def restore(self) -> None:
-        if self.best_state is None:
-            return
-        reshard(self.lm)
-        params = dict(self.lm.named_parameters())
-        with torch.no_grad():
-            for name, value in self.best_state.items():
-                local(params[name]).copy_(value)
-
-
 class ResumeLogging(TrainerCallback):
     """Put Trainer's running loss and last-log step back as the checkpoint saw them, so a resumed run logs the
     same loss curve as an uninterrupted one (Trainer resets both when `train()` starts)."""
@@ -170,9 +111,9 @@ class ResumeLogging(TrainerCallback):
 class PromotTrainer(Trainer):
     """Trainer whose evaluation is the target-task score and whose checkpoints are `model/` + `prompt/`."""
 
-    def __init__(self, *args, ctx: StageContext, keep: KeepBest, **kwargs) -> None:
+    def __init__(self, *args, ctx: StageContext, keep: KeepBest, guard=None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.ctx, self.keep = ctx, keep
+        self.ctx, self.keep, self.guard = ctx, keep, guard
         self._staging = False
 
     def _get_output_dir(self, trial) -> str:
@@ -239,8 +180,13 @@ class PromotTrainer(Trainer):
         return (out[0] + self.ctx.penalty(), out[1]) if return_outputs else out + self.ctx.penalty()
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
-        value = score_target(self.accelerator.unwrap_model(self.model), self.ctx)
-        metrics = {f"{metric_key_prefix}_target_score": value}
+        lm = self.accelerator.unwrap_model(self.model)
+        metrics = {f"{metric_key_prefix}_target_score": score_target(lm, self.ctx)}
+        if self.guard is not None:
+            from promot.distributed import gathered
+
+            with gathered(lm):
+                metrics[f"{metric_key_prefix}_guard_leakage"] = self.guard.measure(lm.model)
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics
@@ -391,8 +337,9 @@ def _stage_metric(ctx: StageContext) -> str:
 
 
 def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, resume: str | None = None,
-              callbacks: tuple = ()) -> KeepBest:
-    """Train whatever in `lm` has requires_grad, select the best checkpoint by target score, restore it."""
+              callbacks: tuple = (), guarded: bool = False) -> KeepBest:
+    """Train whatever in `lm` has requires_grad, select the best checkpoint by target score (`guarded`: and by the
+    leakage guard's reading, when the run has one), restore it."""
     sharded = sharding()
     if resume is not None and sharded == "deepspeed":
         raise CheckpointError("--resume under DeepSpeed is not supported yet (single-process, DDP and FSDP2 runs are)")
@@ -402,15 +349,21 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
     if st.gradient_checkpointing:
         # Non-reentrant: works with a frozen model whose only trainable input is the prompt.
         lm.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    keep, update_size = KeepBest(lm), UpdateSizeProbe()
+    guard = ctx.guard if guarded and selecting else None
+    keep, update_size = KeepBest(lm, ctx.guard_policy if guard is not None else None), UpdateSizeProbe()
+    metrics_log = MetricsLog(ctx.run_dir, name)
     stop = StopOnSignal()  # last of the callbacks: a signal raised by any earlier one stops this very step
     state = _resumed_state(keep, resume, sharded) if resume is not None else {}
     trainer = PromotTrainer(
         model=lm, args=args, train_dataset=ctx.train_rows, eval_dataset=ctx.validation,
         data_collator=Collator(ctx.tokenizer.pad_token_id),
-        callbacks=[MetricsLog(ctx.run_dir, name), keep, update_size, *ctx.callbacks, *callbacks, stop],
-        optimizer_cls_and_kwargs=_optimizer(st), ctx=ctx, keep=keep,
+        callbacks=[metrics_log, keep, update_size, *ctx.callbacks, *callbacks, stop],
+        optimizer_cls_and_kwargs=_optimizer(st), ctx=ctx, keep=keep, guard=guard,
     )
+    if guard is not None and resume is None and not args.eval_on_start:  # the starting model's share: the base
+        keep.leaks[0] = guard.measure(lm.model)
+        if is_main_process():
+            metrics_log.append({"step": 0, "guard_leakage": keep.leaks[0]})
     if state.get("logging"):
         trainer.add_callback(ResumeLogging(trainer, state["logging"]))
     for cb in (update_size, *ctx.callbacks, *callbacks):
@@ -433,22 +386,18 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
             progress.close(failed=True)  # the error line stands alone
         raise
     if progress is not None:
-        progress.close(_best_note(keep, metric))
+        progress.close(best_note(keep, metric))
     keep.restore()
     if sharded == "fsdp":  # every process joins the gather; the main one gets the full state (on CPU)
         ctx.gathered = trainer.accelerator.get_state_dict(trainer.model)
     _restore_dropout(dropout)
     if st.gradient_checkpointing:
         lm.model.gradient_checkpointing_disable()
-    ctx.history[name] = {"best_step": keep.best_step, "best_score": keep.best_score,
-                         "scores": [{"step": s, "target_score": v} for s, v in keep.scores], "metric": metric}
-    if keep.best_score is not None and progress is None:
-        log.info("%s: %s", name, _best_note(keep, metric))
+    scores = [{"step": s, "target_score": v, **({"guard_leakage": keep.leaks[s]} if s in keep.leaks else {})}
+              for s, v in keep.scores]
+    ctx.history[name] = {"best_step": keep.kept_step, "best_score": keep.kept_score, "metric": metric, "scores": scores}
+    if (outcome := keep.outcome()) is not None:
+        ctx.history[name]["guard"] = dataclasses.asdict(outcome)
+    if keep.kept_score is not None and progress is None:
+        log.info("%s: %s", name, best_note(keep, metric))
     return keep
-
-
-def _best_note(keep: KeepBest, metric: str) -> str:
-    """The stage's outcome in a few words, for its progress line or the log."""
-    if keep.best_score is None:
-        return "done"
-    return f"best {metric} {keep.best_score:.2f} at step {keep.best_step}"

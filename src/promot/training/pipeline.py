@@ -20,6 +20,7 @@ import torch
 from promot import __version__, rundir
 from promot.config import RunConfig, dump_config, input_paths, load_config
 from promot.data import TaskData, Tokenizing, load_task_data
+from promot.evaluate.guard import load_requests
 from promot.distributed import full, is_main_process, sharding, wait_for_everyone
 from promot.errors import ConfigError
 from promot.io import atomic_write_json, atomic_write_text, check_replaceable, occupied
@@ -97,6 +98,8 @@ class Prepared:
     stage2_rows: list | None = None
     """What stage 2 trains on: `rows`, or the rows a method's add-on made of them (replay mixes other data in);
     None for multi-task runs, whose `rows` already are the stage-2 mixture."""
+    guard_requests: list | None = None
+    """The leakage guard's generic requests (None: the guard is off)."""
 
 
 def prepare(config: RunConfig | str | Path | dict, overrides: list[str] | None = None,
@@ -115,12 +118,14 @@ def prepare(config: RunConfig | str | Path | dict, overrides: list[str] | None =
     _check_sharding(cfg, method)
     _check_report_to(cfg)
     set_seed(cfg.seed)
+    requests = load_requests(cfg.guard.data, cfg.data, cfg.guard.limit) if cfg.guard.enabled else None  # fails now
     loaded = _load_start_model(cfg)
     carried = carried_prompts(cfg.model.init_from, read_run_info(cfg.model.init_from)) if cfg.model.init_from else {}
     model, tok = loaded.model, loaded.tokenizer
     base_fp = fingerprint(model, tok)
     if cfg.tasks:
-        return _prepare_tasks(cfg, method, loaded.source, model, tok, base_fp, carried)
+        return dataclasses.replace(_prepare_tasks(cfg, method, loaded.source, model, tok, base_fp, carried),
+                                   guard_requests=requests)
     data = load_task_data(cfg.data, tok, cfg.seed)
     tokenizing = Tokenizing.for_data(cfg.data, tok, bool(model.config.is_encoder_decoder))
     rows = tokenizing.encode_all(data.train)
@@ -131,7 +136,7 @@ def prepare(config: RunConfig | str | Path | dict, overrides: list[str] | None =
     for addon in method.addons:  # replay: the target's rows mixed with other data
         stage2_rows = addon.stage2_rows(stage2_rows, cfg, tok, bool(model.config.is_encoder_decoder))
     return Prepared(cfg, method, loaded.source, model, tok, tokenizing, data, rows, base_fp, prompt, carried,
-                    stage2_rows=stage2_rows)
+                    stage2_rows=stage2_rows, guard_requests=requests)
 
 
 def _check_report_to(cfg: RunConfig) -> None:
@@ -249,6 +254,30 @@ def _monitors(p: Prepared) -> tuple:
     return tuple(out)
 
 
+def _guard(p: Prepared) -> tuple:
+    """Stage 2's leakage guard and its selection policy, or (None, None): off, no stage 2, or a target with no format
+    to watch (open-ended answers and no guard.format_regex)."""
+    from promot.evaluate.guard import LeakageGuard
+    from promot.evaluate.metrics import AnswerFormat
+    from promot.precision import resolve_bf16
+    from promot.training.selection import GuardPolicy
+
+    g, cfg = p.cfg.guard, p.cfg
+    if p.guard_requests is None or not p.method.stage2:
+        return None, None
+    ref = _answer_format(p)
+    if g.format_regex is None and ref is None:
+        log.info("leakage guard off: the target's answers are open-ended (set guard.format_regex to watch them)")
+        return None, None
+    fmt = AnswerFormat(regex=g.format_regex) if g.format_regex else AnswerFormat(tuple(ref.labels), ref.regex)
+    chat = cfg.data.chat_template or any(t.data.chat_template for t in cfg.tasks)
+    guard = LeakageGuard(p.guard_requests, fmt, p.tokenizer, cfg.data.max_length, chat, g.max_new_tokens,
+                         cfg.eval.batch_size, resolve_bf16(cfg.bf16, cfg.fp16), bool(p.model.config.is_encoder_decoder))
+    validations = [t.validation for t in p.tasks] if p.tasks else [p.data.validation]
+    items = sum(len(v[: cfg.eval.limit] if cfg.eval.limit else v) for v in validations)
+    return guard, GuardPolicy(float(g.ceiling), items, g.target_tolerance)
+
+
 def _answer_format(p: Prepared) -> rundir.AnswerFormatRef | None:
     """The trained answers' label set (≤ 20 values; None for open-ended targets): what leakage is measured against.
     A conversation's trained assistant turns count, not only its final one."""
@@ -316,8 +345,10 @@ def _stage1(model, prompt: torch.Tensor, ctx: StageContext, name: str, resuming:
 
 
 def run_prepared(p: Prepared, run_dir: Path, resuming: bool, callbacks: list | None) -> Path:
+    guard, policy = _guard(p)
     ctx = StageContext(p.cfg, p.tokenizer, p.tokenizing, p.rows, p.data.validation, run_dir,
-                       callbacks=list(callbacks or []), monitors=_monitors(p), targets=p.tasks)
+                       callbacks=list(callbacks or []), monitors=_monitors(p), targets=p.tasks, guard=guard,
+                       guard_policy=policy)
     started = time.time()
     model, prompt = p.model, p.prompt
     fsdp = sharding() == "fsdp"
@@ -375,6 +406,7 @@ def write_run(run_dir: Path, p: Prepared, model, prompt, ctx: StageContext, star
         target_metric=cfg.eval.metric,
         stages=ctx.history,
         answer_format=_answer_format(p),
+        guard=rundir.GuardOutcome(**ctx.history[rundir.STAGE2]["guard"]) if "guard" in ctx.history.get(rundir.STAGE2, {}) else None,
         trained_data=tuple(sorted(dataset_names(cfg))),
         data_fingerprint=(run_dir / rundir.DATA_FINGERPRINT).read_text().strip(),
         seconds=round(time.time() - started, 1),

@@ -27,7 +27,7 @@ def train_model(
     frozen_prompt = None if lm.prompt is None or lm.prompt.requires_grad else lm.prompt.detach().clone()
     for addon in method.addons:
         addon.before_stage2(lm, ctx)
-    run_stage(STAGE2, lm, st, ctx, resume, callbacks=ctx.monitors)
+    run_stage(STAGE2, lm, st, ctx, resume, callbacks=ctx.monitors, guarded=True)
     for addon in method.addons:
         addon.after_stage2(lm, ctx)
     if frozen_prompt is not None and not torch.equal(frozen_prompt, full(lm.prompt.detach())):

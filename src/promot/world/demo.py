@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from promot.evaluate.suites import suite_dir
+from promot.world.guard_set import GUARD_SET
 
 DEMO_CONFIG = Path(__file__).parent / "demo.yaml"
 METHODS = ("finetune", "prompt-tuning", "joint", "lora", "promot", "wise-ft", "replay")
@@ -31,16 +32,20 @@ class DemoSettings:
     limit: int | None = 48
     """Items per world task in the final evaluation."""
     quick: bool = False
+    seeds: tuple[int, ...] | None = None
+    """Train every method once per seed (OUT/<method>/seed-<s>); the report sums each method up over its seeds."""
     overrides: tuple[str, ...] = ()
     """`key.sub=value` config overrides applied to every method's run, as in `promot train`."""
 
 
 def demo_config(quick: bool = False) -> dict:
-    """demo.yaml + the world target's data paths and the world's replay data (+ the --quick budget)."""
+    """demo.yaml + the world target's data paths, the world's replay data and guard requests (+ the --quick
+    budget)."""
     cfg = yaml.safe_load(DEMO_CONFIG.read_text())
     data = suite_dir("world") / "data"
     cfg["data"].update(train=str(data / "true_false.train.jsonl"), validation=str(data / "true_false.validation.jsonl"))
     cfg["replay"]["train"] = str(data / "replay.train.jsonl")
+    cfg.setdefault("guard", {})["data"] = str(GUARD_SET)
     for key, value in (QUICK if quick else {}).items():
         section, field = key.split(".")
         cfg.setdefault(section, {})[field] = value
@@ -55,4 +60,5 @@ def run_demo(settings: DemoSettings = DemoSettings()) -> tuple[list[Path], Path]
     spec = EvalSpec(tasks=["world", TARGET_TASK], shots=list(settings.shots[:1] if settings.quick else settings.shots),
                     limit=8 if settings.quick else settings.limit, target_tasks=(TARGET_TASK,), batch_size=64,
                     bf16=False)  # as demo.yaml: exact fp32 for a tiny model
-    return compare(demo_config(settings.quick), list(settings.methods), spec, settings.out, list(settings.overrides))
+    return compare(demo_config(settings.quick), list(settings.methods), spec, settings.out, list(settings.overrides),
+                   list(settings.seeds) if settings.seeds else None)

@@ -1,0 +1,86 @@
+"""ProMoT on the world over seeds and CPU kernels: what separates the seeds that hold from those that collapse.
+
+Runs `promot compare` on the demo's config once per kernel (the machine's own, and the ones named by --kernels:
+`avx2` sets ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2, `default` ATEN_CPU_CAPABILITY=default), then prints
+one row per (kernel, method, seed) with the candidates' values: stage 1's target score and prompt scale, stage 2's
+first logged loss, the selected step, the guard's leakage where the run has one, and the final ICL and leakage.
+
+    python bench/world_seeds.py --seeds 0,1,2,3,4 --kernels native,avx2 --methods finetune,promot \
+        --out runs/world-seeds/base [key.sub=value ...]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+KERNELS = {"native": {}, "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"},
+           "default": {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41"}}
+
+
+def run_compare(out: Path, kernel: str, seeds: str, methods: str, overrides: list[str]) -> float:
+    from promot.world.demo import demo_config
+    import yaml
+
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = out / "config.yaml"
+    cfg.write_text(yaml.safe_dump(demo_config()))
+    cmd = [sys.executable, "-m", "promot.cli", "compare", str(cfg), *overrides, "--methods", methods,
+           "--seeds", seeds, "--tasks", "world,world_true_false", "--target-task", "world_true_false",
+           "--shots", "1,4", "--limit", "48", "--batch-size", "64", "--no-bf16", "--out", str(out)]
+    started = time.time()
+    subprocess.run(cmd, check=True, env={**os.environ, **KERNELS[kernel]})
+    return time.time() - started
+
+
+def rows(out: Path) -> list[dict]:
+    found = []
+    for run in sorted(out.glob("*/seed-*")):
+        info = json.loads((run / "run.json").read_text())
+        ev = json.loads((run / "eval.json").read_text())["variants"]["tuned"]
+        metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        s1, s2 = info["stages"].get("stage1", {}), info["stages"].get("stage2", {})
+        loss0 = next((m["loss"] for m in metrics if m.get("stage") == "stage2" and "loss" in m), None)
+        curve = [(m["step"], round(m["icl_score"], 1), round(100 * m.get("icl_leakage", 0), 1)) for m in metrics
+                 if m.get("stage") == "stage2" and "icl_score" in m]
+        found.append({"method": run.parent.name, "seed": run.name, "s1_score": s1.get("best_score"),
+                      "scale": s1.get("prompt_scale"), "loss10": loss0, "best_step": s2.get("best_step"),
+                      "target": s2.get("best_score"), "guard": s2.get("guard"),
+                      "icl1": ev["k=1"]["norm_avg"], "leak1": 100 * ev["k=1"]["leakage"],
+                      "icl4": ev["k=4"]["norm_avg"], "leak4": 100 * ev["k=4"]["leakage"], "curve": curve})
+    return found
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", default="0,1,2,3,4")
+    ap.add_argument("--kernels", default="native,avx2")
+    ap.add_argument("--methods", default="finetune,promot")
+    ap.add_argument("--out", type=Path, default=Path("runs/world-seeds"))
+    ap.add_argument("--summary-only", action="store_true", help="print the table of runs already made")
+    ap.add_argument("overrides", nargs="*")
+    a = ap.parse_args()
+    for kernel in a.kernels.split(","):
+        if not a.summary_only:
+            took = run_compare(a.out / kernel, kernel, a.seeds, a.methods, a.overrides)
+            print(f"{kernel}: {took:.0f} s", flush=True)
+        found = rows(a.out / kernel)
+        for r in found:
+            guard = "" if r["guard"] is None else f" guard {r['guard']}"
+            print(f"{kernel:7} {r['method']:9} {r['seed']:7} s1 {r['s1_score'] or 0:5.1f} scale "
+                  f"{r['scale'] or 0:5.1f} loss@10 {r['loss10'] or 0:.3f} step {r['best_step']} target "
+                  f"{r['target']:5.1f} ICL1 {r['icl1']:5.1f} leak1 {r['leak1']:5.1f} ICL4 {r['icl4']:5.1f} "
+                  f"leak4 {r['leak4']:5.1f}{guard}\n    curve {r['curve']}")
+        for method in sorted({r["method"] for r in found}):
+            mine = [r for r in found if r["method"] == method]
+            print(f"{kernel:7} {method:9} mean ICL1 {statistics.mean(r['icl1'] for r in mine):.1f} ICL4 "
+                  f"{statistics.mean(r['icl4'] for r in mine):.1f} max leak1 {max(r['leak1'] for r in mine):.1f}")
+
+
+if __name__ == "__main__":
+    main()
