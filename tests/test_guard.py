@@ -264,6 +264,8 @@ def test_plain_fine_tuning_is_guarded_too_and_its_start_is_measured_before_train
     assert record.stages["stage2"]["best_step"] == 2 and record.stages["stage2"]["best_score"] == 65.0
     metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert {"stage": "stage2", "step": 0, "guard_leakage": 0.02} in metrics
+    timing = metrics[-1]  # what the guard adds to the stage, for its cost
+    assert timing["stage"] == "stage2" and 0 <= timing["guard_seconds"] <= timing["stage_seconds"]
 
 
 def test_a_run_without_the_guard_selects_on_the_target_alone(tiny_dirs, task_files, tmp_path, monkeypatch):
@@ -290,7 +292,7 @@ def _tiny_requests(tmp_path):
     ({"ceiling": -1}, "guard.ceiling must be in [0, 100] points, got -1"),
     ({"target_tolerance": "wide"}, "guard.target_tolerance must be a finite number, got 'wide'"),
     ({"target_tolerance": -3}, "guard.target_tolerance must be in [0, 100] points or null, got -3"),
-    ({"max_new_tokens": 0}, "guard.max_new_tokens must be a positive integer, got 0"),
+    ({"max_new_tokens": 0}, "guard.max_new_tokens must be a positive integer or null, got 0"),
 ])
 def test_bad_guard_settings_are_one_line_exit_2_and_nothing_written(tiny_dirs, task_files, tmp_path, capsys,
                                                                     guard, error):
@@ -347,3 +349,20 @@ def test_the_seed_headline_says_how_many_seeds_of_the_winner_are_flagged(tmp_pat
     text = frontier_headline(load_runs([*ft, *pm]))
     assert "`promot` (flagged in 1 of 3 seeds: its leakage guard says the protection did not hold) keeps the most" \
         in text
+
+
+def test_wise_ft_keeps_the_least_leaking_alpha_near_the_best_and_its_verdict_is_on_that_model(
+        tiny_dirs, task_files, tmp_path, monkeypatch):
+    """The guard reads every α too; the run's verdict is on the interpolated model it saves."""
+    import promot.api
+
+    _fake_guard(monkeypatch, [0.0, 0.1, 0.1, 0.0, 0.3, 0.2], [50.0, 60.0, 70.0, 10.0, 95.0, 100.0])
+    cfg = run_config(tiny_dirs["llama"], task_files, tmp_path / "run", method="wise-ft",
+                     stage2={"steps": 2, "lr": 1e-3, "batch_size": 8, "eval_every": 1},
+                     wise_ft={"alphas": [0.0, 0.5, 1.0], "tolerance": 10.0}, guard={"target_tolerance": 0})
+    record = read_run_info(promot.api.train(cfg))
+    assert record.stages["stage2"]["best_step"] == 2 and record.stages["wise-ft"]["best_alpha"] == 1.0
+    assert [s["guard_leakage"] for s in record.stages["wise-ft"]["scores"]] == [0.0, 0.3, 0.2]
+    g = record.guard
+    assert (g.alpha, g.step, g.leakage, g.held) == (1.0, 2, 0.2, False)
+    assert "20.0% at α 1 of step 2" in g.describe()

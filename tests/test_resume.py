@@ -49,7 +49,7 @@ def _tensors(run: Path) -> dict:
 def _curve(run: Path) -> list[dict]:
     """Every per-step log (loss, lr, grad norm, scores, alignment), not the end-of-stage timings."""
     rows = [json.loads(r) for r in (run / "metrics.jsonl").read_text().splitlines()]
-    return [r for r in rows if "train_runtime" not in r]
+    return [r for r in rows if "train_runtime" not in r and "stage_seconds" not in r]
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import yaml
 
 from promot.cli import main
 from promot.evaluate.suites import suite_dir
+from promot.rundir import read_run_info
 from promot.world.export import export_suite
 from promot.world.pretrain import EpisodeDataset, PretrainConfig, pretrain
 from promot.world.tasks import ICL_TASKS, TARGET_TASKS, episode, render
@@ -125,6 +126,9 @@ def test_demo_shows_the_effect(tmp_path):
     assert ev["finetune"]["tuned"]["k=4"]["norm_avg"] < 0.5 * base
     assert ev["promot"]["tuned"]["k=4"]["leakage"] <= 0.02
     assert ev["promot"]["tuned"]["k=4"]["norm_avg"] >= 0.85 * base  # measured 0.898 (docs/RESULTS.md)
+    guards = {r.name: read_run_info(r).guard for r in runs}
+    assert not guards["finetune"].held and guards["finetune"].leakage >= 0.5  # the leakage guard flags it
+    assert guards["promot"].held and guards["promot"].leakage <= 0.05  # and reports ProMoT's (0.0: RESULTS)
 
 
 def test_eval_suite_world_scores_the_shipped_model(tmp_path, capsys):

@@ -206,8 +206,9 @@ class GuardConfig:
     """Points of guard leakage over the starting model's that the kept checkpoint may show unflagged."""
     limit: int | None = None
     """Ask the first N requests only."""
-    max_new_tokens: int = 8
-    """The answer budget: the format shows in an answer's first words."""
+    max_new_tokens: int | None = None
+    """The answer budget. Default: the target's own (eval.max_new_tokens): leakage asks whether an answer starts in
+    the target's format, and that budget holds the target's answers."""
 
 
 @dataclass

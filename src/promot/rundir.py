@@ -149,9 +149,12 @@ class GuardOutcome:
     best_step: int
     """The best target score's step, and its guard leakage."""
     best_leakage: float
+    alpha: float | None = None
+    """WiSE-FT: the kept interpolation θ = α·tuned + (1−α)·base of the `step` checkpoint, whose leakage `leakage` is."""
 
     def describe(self) -> str:
-        figures = (f"guard leakage {100 * self.leakage:.1f}% at step {self.step} (base {100 * self.base:.1f}%, "
+        at = f"step {self.step}" if self.alpha is None else f"α {self.alpha:g} of step {self.step}"
+        figures = (f"guard leakage {100 * self.leakage:.1f}% at {at} (base {100 * self.base:.1f}%, "
                    f"ceiling +{self.ceiling:g} points")
         figures += ")" if self.best_step == self.step else f"; best target step {self.best_step}: " \
                                                            f"{100 * self.best_leakage:.1f}%)"

@@ -71,7 +71,7 @@ _RANGES: dict[str, tuple[str, Any]] = {
     "guard.ceiling": ("in [0, 100] points", lambda v: 0 <= v <= 100),
     "guard.target_tolerance": ("in [0, 100] points or null", lambda v: v is None or 0 <= v <= 100),
     "guard.limit": ("a positive integer or null", lambda v: v is None or v > 0),
-    "guard.max_new_tokens": ("a positive integer", lambda v: v > 0),
+    "guard.max_new_tokens": ("a positive integer or null", lambda v: v is None or v > 0),
     **{f"{st}.{key}": rule for st in ("stage1", "stage2") for key, rule in {
         "weight_decay": ("a number >= 0", lambda v: v >= 0),
         "max_grad_norm": ("a number >= 0 (0: no clipping)", lambda v: v >= 0),

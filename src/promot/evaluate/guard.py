@@ -8,6 +8,7 @@ whose target score is within its interval of the best.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -62,6 +63,8 @@ class LeakageGuard:
     def __init__(self, requests: list[Example], fmt: AnswerFormat, tokenizer, max_length: int, chat: bool,
                  max_new_tokens: int = 8, batch_size: int = 16, bf16: bool = False, seq2seq: bool = False) -> None:
         self.fmt, self.max_new_tokens, self.batch_size, self.bf16 = fmt, max_new_tokens, batch_size, bf16
+        self.seconds = 0.0
+        """Wall time spent reading the guard so far: what it adds to a stage (run.json `guard_seconds`)."""
         chat = chat and getattr(tokenizer, "chat_template", None) is not None and not seq2seq
         self.tokenizing = Tokenizing(tokenizer, seq2seq=seq2seq, max_length=max_length, special_in_text=chat)
         if chat:  # as the run trains: a text request is the user's turn
@@ -80,5 +83,8 @@ class LeakageGuard:
         return generate_texts(bare, self.tokenizing, self.examples, self.max_new_tokens, self.batch_size, self.bf16)
 
     def measure(self, model) -> float:
-        """The share (0-1) of answers in the target's format."""
-        return leakage(self.answers(model), self.fmt)
+        """The share (0-1) of answers in the target's format; the time it took adds to `seconds`."""
+        started = time.perf_counter()
+        share = leakage(self.answers(model), self.fmt)
+        self.seconds += time.perf_counter() - started
+        return share

@@ -11,8 +11,8 @@ class WiseFtConfig:
     alphas: list[float] = field(default_factory=lambda: [round(0.1 * i, 1) for i in range(11)])
     """Methods wise-ft, promot-wise-ft: the interpolation grid θ = α·tuned + (1−α)·base, each scored on validation."""
     tolerance: float = 0.0
-    """Keep the smallest α whose target score is within this many points of the best α's (0: the best, ties to
-    the smaller α)."""
+    """Keep, among the α whose target score is within this many points of the best α's, the one with the least guard
+    leakage, then the smallest (0: the best, ties to the smaller α)."""
 
 
 def problems(cfg: Any) -> list[str]:

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import logging
 import os
+import time
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -375,6 +376,7 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
         trainer.remove_callback(PrinterCallback)
         progress = stage_progress(f"{ctx.run_dir.name} {name}")
         trainer.add_callback(progress)
+    started = time.perf_counter()
     try:
         trainer.train(resume_from_checkpoint=resume)
         if stop.signum:
@@ -398,6 +400,9 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
     ctx.history[name] = {"best_step": keep.kept_step, "best_score": keep.kept_score, "metric": metric, "scores": scores}
     if (outcome := keep.outcome()) is not None:
         ctx.history[name]["guard"] = dataclasses.asdict(outcome)
+    if guard is not None and is_main_process():  # what the guard adds to the stage (a resumed one: since resuming)
+        metrics_log.append({"step": trainer.state.global_step, "stage_seconds": round(time.perf_counter() - started, 1),
+                            "guard_seconds": round(guard.seconds, 1)})
     if keep.kept_score is not None and progress is None:
         log.info("%s: %s", name, best_note(keep, metric))
     return keep

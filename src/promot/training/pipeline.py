@@ -271,11 +271,18 @@ def _guard(p: Prepared) -> tuple:
         return None, None
     fmt = AnswerFormat(regex=g.format_regex) if g.format_regex else AnswerFormat(tuple(ref.labels), ref.regex)
     chat = cfg.data.chat_template or any(t.data.chat_template for t in cfg.tasks)
-    guard = LeakageGuard(p.guard_requests, fmt, p.tokenizer, cfg.data.max_length, chat, g.max_new_tokens,
+    budget = g.max_new_tokens or max([cfg.eval.max_new_tokens, *(t.max_new_tokens or 0 for t in cfg.tasks)])
+    guard = LeakageGuard(p.guard_requests, fmt, p.tokenizer, cfg.data.max_length, chat, budget,
                          cfg.eval.batch_size, resolve_bf16(cfg.bf16, cfg.fp16), bool(p.model.config.is_encoder_decoder))
     validations = [t.validation for t in p.tasks] if p.tasks else [p.data.validation]
     items = sum(len(v[: cfg.eval.limit] if cfg.eval.limit else v) for v in validations)
     return guard, GuardPolicy(float(g.ceiling), items, g.target_tolerance)
+
+
+def _guard_outcome(history: dict) -> rundir.GuardOutcome | None:
+    """The guard's verdict on the model the run saves: WiSE-FT's kept interpolation, else stage 2's checkpoint."""
+    found = history.get(rundir.WISE_FT, {}).get("guard") or history.get(rundir.STAGE2, {}).get("guard")
+    return None if found is None else rundir.GuardOutcome(**found)
 
 
 def _answer_format(p: Prepared) -> rundir.AnswerFormatRef | None:
@@ -406,7 +413,7 @@ def write_run(run_dir: Path, p: Prepared, model, prompt, ctx: StageContext, star
         target_metric=cfg.eval.metric,
         stages=ctx.history,
         answer_format=_answer_format(p),
-        guard=rundir.GuardOutcome(**ctx.history[rundir.STAGE2]["guard"]) if "guard" in ctx.history.get(rundir.STAGE2, {}) else None,
+        guard=_guard_outcome(ctx.history),
         trained_data=tuple(sorted(dataset_names(cfg))),
         data_fingerprint=(run_dir / rundir.DATA_FINGERPRINT).read_text().strip(),
         seconds=round(time.time() - started, 1),

@@ -1,7 +1,7 @@
 """WiSE-FT (methods wise-ft, promot-wise-ft; Wortsman et al. 2022): after stage 2, θ = α·θ_tuned + (1−α)·θ_base
 for every α of `wise_ft.alphas`, each scored on the target's validation set (with the run's prompt, if any) and by
-the monitor; the run keeps the smallest α within `wise_ft.tolerance` of the best score — selection as everywhere
-else, ties going to the weights nearest the base. The whole α curve goes to metrics.jsonl (stage "wise-ft") and
+the monitor (and the leakage guard); the run keeps, among the α within `wise_ft.tolerance` of the best score, the
+least leaking one — selection as everywhere else — and of those the smallest (the weights nearest the base). The whole α curve goes to metrics.jsonl (stage "wise-ft") and
 run.json for the report. ProMoT's prompt is not interpolated: it stays the one stage 2 trained around.
 
 The interpolation is mergekit's `linear` merge (weights α and 1−α, normalize) of two in-memory models; written
@@ -41,6 +41,8 @@ class WiseFT(Addon):
             for alpha in alphas:
                 interpolate(params, base, tuned, alpha)
                 row = {"alpha": alpha, "eval_target_score": score_target(lm, ctx)}
+                if ctx.guard is not None and ctx.guard_policy is not None:
+                    row["guard_leakage"] = ctx.guard.measure(lm.model)
                 for probe in probes:
                     row.update(probe.measure())
                 curve.append(row)
@@ -53,13 +55,20 @@ class WiseFT(Addon):
                 progress.close(failed=True)  # the error line stands alone
             raise
         best = max(r["eval_target_score"] for r in curve)
-        kept = next(r for r in curve if r["eval_target_score"] >= best - ctx.cfg.wise_ft.tolerance)
+        near = [r for r in curve if r["eval_target_score"] >= best - ctx.cfg.wise_ft.tolerance]
+        kept = min(near, key=lambda r: (r.get("guard_leakage", 0.0), r["alpha"]))  # least leaking, nearest the base
         interpolate(params, base, tuned, kept["alpha"])
         ctx.history[STAGE] = {
             "best_alpha": kept["alpha"], "best_score": kept["eval_target_score"],
-            "scores": [{"alpha": r["alpha"], "target_score": r["eval_target_score"]} for r in curve],
+            "scores": [{"alpha": r["alpha"], "target_score": r["eval_target_score"],
+                        **({"guard_leakage": r["guard_leakage"]} if "guard_leakage" in r else {})} for r in curve],
             "metric": ctx.history.get("stage2", {}).get("metric", ctx.cfg.eval.metric),
         }
+        if "guard_leakage" in kept and (stage2 := ctx.history.get("stage2", {}).get("guard")):
+            # the verdict is on the interpolated model the run saves, not on stage 2's checkpoint
+            ceiling, leak = stage2["ceiling"], kept["guard_leakage"]
+            ctx.history[STAGE]["guard"] = {**stage2, "leakage": leak, "alpha": kept["alpha"],
+                                           "held": 100 * (leak - stage2["base"]) <= ceiling + 1e-9}
         outcome = (f"kept α={kept['alpha']:g}, target {kept['eval_target_score']:.2f} (α:score "
                    + ", ".join(f"{r['alpha']:g}:{r['eval_target_score']:.1f}" for r in curve) + ")")
         if progress:
