@@ -4,6 +4,7 @@ selection step beside the target score and the monitor's ICL leakage at the same
 the verdict (run.json `guard`) beside the final evaluation's leakage (eval.json, no prompt).
 
     python bench/guard_cost.py runs/demo/*/ [--json bench/guard_world.json]
+    python bench/guard_cost.py --reading smollm2-135m-instruct   # one reading's seconds: length-sorted vs file order
 """
 from __future__ import annotations
 
@@ -34,11 +35,39 @@ def summary(run: Path) -> dict:
     return out
 
 
+def reading(model_name: str, repeats: int = 3, max_new_tokens: int = 2, batch_size: int = 16) -> None:
+    """Median seconds of one guard reading of the shipped requests through the chat template, in the guard's
+    length-sorted batches and in the file's order (the same answers either way)."""
+    import statistics
+    import time
+
+    from promot.evaluate.guard import LeakageGuard, load_requests
+    from promot.evaluate.metrics import AnswerFormat
+    from promot.models.loading import load_model
+
+    loaded = load_model(model_name)
+    model, tok = loaded.model, loaded.tokenizer
+    guard = LeakageGuard(load_requests(), AnswerFormat(("True", "False")), tok, 256, True, max_new_tokens, batch_size)
+    unsorted = LeakageGuard(load_requests(), guard.fmt, tok, 256, True, max_new_tokens, batch_size)
+    unsorted.examples = [ex for r in load_requests() for ex in unsorted.examples if ex.where == r.where]
+    for name, g in (("length-sorted", guard), ("file order", unsorted)):
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            g.measure(model)
+            times.append(time.perf_counter() - started)
+        print(f"{model_name}: {name}: {statistics.median(times):.2f} s per reading (median of {repeats}; "
+              f"{len(g.examples)} requests, batch {batch_size}, {max_new_tokens} new tokens)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("runs", nargs="+", type=Path)
+    ap.add_argument("runs", nargs="*", type=Path)
     ap.add_argument("--json", type=Path, help="also write the rows here")
+    ap.add_argument("--reading", metavar="MODEL", help="time one guard reading on MODEL instead")
     args = ap.parse_args()
+    if args.reading:
+        return reading(args.reading)
     rows = [summary(r) for r in args.runs if (r / "run.json").is_file()]
     for r in rows:
         g = r["guard"]

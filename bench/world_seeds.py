@@ -41,6 +41,8 @@ def run_compare(out: Path, kernel: str, seeds: str, methods: str, overrides: lis
 def rows(out: Path) -> list[dict]:
     found = []
     for run in sorted(out.glob("*/seed-*")):
+        if not (run / "eval.json").is_file():
+            continue
         info = json.loads((run / "run.json").read_text())
         ev = json.loads((run / "eval.json").read_text())["variants"]["tuned"]
         metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -48,7 +50,9 @@ def rows(out: Path) -> list[dict]:
         loss0 = next((m["loss"] for m in metrics if m.get("stage") == "stage2" and "loss" in m), None)
         curve = [(m["step"], round(m["icl_score"], 1), round(100 * m.get("icl_leakage", 0), 1)) for m in metrics
                  if m.get("stage") == "stage2" and "icl_score" in m]
+        base = json.loads((run / "eval.json").read_text())["variants"]["base"]
         found.append({"method": run.parent.name, "seed": run.name, "s1_score": s1.get("best_score"),
+                      "base1": base["k=1"]["norm_avg"], "base4": base["k=4"]["norm_avg"],
                       "scale": s1.get("prompt_scale"), "loss10": loss0, "best_step": s2.get("best_step"),
                       "target": s2.get("best_score"), "guard": s2.get("guard"),
                       "icl1": ev["k=1"]["norm_avg"], "leak1": 100 * ev["k=1"]["leakage"],
@@ -63,8 +67,10 @@ def main() -> None:
     ap.add_argument("--methods", default="finetune,promot")
     ap.add_argument("--out", type=Path, default=Path("runs/world-seeds"))
     ap.add_argument("--summary-only", action="store_true", help="print the table of runs already made")
+    ap.add_argument("--json", type=Path, help="also write every row and each kernel's headline here")
     ap.add_argument("overrides", nargs="*")
     a = ap.parse_args()
+    report = {"overrides": a.overrides, "seeds": a.seeds, "kernels": {}}
     for kernel in a.kernels.split(","):
         if not a.summary_only:
             took = run_compare(a.out / kernel, kernel, a.seeds, a.methods, a.overrides)
@@ -76,10 +82,29 @@ def main() -> None:
                   f"{r['scale'] or 0:5.1f} loss@10 {r['loss10'] or 0:.3f} step {r['best_step']} target "
                   f"{r['target']:5.1f} ICL1 {r['icl1']:5.1f} leak1 {r['leak1']:5.1f} ICL4 {r['icl4']:5.1f} "
                   f"leak4 {r['leak4']:5.1f}{guard}\n    curve {r['curve']}")
+        means = {}
         for method in sorted({r["method"] for r in found}):
             mine = [r for r in found if r["method"] == method]
-            print(f"{kernel:7} {method:9} mean ICL1 {statistics.mean(r['icl1'] for r in mine):.1f} ICL4 "
-                  f"{statistics.mean(r['icl4'] for r in mine):.1f} max leak1 {max(r['leak1'] for r in mine):.1f}")
+            m = {key: statistics.mean(r[key] for r in mine) for key in ("icl1", "icl4", "base1", "base4")}
+            means[method] = {**m, "ratio1": m["icl1"] / m["base1"], "ratio4": m["icl4"] / m["base4"],
+                             "max_leak1": max(r["leak1"] for r in mine), "max_leak4": max(r["leak4"] for r in mine)}
+            print(f"{kernel:7} {method:9} mean ICL1 {m['icl1']:.1f} ({means[method]['ratio1']:.3f} x base) ICL4 "
+                  f"{m['icl4']:.1f} ({means[method]['ratio4']:.3f} x base) max leak1 "
+                  f"{means[method]['max_leak1']:.1f} leak4 {means[method]['max_leak4']:.1f}")
+        lead = headline(a.out / kernel)
+        print(f"{kernel:7} headline: {lead}")
+        report["kernels"][kernel] = {"rows": found, "means": means, "headline": lead}
+        if a.json:
+            a.json.write_text(json.dumps(report, indent=1) + "\n")  # after each kernel: a killed grid keeps its rows
+
+
+def headline(out: Path) -> str | None:
+    """The frontier's headline over the evaluated seeds, as `promot compare --seeds` prints it."""
+    from promot.report.frontier import frontier_headline
+    from promot.report.tables import load_runs
+
+    runs = sorted(r.parent for r in out.glob("*/seed-*/eval.json"))
+    return frontier_headline(load_runs(runs)) if runs else None
 
 
 if __name__ == "__main__":

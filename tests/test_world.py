@@ -109,6 +109,19 @@ def test_demo_quick_runs_end_to_end(tmp_path, capsys):
     assert {m["step"] for m in metrics if "align_mlp" in m} == {0, 20}  # gradient alignment
 
 
+def test_demo_with_seeds_sums_each_method_up_over_its_seeds(tmp_path, capsys):
+    """`promot demo --seeds`: every method once per seed; the report's title and lead sentence name each method once
+    (its mean change and the seeds' range), not every run."""
+    assert main(["demo", "--quick", "--seeds", "0,1", "--out", str(tmp_path), "--methods", "finetune,promot"]) == 0
+    assert sorted(p.name for p in (tmp_path / "promot").iterdir() if p.is_dir()) == ["seed-0", "seed-1"]
+    md = (tmp_path / "report" / "report.md").read_text().splitlines()
+    assert md[0] == "# promot report — finetune ×2 seeds, promot ×2 seeds"
+    lead = md[2]
+    assert lead.startswith("Fine-tuning `finetune` over 2 seeds on average ") and "`promot` over 2 seeds" in lead
+    assert "seed-" not in lead and "seeds " in lead  # one clause per method with its seeds' range
+    assert "over seeds" in capsys.readouterr().out  # the frontier's table is per method over seeds
+
+
 def test_demo_rejects_unknown_method(tmp_path, capsys):
     assert main(["demo", "--quick", "--out", str(tmp_path / "d"), "--methods", "finetune,fintune"]) == 2
     assert "unknown fintune" in capsys.readouterr().err

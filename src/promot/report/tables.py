@@ -117,7 +117,8 @@ def guard_table(runs: list[RunView]) -> list[list[str]]:
     rows = [["run", "method", "base %", "kept % (step)", "best target step %", "ceiling (points)", "verdict"]]
     for r in runs:
         if (g := r.info.guard) is not None:
-            rows.append([r.name, r.method, f"{100 * g.base:.1f}", f"{100 * g.leakage:.1f} ({g.step})",
+            at = str(g.step) if g.alpha is None else f"α {g.alpha:g} of {g.step}"
+            rows.append([r.name, r.method, f"{100 * g.base:.1f}", f"{100 * g.leakage:.1f} ({at})",
                          f"{100 * g.best_leakage:.1f} ({g.best_step})", f"+{g.ceiling:g}",
                          "held" if g.held else "NOT PROTECTED"])
     return rows if len(rows) > 1 else []
