@@ -130,18 +130,25 @@ def test_demo_rejects_unknown_method(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_demo_shows_the_effect(tmp_path):
+    """Seeds 0-2 at the demo's settings: fine-tuning collapses and is flagged in every seed; ProMoT keeps most of
+    the base's ICL with no leakage, and its guard holds (RESULTS, "The demo's settings over seeds and kernels")."""
+    from statistics import mean
+
     from promot.world.demo import DemoSettings, run_demo
 
-    runs, _ = run_demo(DemoSettings(out=tmp_path, methods=("finetune", "promot")))
-    ev = {r.name: json.loads((r / "eval.json").read_text())["variants"] for r in runs}
-    base = ev["promot"]["base"]["k=4"]["norm_avg"]
-    assert ev["finetune"]["tuned"]["k=4"]["leakage"] >= 0.5
-    assert ev["finetune"]["tuned"]["k=4"]["norm_avg"] < 0.5 * base
-    assert ev["promot"]["tuned"]["k=4"]["leakage"] <= 0.02
-    assert ev["promot"]["tuned"]["k=4"]["norm_avg"] >= 0.85 * base  # measured 0.898 (docs/RESULTS.md)
-    guards = {r.name: read_run_info(r).guard for r in runs}
-    assert not guards["finetune"].held and guards["finetune"].leakage >= 0.5  # the leakage guard flags it
-    assert guards["promot"].held and guards["promot"].leakage <= 0.05  # and reports ProMoT's (0.0: RESULTS)
+    runs, _ = run_demo(DemoSettings(out=tmp_path, methods=("finetune", "promot"), seeds=(0, 1, 2)))
+    ev = {(r.parent.name, r.name): json.loads((r / "eval.json").read_text())["variants"] for r in runs}
+    assert sorted(ev) == [(m, f"seed-{s}") for m in ("finetune", "promot") for s in range(3)]
+    for k in ("k=1", "k=4"):
+        base = ev["promot", "seed-0"]["base"][k]["norm_avg"]
+        ft = [ev["finetune", f"seed-{s}"]["tuned"][k] for s in range(3)]
+        pm = [ev["promot", f"seed-{s}"]["tuned"][k] for s in range(3)]
+        assert all(x["leakage"] >= 0.5 for x in ft) and mean(x["norm_avg"] for x in ft) < 0.3 * base
+        assert all(x["leakage"] <= 0.01 for x in pm)
+        assert mean(x["norm_avg"] for x in pm) >= 0.85 * base  # measured 0.91 / 0.90 x base on AVX2
+    for r in runs:
+        guard = read_run_info(r).guard
+        assert guard.held == (r.parent.name == "promot")  # the guard flags fine-tuning in every seed, not ProMoT
 
 
 def test_eval_suite_world_scores_the_shipped_model(tmp_path, capsys):
