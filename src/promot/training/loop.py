@@ -1,8 +1,9 @@
 """The one training loop both stages share: HF `Trainer`, plus what ProMoT needs on top of it.
 
 Trainer brings accelerate (DDP/FSDP/DeepSpeed), progress bars, `report_to`, schedulers and resumable
-checkpoints. We add: (1) evaluation = target-task score by generation, (2) best-checkpoint selection that includes
-step 0 and keeps the earlier checkpoint on ties, (3) checkpoints that hold the model *and* the prompt
+checkpoints. We add: (1) evaluation = target-task score by generation (in stage 2, plus the leakage guard's reading),
+(2) checkpoint selection that includes step 0 (selection.py: the best score, or with the guard the least leaking
+checkpoint near it; the earlier on ties), (3) checkpoints that hold the model *and* the prompt
 (`model/` + `prompt/`), never one without the other, (4) `metrics.jsonl`.
 """
 from __future__ import annotations
@@ -11,8 +12,8 @@ import dataclasses
 import json
 import logging
 import os
-import time
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from promot.data import Collator, Example, Tokenizing
 from promot.distributed import is_main_process, process_index, sharding
 from promot.errors import CheckpointError, PromotError, TrainingError
 from promot.io import settle_modes
+from promot.evaluate.guard import LeakageGuard
 from promot.evaluate.target import target_score
 from promot.precision import resolve_bf16
 from promot.progress import stage_progress, verbose
@@ -76,8 +78,8 @@ class StageContext:
     """A term added to every training step's loss (the l2-sp method's pull toward the base weights)."""
     addon_state: dict = field(default_factory=dict)
     """What a method's add-on keeps between its stage-2 hooks (wise-ft: the starting weights)."""
-    guard: object | None = None
-    """The stage that tunes the model: the leakage guard (evaluate/guard.py `LeakageGuard`), None when off."""
+    guard: LeakageGuard | None = None
+    """Stage 2's leakage guard (None: off, or a target with no format to watch)."""
     guard_policy: GuardPolicy | None = None
 
 
@@ -112,7 +114,7 @@ class ResumeLogging(TrainerCallback):
 class PromotTrainer(Trainer):
     """Trainer whose evaluation is the target-task score and whose checkpoints are `model/` + `prompt/`."""
 
-    def __init__(self, *args, ctx: StageContext, keep: KeepBest, guard=None, **kwargs) -> None:
+    def __init__(self, *args, ctx: StageContext, keep: KeepBest, guard: LeakageGuard | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.ctx, self.keep, self.guard = ctx, keep, guard
         self._staging = False

@@ -19,7 +19,7 @@ import torch
 
 from promot import __version__, rundir
 from promot.config import RunConfig, dump_config, input_paths, load_config
-from promot.data import TaskData, Tokenizing, load_task_data
+from promot.data import Example, TaskData, Tokenizing, load_task_data
 from promot.evaluate.guard import load_requests
 from promot.distributed import full, is_main_process, sharding, wait_for_everyone
 from promot.errors import ConfigError
@@ -98,7 +98,7 @@ class Prepared:
     stage2_rows: list | None = None
     """What stage 2 trains on: `rows`, or the rows a method's add-on made of them (replay mixes other data in);
     None for multi-task runs, whose `rows` already are the stage-2 mixture."""
-    guard_requests: list | None = None
+    guard_requests: list[Example] | None = None
     """The leakage guard's generic requests (None: the guard is off)."""
 
 
@@ -118,7 +118,8 @@ def prepare(config: RunConfig | str | Path | dict, overrides: list[str] | None =
     _check_sharding(cfg, method)
     _check_report_to(cfg)
     set_seed(cfg.seed)
-    requests = load_requests(cfg.guard.data, cfg.data, cfg.guard.limit) if cfg.guard.enabled else None  # fails now
+    # A bad guard file is one line before the model loads.
+    requests = load_requests(cfg.guard.data, cfg.data, cfg.guard.limit) if cfg.guard.enabled else None
     loaded = _load_start_model(cfg)
     carried = carried_prompts(cfg.model.init_from, read_run_info(cfg.model.init_from)) if cfg.model.init_from else {}
     model, tok = loaded.model, loaded.tokenizer
