@@ -4,7 +4,7 @@ selection step beside the target score and the monitor's ICL leakage at the same
 the verdict (run.json `guard`) beside the final evaluation's leakage (eval.json, no prompt).
 
     python bench/guard_cost.py runs/demo/*/ [--json bench/guard_world.json]
-    python bench/guard_cost.py --reading smollm2-135m-instruct   # one reading's seconds: length-sorted vs file order
+    python bench/guard_cost.py --reading smollm2-135m-instruct   # one reading's seconds, apart from any stage
 """
 from __future__ import annotations
 
@@ -36,8 +36,8 @@ def summary(run: Path) -> dict:
 
 
 def reading(model_name: str, repeats: int = 3, max_new_tokens: int = 2, batch_size: int = 16) -> None:
-    """Median seconds of one guard reading of the shipped requests through the chat template, in the guard's
-    length-sorted batches and in the file's order (the same answers either way)."""
+    """Median seconds of one guard reading of the shipped requests through the chat template: the guard's cost
+    per selection step on its own, apart from any stage."""
     import statistics
     import time
 
@@ -46,18 +46,16 @@ def reading(model_name: str, repeats: int = 3, max_new_tokens: int = 2, batch_si
     from promot.models.loading import load_model
 
     loaded = load_model(model_name)
-    model, tok = loaded.model, loaded.tokenizer
-    guard = LeakageGuard(load_requests(), AnswerFormat(("True", "False")), tok, 256, True, max_new_tokens, batch_size)
-    unsorted = LeakageGuard(load_requests(), guard.fmt, tok, 256, True, max_new_tokens, batch_size)
-    unsorted.examples = [ex for r in load_requests() for ex in unsorted.examples if ex.where == r.where]
-    for name, g in (("length-sorted", guard), ("file order", unsorted)):
-        times = []
-        for _ in range(repeats):
-            started = time.perf_counter()
-            g.measure(model)
-            times.append(time.perf_counter() - started)
-        print(f"{model_name}: {name}: {statistics.median(times):.2f} s per reading (median of {repeats}; "
-              f"{len(g.examples)} requests, batch {batch_size}, {max_new_tokens} new tokens)")
+    guard = LeakageGuard(load_requests(), AnswerFormat(("True", "False")), loaded.tokenizer, 256, True,
+                         max_new_tokens, batch_size)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        guard.measure(loaded.model)
+        times.append(time.perf_counter() - started)
+    print(f"{model_name}: {statistics.median(times):.2f} s per reading (median of {repeats}: "
+          f"{', '.join(f'{t:.2f}' for t in times)}; {len(guard.examples)} requests, batch {batch_size}, "
+          f"{max_new_tokens} new tokens)")
 
 
 def main() -> None:

@@ -73,8 +73,6 @@ class LeakageGuard:
         else:  # a conversation without a template: its turns' text, one per line
             self.examples = [ex if not ex.messages else replace(ex, messages=None, input="\n".join(
                 m["content"] for m in ex.messages)) for ex in requests]
-        # Shortest first: batches of like lengths pad least (the share does not depend on the order).
-        self.examples.sort(key=lambda ex: len(self.tokenizing.prompt_only(ex)))
 
     def answers(self, model) -> list[str]:
         """The bare model's greedy answers (the weights training holds now; no prompt)."""
