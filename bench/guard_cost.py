@@ -9,6 +9,7 @@ the verdict (run.json `guard`) beside the final evaluation's leakage (eval.json,
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -26,7 +27,7 @@ def summary(run: Path) -> dict:
               "monitor_leakage": monitor.get(s["step"])} for s in info.stages.get("stage2", {}).get("scores", [])]
     tuned = ((ev or {}).get("variants", {}).get("tuned") or {})
     out = {"run": str(run), "method": info.method, "steps": steps,
-           "guard": None if info.guard is None else info.guard.__dict__,
+           "guard": None if info.guard is None else dataclasses.asdict(info.guard),
            "eval_leakage": {k: v.get("leakage") for k, v in tuned.items()}}
     if timing:
         rest = timing["stage_seconds"] - timing["guard_seconds"]

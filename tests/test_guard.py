@@ -288,7 +288,11 @@ def _tiny_requests(tmp_path):
 @pytest.mark.parametrize("guard, error", [
     ({"data": "NO"}, "guard.data: NO: file not found"),
     ({"data": "EMPTY"}, "EMPTY: dataset is empty"),
-    ({"format_regex": "(True"}, "guard.format_regex is not a valid regex: '(True'"),
+    ({"format_regex": "(True"}, "guard.format_regex is not a valid, non-empty regex: '(True'"),
+    ({"format_regex": ""}, "guard.format_regex is not a valid, non-empty regex: ''"),
+    ({"data": ""}, "guard.data: : file not found"),
+    ({"limit": 0}, "guard.limit must be a positive integer or null, got 0"),
+    ({"ceiling": 1e9}, "guard.ceiling must be in [0, 100] points, got 1000000000.0"),
     ({"ceiling": -1}, "guard.ceiling must be in [0, 100] points, got -1"),
     ({"target_tolerance": "wide"}, "guard.target_tolerance must be a finite number, got 'wide'"),
     ({"target_tolerance": -3}, "guard.target_tolerance must be in [0, 100] points or null, got -3"),

@@ -450,7 +450,8 @@ def _value_issues(cfg: RunConfig) -> list[str]:
     for key in ("alignment_batches", "alignment_layers"):
         check(isinstance(getattr(m, key), int) and getattr(m, key) > 0, f"monitor.{key} must be a positive integer")
     g = cfg.guard
-    check(g.format_regex is None or _compiles(g.format_regex), f"guard.format_regex is not a valid regex: {g.format_regex!r}")
+    check(g.format_regex is None or (g.format_regex != "" and _compiles(g.format_regex)),
+          f"guard.format_regex is not a valid, non-empty regex: {g.format_regex!r}")
     check(g.data is None or g.data.startswith("hf:") or Path(g.data).is_file(), f"guard.data: {g.data}: file not found")
     return [*issues, *methods.problems(cfg)]  # each method room's own settings (promot/methods/)
 

@@ -41,6 +41,11 @@ def wilson_lower(share: float, n: int, z: float = 1.96) -> float:
     return max(0.0, (centre - spread) / (1 + z * z / n))
 
 
+def within_ceiling(base: float, leakage: float, ceiling: float) -> bool:
+    """The guard's verdict: a reading (0-1) at most `ceiling` points over the starting model's holds."""
+    return 100 * (leakage - base) <= ceiling + EPS
+
+
 @dataclass(frozen=True)
 class GuardPolicy:
     """How the guard's readings weigh in selection and when a kept checkpoint is flagged."""
@@ -136,7 +141,7 @@ class KeepBest(TrainerCallback):
         base, leakage = self.base_leak, self.leaks[kept.step]
         return GuardOutcome(base=base, leakage=leakage, ceiling=self.policy.ceiling,
                             tolerance=round(self.best_score - self._threshold(), 4),
-                            held=100 * (leakage - base) <= self.policy.ceiling + EPS, step=kept.step,
+                            held=within_ceiling(base, leakage, self.policy.ceiling), step=kept.step,
                             best_step=best_step, best_leakage=self.leaks.get(best_step, leakage))
 
     # Checkpoints: the selection so far, so that a resumed stage keeps what an uninterrupted one would.

@@ -66,9 +66,11 @@ class WiseFT(Addon):
         }
         if "guard_leakage" in kept and (stage2 := ctx.history.get("stage2", {}).get("guard")):
             # the verdict is on the interpolated model the run saves, not on stage 2's checkpoint
-            ceiling, leak = stage2["ceiling"], kept["guard_leakage"]
+            from promot.training.selection import within_ceiling
+
+            leak = kept["guard_leakage"]
             ctx.history[STAGE]["guard"] = {**stage2, "leakage": leak, "alpha": kept["alpha"],
-                                           "held": 100 * (leak - stage2["base"]) <= ceiling + 1e-9}
+                                           "held": within_ceiling(stage2["base"], leak, stage2["ceiling"])}
         outcome = (f"kept α={kept['alpha']:g}, target {kept['eval_target_score']:.2f} (α:score "
                    + ", ".join(f"{r['alpha']:g}:{r['eval_target_score']:.1f}" for r in curve) + ")")
         if progress:
