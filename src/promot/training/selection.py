@@ -31,8 +31,9 @@ EPS = 1e-9
 
 
 def wilson_lower(share: float, n: int, z: float = 1.96) -> float:
-    """Wilson's 95% lower bound of a share (0-1) seen over n items: unlike the normal interval it is not empty at
-    100%, and it rises with the share, which lets selection stream."""
+    """Wilson's 95% lower bound of a share (0-1) seen over n items: unlike the normal interval and the item bootstrap
+    (`metrics.proportion_ci`) it is not empty at 100%, it needs only the score, and it rises with the share, which
+    lets selection stream."""
     p = min(max(share, 0.0), 1.0)
     if n <= 0:
         return 0.0

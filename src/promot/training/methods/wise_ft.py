@@ -1,7 +1,8 @@
 """WiSE-FT (methods wise-ft, promot-wise-ft; Wortsman et al. 2022): after stage 2, θ = α·θ_tuned + (1−α)·θ_base
 for every α of `wise_ft.alphas`, each scored on the target's validation set (with the run's prompt, if any) and by
 the monitor (and the leakage guard); the run keeps, among the α within `wise_ft.tolerance` of the best score, the
-least leaking one — selection as everywhere else — and of those the smallest (the weights nearest the base). The whole α curve goes to metrics.jsonl (stage "wise-ft") and
+least leaking one — selection as everywhere else — and of those the smallest (the weights nearest the base).
+The whole α curve goes to metrics.jsonl (stage "wise-ft") and
 run.json for the report. ProMoT's prompt is not interpolated: it stays the one stage 2 trained around.
 
 The interpolation is mergekit's `linear` merge (weights α and 1−α, normalize) of two in-memory models; written
