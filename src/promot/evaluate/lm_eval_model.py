@@ -3,7 +3,9 @@
 lm-eval's HFLM slices continuation logits at `inplen - contlen`, with no offset for virtual tokens (lm-eval PR
 #533, open), so a PEFT prompt-tuned model is mis-scored. We subclass HFLM (its batching, tokenisation, caching and
 request handling stay) and route its two model calls through `PromptedLM`, whose logits never include the prompt
-positions and whose generation injects the prompt once at prefill.
+positions and whose generation injects the prompt once at prefill. Greedy `generate_until` requests go through
+`GreedyPool` instead of one `generate` per batch (shared prefix encoded once, rows leave and join the batch as they
+stop): the same generations, faster (docs/RESULTS.md, "Eval throughput").
 
     lm = PromptedHFLM(prompted_lm, tokenizer, batch_size=16)                 # in Python
     promot lm-eval --model promot --model_args run=RUN,prompt=on --tasks …    # the lm_eval CLI, model registered
@@ -13,10 +15,16 @@ from __future__ import annotations
 import torch
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
+from lm_eval.models.utils import handle_stop_sequences, has_bos_prefix, normalize_gen_kwargs, \
+    postprocess_generated_text
 from lm_eval.models.utils_hf import stop_sequences_criteria
 
 from promot.precision import resolve_bf16
 from promot.prompt import PromptedLM
+from promot.prompt.greedy_pool import GreedyPool, Request, supports
+
+_GREEDY_KEYS = {"do_sample", "temperature", "until", "max_gen_toks"}
+"""What a request's generation kwargs may hold for the pool to serve it; anything else goes to `generate`."""
 
 
 @register_model("promot")
@@ -31,6 +39,7 @@ class PromptedHFLM(HFLM):
         prompt: str | bool = "on",
         batch_size: int | str = 16,
         bf16: bool | str = False,
+        greedy_pool: bool | str = True,
         **kwargs,
     ) -> None:
         if run is not None:  # the lm_eval CLI path: --model_args run=RUN,prompt=on|off
@@ -41,9 +50,60 @@ class PromptedHFLM(HFLM):
         if not isinstance(pretrained, PromptedLM):
             raise TypeError("PromptedHFLM needs a PromptedLM (or run=RUN_DIR)")
         self.prompted = pretrained.eval()
+        self.greedy_pool = str(greedy_pool).lower() in ("true", "1", "yes", "on")
+        """Greedy requests through `GreedyPool` (default); off: HFLM's own batches of `generate`, for comparison."""
         if resolve_bf16(bf16):  # true / false / auto (bf16 where this machine runs it natively); default exact fp32
             kwargs.setdefault("mixed_precision_dtype", torch.bfloat16)
         super().__init__(pretrained=pretrained.model, tokenizer=tokenizer, batch_size=batch_size, **kwargs)
+
+    def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
+        """Greedy requests through the pool, the rest (sampling, beams, …) through HFLM's batches of `generate`."""
+        pooled = [i for i, r in enumerate(requests) if self._poolable(r.args[1])]
+        if not pooled or not self.greedy_pool or self.batch_size == "auto" or not supports(self.prompted):
+            return super().generate_until(requests, disable_tqdm)
+        rest = [i for i in range(len(requests)) if i not in set(pooled)]
+        out: list[str | None] = [None] * len(requests)
+        for i, text in zip(rest, super().generate_until([requests[i] for i in rest], disable_tqdm) if rest else []):
+            out[i] = text
+        for i, text in zip(pooled, self._pooled([requests[i].args for i in pooled])):
+            out[i] = text
+        return out
+
+    def _poolable(self, gen_kwargs: dict) -> bool:
+        if not isinstance(gen_kwargs, dict) or self.backend != "causal":
+            return False
+        kwargs = normalize_gen_kwargs(gen_kwargs, self.max_gen_toks)
+        return set(kwargs) <= _GREEDY_KEYS and not kwargs.get("do_sample") and not kwargs.get("temperature")
+
+    def _pooled(self, args: list[tuple[str, dict]]) -> list[str]:
+        """HFLM's generate_until for greedy requests, item for item: the same context ids (its add-special-tokens and
+        left-truncation rules), stop strings (+ EOS) and post-processing; decoding by the pool."""
+        eos = self.tok_decode(self.eot_token_id, skip_special_tokens=False)
+        bos = getattr(self.tokenizer, "bos_token", None)
+        reqs, stops = [], []
+        for context, gen_kwargs in args:
+            kwargs = normalize_gen_kwargs(gen_kwargs, self.max_gen_toks)
+            until = handle_stop_sequences(kwargs.pop("until", None), eos=eos)
+            special = {"add_special_tokens": False} if has_bos_prefix(context, bos) else (
+                {} if self.add_bos_token is None else {"add_special_tokens": self.add_bos_token})
+            ids = self.tokenizer(context, **special)["input_ids"][-(self.max_length - kwargs["max_gen_toks"]):]
+            reqs.append(Request(ids, kwargs["max_gen_toks"], tuple(until)))
+            stops.append(until)
+        with torch.autocast(self.device.type, dtype=self.mixed_precision_dtype,
+                            enabled=self.mixed_precision_dtype is not None):
+            new = GreedyPool(self.prompted, self.tokenizer, reqs, int(self.batch_size)).run()
+        texts = []
+        for (context, gen_kwargs), tokens, until in zip(args, new, stops):
+            if isinstance(self.think_end_token, int) and self.think_end_token in tokens:
+                tokens = tokens[len(tokens) - tokens[::-1].index(self.think_end_token):]
+            text = self.tok_decode(tokens)
+            if isinstance(self.think_end_token, int):
+                text = text.lstrip()
+            text = postprocess_generated_text(text, until, self.think_end_token
+                                              if isinstance(self.think_end_token, str) else None)
+            self.cache_hook.add_partial("generate_until", (context, gen_kwargs), text)
+            texts.append(text)
+        return texts
 
     def _model_call(self, inps: torch.Tensor, attn_mask: torch.Tensor | None = None,
                     labels: torch.Tensor | None = None) -> torch.Tensor:

@@ -63,13 +63,12 @@ class SpecializationMonitor(Probe):
         from promot.evaluate.runner import EvalSpec, lean_lm_eval, summarize
         from promot.progress import quiet_lm_eval
 
-        lean_lm_eval()
         lm: PromptedLM = self.trainer.accelerator.unwrap_model(self.trainer.model)
         was_training = lm.training
         bare = PromptedLM(lm.model, None)  # shares the weights being trained; no prompt
         hflm = PromptedHFLM(bare, tokenizer=self.tokenizer, batch_size=self.batch_size,
                             device=str(next(lm.parameters()).device), bf16=self.trainer.args.bf16)
-        with gathered(lm), quiet_lm_eval():  # FSDP2: the bare view runs the root unit's embeddings outside the root's forward
+        with gathered(lm), quiet_lm_eval(), lean_lm_eval():  # FSDP2: the bare view runs the root unit's embeddings outside the root's forward
             results = evaluate(lm=hflm, task_dict=self._tasks(), limit=self.limit, log_samples=True,
                                bootstrap_iters=0, verbosity="ERROR", apply_chat_template=self.chat,
                                fewshot_as_multiturn=self.chat)

@@ -7,6 +7,7 @@ blocks kept), RUN/flips.jsonl and RUN/flips.md (right under the base, wrong afte
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -62,34 +63,46 @@ def _env_info() -> dict:
     return info
 
 
-def lean_lm_eval() -> None:
-    """Take out lm-eval's per-call overheads that dwarf a small model's evaluation; results are unchanged.
+@contextlib.contextmanager
+def lean_lm_eval():
+    """Within it, lm-eval's per-call overheads that dwarf a small model's evaluation are taken out; results are
+    unchanged, and lm-eval is itself again on leaving (so lm-eval run beside promot, as in the bench, is untouched).
     - the environment block (above) is collected once per process;
     - Jinja templates are compiled once per template string, not once per document and field (12k compiles for
       one world-suite pass at 2 shot counts: half the time)."""
     import lm_eval.evaluator as ev
     import lm_eval.utils as lu
 
+    saved = ev.add_env_info, ev.get_git_commit_hash, lu.apply_template
+    compiled = _compiled_template()
     ev.add_env_info = lambda storage: storage.update(_env_info())
     ev.get_git_commit_hash = lambda: _env_info()["git_hash"]
-    if not hasattr(lu.apply_template, "cache_info"):
-        compiled = functools.lru_cache(maxsize=1024)(lu.env.from_string)
-        lu.apply_template = functools.wraps(lu.apply_template)(lambda template, doc: compiled(template).render(**doc))
-        lu.apply_template.cache_info = compiled.cache_info
+    lu.apply_template = functools.wraps(saved[2])(lambda template, doc: compiled(template).render(**doc))
+    try:
+        yield
+    finally:
+        ev.add_env_info, ev.get_git_commit_hash, lu.apply_template = saved
 
 
-def run_lm_eval(lm: PromptedLM, tokenizer, spec: EvalSpec, k: int, manager) -> dict:
-    """One simple_evaluate call: every task at k shots, samples logged (for leakage and flips)."""
+@functools.cache
+def _compiled_template():
+    import lm_eval.utils as lu
+
+    return functools.lru_cache(maxsize=1024)(lu.env.from_string)
+
+
+def run_lm_eval(lm: PromptedLM, tokenizer, spec: EvalSpec, k: int, manager, greedy_pool: bool = True) -> dict:
+    """One simple_evaluate call: every task at k shots, samples logged (for leakage and flips). `greedy_pool=False`:
+    HFLM's own batches of `generate` (the bench's comparison)."""
     from lm_eval import simple_evaluate
-
-    lean_lm_eval()
 
     from promot.evaluate.lm_eval_model import PromptedHFLM
 
     device = str(next(lm.parameters()).device)
-    hflm = PromptedHFLM(lm, tokenizer=tokenizer, batch_size=spec.batch_size, device=device, bf16=spec.bf16)
+    hflm = PromptedHFLM(lm, tokenizer=tokenizer, batch_size=spec.batch_size, device=device, bf16=spec.bf16,
+                        greedy_pool=greedy_pool)
     try:
-        with quiet_lm_eval():
+        with quiet_lm_eval(), lean_lm_eval():
             return simple_evaluate(model=hflm, tasks=list(spec.tasks), num_fewshot=k, limit=spec.limit,
                                    task_manager=manager, log_samples=True, bootstrap_iters=0, random_seed=0,
                                    numpy_random_seed=0, torch_random_seed=0, fewshot_random_seed=0,

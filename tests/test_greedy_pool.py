@@ -1,0 +1,114 @@
+"""GreedyPool: the tokens greedy `generate` gives, row for row, while rows share a prefix, stop, leave and join; and
+promot's lm-eval model generates what lm-eval's own HFLM does on the world suite, item for item."""
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import make_model, make_tokenizer
+
+from promot.prompt import PromptedLM
+from promot.prompt.greedy_pool import GreedyPool, Request, supports
+
+
+def _reference(lm: PromptedLM, ids: list[int], req: Request, tok) -> list[int]:
+    """One row alone through the model, greedy, stopping where the pool must."""
+    seq, out = torch.tensor([ids]), []
+    with torch.no_grad():
+        for _ in range(req.max_new):
+            out.append(lm(seq).logits[0, -1].argmax().item())
+            seq = torch.cat([seq, torch.tensor([[out[-1]]])], 1)
+            if out[-1] == 2 or any(s in tok.decode(out, skip_special_tokens=False) for s in req.stops):
+                break
+    return out
+
+
+def _requests(tok) -> list[Request]:
+    texts = ["a b c question", "a b c question : it has a ? answer", "a b d", "a b c e f g h i j question : it",
+             "a b", "a b c question : it has", "a b f g"]
+    stops = [(), ("c",), ("question", "e"), (), ("b",), (), ("a",)]
+    return [Request(tok(t)["input_ids"], max_new=3 + i % 4, stops=s) for i, (t, s) in enumerate(zip(texts, stops))]
+
+
+@pytest.mark.parametrize("prompt", [False, True])
+@pytest.mark.parametrize("batch_size", [1, 2, 3, 16])
+def test_pool_matches_each_row_alone(prompt, batch_size):
+    """Shared prefix ('a b'), stop strings, EOS, per-row budgets, refills at every batch size: each row's tokens are
+    those of the row generated alone."""
+    tok = make_tokenizer()
+    lm = PromptedLM(make_model("llama").eval(), torch.randn(4, 32) * 2 if prompt else None).eval()
+    reqs = _requests(tok)
+    got = GreedyPool(lm, tok, reqs, batch_size).run()
+    for req, new in zip(reqs, got):
+        assert new == _reference(lm, list(req.ids), req, tok)
+
+
+def test_pool_shares_the_prefix_and_refills():
+    """The prefix every row starts with is encoded once; a batch of 2 over 7 requests refills as rows stop."""
+    tok = make_tokenizer()
+    lm = PromptedLM(make_model("llama").eval(), torch.randn(4, 32)).eval()
+    pool = GreedyPool(lm, tok, _requests(tok), 2)
+    # the prompt's 4 slots and the common text 'a b', less the last token of the shortest row (its logits need it)
+    assert pool.shared == 4 + len(tok("a b")["input_ids"]) - 1
+    seen = []
+    forward = lm.model.forward
+
+    def spy(*args, **kwargs):
+        x = kwargs.get("input_ids", kwargs.get("inputs_embeds"))
+        seen.append(tuple(x.shape[:2]))
+        return forward(*args, **kwargs)
+
+    lm.model.forward = spy
+    pool.run()
+    assert seen[0] == (1, pool.shared)  # the prefix, once
+    assert all(rows <= 2 for rows, _ in seen[1:])
+
+
+def test_supports_only_plain_caches_and_single_prompts():
+    from transformers import MistralConfig, MistralForCausalLM
+
+    llama = make_model("llama")
+    assert supports(PromptedLM(llama, None))
+    assert not supports(PromptedLM(llama, torch.randn(3, 4, 32)))  # a prompt bank: each row its own prompt
+    assert not supports(PromptedLM(make_model("t5"), None))
+    sliding = MistralForCausalLM(MistralConfig(vocab_size=40, hidden_size=32, intermediate_size=64,
+                                               num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                               sliding_window=8))
+    assert not supports(PromptedLM(sliding, None))
+    llama.generation_config.repetition_penalty = 1.3
+    assert not supports(PromptedLM(llama, None))
+
+
+@pytest.mark.parametrize("prompt", [False, True])
+def test_world_generations_equal_hflm_item_for_item(prompt):
+    """The world suite, 4-shot, greedy: every generation and score equal to lm-eval's HFLM (no prompt) or to HFLM's
+    own batches of `generate` on the same prompted model (prompt on), with refills (batch 8 < items)."""
+    from lm_eval import simple_evaluate
+    from lm_eval.models.huggingface import HFLM
+
+    from promot.evaluate.lm_eval_model import PromptedHFLM
+    from promot.evaluate.runner import task_manager
+    from promot.models import load_model
+    from promot.prompt import init_prompt
+    from promot.prompt.soft_prompt import prompt_bos_id
+
+    loaded = load_model("world-tiny")
+    model, tok = loaded.model.eval(), loaded.tokenizer
+    tasks = ["world_copy", "world_reverse", "world_parity", "world_classify", "world_length"]
+    manager = task_manager(None, tasks)
+    kw = {"tokenizer": tok, "batch_size": 8, "device": "cpu"}
+    if prompt:
+        lm = PromptedLM(model, init_prompt("vocab", 6, model, tok), bos_id=prompt_bos_id(tok))
+        reference, pooled = PromptedHFLM(lm, greedy_pool=False, **kw), PromptedHFLM(lm, **kw)
+    else:
+        reference, pooled = HFLM(pretrained=model, **kw), PromptedHFLM(PromptedLM(model, None), **kw)
+
+    def run(hflm):
+        res = simple_evaluate(model=hflm, tasks=tasks, num_fewshot=4, limit=12, task_manager=manager,
+                              log_samples=True, bootstrap_iters=0, random_seed=0, numpy_random_seed=0,
+                              torch_random_seed=0, fewshot_random_seed=0, verbosity="ERROR")
+        gens = {(t, s["doc_id"]): s["resps"][0][0] for t, ss in res["samples"].items() for s in ss}
+        return gens, {t: r["exact_match,none"] for t, r in res["results"].items()}
+
+    want, got = run(reference), run(pooled)
+    assert len(want[0]) == 60 and got == want
+    assert len(set(want[0].values())) > 5  # not one answer for everything: the comparison can fail
