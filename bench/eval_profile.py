@@ -2,13 +2,15 @@
 
 Times one `run_lm_eval` (what `promot eval`, `compare`, the monitor and the demo call per shot count) after an
 untimed warm-up, with timers around the model class's calls:
-- tokenisation (`tok_encode`, `tok_batch_encode`, `tok_decode`), the model's prefill and decode forwards (split by
-  whether a forward sees one new position per row), the rest of `generate` (HF's per-step loop: logits processors,
-  stopping criteria, cache bookkeeping), and everything else (lm-eval: requests, few-shot contexts, metrics);
-- the waste: prefill positions that are padding, and decode row-steps run for rows that had already stopped.
+- the model's prefill and decode forwards (split by whether a forward sees one new position per row), HFLM's
+  tokenisation (`tok_encode`, `tok_batch_encode`, `tok_decode`), the rest of generation (HF's per-step loop: logits
+  processors, stopping criteria, cache bookkeeping; or the greedy pool's), and everything else (lm-eval: requests,
+  few-shot contexts, metrics);
+- the work: prefill positions and decode row-steps computed, and with HFLM's batches of `generate`
+  (--no-greedy-pool, what promot did before) the decode row-steps run for rows that had already stopped.
 
-    python bench/eval_profile.py --case mini-chat        # SmolLM2-135M-Instruct, mini ICL tasks, 1-shot, chat template
-    python bench/eval_profile.py --case world            # the world model, world ICL tasks, 4-shot (the demo's pass)
+    python bench/eval_profile.py --case mini-chat --no-greedy-pool   # SmolLM2-135M-Instruct, mini, 1-shot, chat
+    python bench/eval_profile.py --case world --no-greedy-pool       # the world model and suite, 4-shot (the demo's)
 """
 from __future__ import annotations
 
@@ -51,6 +53,8 @@ def main() -> None:
     ap.add_argument("--case", choices=sorted(CASES), default="mini-chat")
     ap.add_argument("--limit", type=int)
     ap.add_argument("--prompt-length", type=int, default=0, help="attach a vocab-initialised prompt (0: none)")
+    ap.add_argument("--greedy-pool", action=argparse.BooleanOptionalAction, default=True,
+                    help="promot's pass as shipped (default), or --no-greedy-pool: HFLM's batches of generate")
     ap.add_argument("--json", help="also write the breakdown here")
     args = ap.parse_args()
 
@@ -79,19 +83,31 @@ def main() -> None:
     t = Timers()
     waste = defaultdict(int)
     cls = PromptedHFLM
-    saved = {k: getattr(cls, k) for k in ("tok_encode", "tok_batch_encode", "tok_decode", "_model_generate")}
+    saved = {k: getattr(cls, k) for k in ("tok_encode", "tok_batch_encode", "tok_decode", "_model_generate",
+                                           "generate_until")}
     for k in ("tok_encode", "tok_batch_encode", "tok_decode"):
         t.wrap(cls, k, "tokenisation")
-    t.wrap(cls, "_model_generate", "generate")
-    t.wrap(model, "forward", "", split=lambda a, kw: "forward, decode" if _new_positions(a, kw) == 1
-           else "forward, prefill")
+    t.wrap(cls, "generate_until", "generate")
+    forward = model.forward
+
+    @functools.wraps(forward)  # keeps the signature: generate() reads forward's to pass logits_to_keep
+    def counted_forward(*a, **kw):
+        shape = _shape(a, kw)
+        key = "forward, decode" if shape[1] == 1 else "forward, prefill"
+        waste["decode row-steps" if shape[1] == 1 else "prefill positions"] += shape[0] * shape[1]
+        started = time.perf_counter()
+        try:
+            return forward(*a, **kw)
+        finally:
+            t.s[key] += time.perf_counter() - started
+            t.n[key] += 1
+
+    model.forward = counted_forward
     inner_generate = cls._model_generate
 
     def counted(self, context, max_length, stop, **kw):
-        mask = kw.get("attention_mask")
+        """HFLM's batches: how many decode row-steps ran for rows that had already stopped."""
         out = inner_generate(self, context, max_length, stop, **kw)
-        waste["prefill positions"] += context.numel()
-        waste["prefill padding"] += int((mask == 0).sum()) if mask is not None else 0
         new = out[:, context.shape[1]:].tolist()
         steps = len(new[0]) if new else 0
         for row in new:
@@ -101,51 +117,51 @@ def main() -> None:
                 if tok_id in (self.eot_token_id, self.tokenizer.pad_token_id) or any(s in text for s in stop):
                     used = i + 1
                     break
-            waste["decode row-steps"] += steps
             waste["decode row-steps after the row stopped"] += steps - used
-        waste["batches"] += 1
         return out
 
     cls._model_generate = counted
     start = time.perf_counter()
-    res = run_lm_eval(lm, tok, spec, shots, manager)
+    res = run_lm_eval(lm, tok, spec, shots, manager, greedy_pool=args.greedy_pool)
     total = time.perf_counter() - start
     for k, v in saved.items():
         setattr(cls, k, v)
+    model.forward = forward
 
-    gen = t.s["generate"]
+    gen = t.s["generate"]  # generate_until, all of it: tokenisation inside it is counted on its own line
     fwd = t.s["forward, prefill"] + t.s["forward, decode"]
     parts = {
         "forward, prefill": t.s["forward, prefill"],
         "forward, decode": t.s["forward, decode"],
-        "generate loop besides the forwards": gen - fwd,
-        "tokenisation": t.s["tokenisation"],
-        "lm-eval besides the model class (requests, contexts, metrics)": total - gen - t.s["tokenisation"],
+        "generation besides the forwards (loop, stop checks, cache)": gen - fwd - t.s["tokenisation"],
+        "tokenisation (HFLM's tok_encode / tok_batch_encode / tok_decode)": t.s["tokenisation"],
+        "lm-eval besides generate_until (requests, contexts, metrics)": total - gen,
     }
     n_items = sum(len(v) for v in res["samples"].values())
     print(f"case={args.case} model={name} tasks={len(icl)} items={n_items} shots={shots} batch={batch} "
-          f"chat={chat} prompt={args.prompt_length} total {total:.2f} s")
+          f"chat={chat} prompt={args.prompt_length} greedy_pool={args.greedy_pool} total {total:.2f} s")
     print(f"{'part':<64}{'s':>8}{'%':>7}{'calls':>8}")
     for k, v in parts.items():
         calls = t.n.get(k, "")
         print(f"{k:<64}{v:>8.2f}{100 * v / total:>7.1f}{calls!s:>8}")
     for k, v in waste.items():
         print(f"  {k}: {v}")
-    print(f"  padding share of prefill positions: {waste['prefill padding'] / max(1, waste['prefill positions']):.3f}")
     print(f"  finished share of decode row-steps: "
           f"{waste['decode row-steps after the row stopped'] / max(1, waste['decode row-steps']):.3f}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"case": args.case, "model": name, "items": n_items, "total_s": total, "parts": parts,
+            json.dump({"case": args.case, "model": name, "items": n_items, "greedy_pool": args.greedy_pool,
+                       "prompt_length": args.prompt_length, "total_s": total, "parts": parts,
                        "calls": dict(t.n), "waste": dict(waste)}, f, indent=1)
 
 
-def _new_positions(args, kwargs) -> int:
+def _shape(args, kwargs) -> tuple[int, int]:
+    """(rows, new positions) of a forward call."""
     for key in ("input_ids", "inputs_embeds"):
         x = kwargs.get(key)
         if x is not None:
-            return x.shape[1]
-    return args[1].shape[1] if len(args) > 1 and hasattr(args[1], "shape") else 0
+            return x.shape[0], x.shape[1]
+    return args[0].shape[0], args[0].shape[1]
 
 
 if __name__ == "__main__":

@@ -112,3 +112,19 @@ def test_world_generations_equal_hflm_item_for_item(prompt):
     want, got = run(reference), run(pooled)
     assert len(want[0]) == 60 and got == want
     assert len(set(want[0].values())) > 5  # not one answer for everything: the comparison can fail
+
+
+@pytest.mark.parametrize("prompt", [False, True])
+def test_generate_texts_through_the_pool_equals_generate(prompt):
+    """Selection, the guard and the probes (`generate_texts`) get the same texts from the pool as from `generate`."""
+    from promot.data import Example, Tokenizing
+    from promot.prompt.generate import generate_texts
+
+    tok = make_tokenizer()
+    lm = PromptedLM(make_model("llama").eval(), torch.randn(4, 32) * 2 if prompt else None).eval()
+    tokenizing = Tokenizing(tok, seq2seq=False, max_length=32)
+    examples = [Example(input=t, target="True", where=f"test:{i}") for i, t in enumerate(
+                ["a b c question", "a b d e f question : it has a ?", "a", "g h i j k l m n", "a b c"])]
+    pooled = generate_texts(lm, tokenizing, examples, max_new_tokens=4, batch_size=2)
+    assert pooled == generate_texts(lm, tokenizing, examples, max_new_tokens=4, batch_size=2, pool=False)
+    assert len(set(pooled)) > 1

@@ -80,14 +80,20 @@ class PromptedHFLM(HFLM):
         left-truncation rules), stop strings (+ EOS) and post-processing; decoding by the pool."""
         eos = self.tok_decode(self.eot_token_id, skip_special_tokens=False)
         bos = getattr(self.tokenizer, "bos_token", None)
+        default = {} if self.add_bos_token is None else {"add_special_tokens": self.add_bos_token}
+        with_bos = [has_bos_prefix(context, bos) for context, _ in args]
+        encoded: list = [None] * len(args)
+        for special, rows in (({"add_special_tokens": False}, [i for i, b in enumerate(with_bos) if b]),
+                              (default, [i for i, b in enumerate(with_bos) if not b])):
+            if rows:  # one tokenizer call per kind, not one per request
+                for i, ids in zip(rows, self.tokenizer([args[i][0] for i in rows], **special)["input_ids"]):
+                    encoded[i] = ids
         reqs, stops = [], []
-        for context, gen_kwargs in args:
+        for (context, gen_kwargs), ids in zip(args, encoded):
             kwargs = normalize_gen_kwargs(gen_kwargs, self.max_gen_toks)
             until = handle_stop_sequences(kwargs.pop("until", None), eos=eos)
-            special = {"add_special_tokens": False} if has_bos_prefix(context, bos) else (
-                {} if self.add_bos_token is None else {"add_special_tokens": self.add_bos_token})
-            ids = self.tokenizer(context, **special)["input_ids"][-(self.max_length - kwargs["max_gen_toks"]):]
-            reqs.append(Request(ids, kwargs["max_gen_toks"], tuple(until)))
+            reqs.append(Request(ids[-(self.max_length - kwargs["max_gen_toks"]):], kwargs["max_gen_toks"],
+                                tuple(until)))
             stops.append(until)
         with torch.autocast(self.device.type, dtype=self.mixed_precision_dtype,
                             enabled=self.mixed_precision_dtype is not None):

@@ -7,6 +7,7 @@ import contextlib
 import torch
 
 from promot.data import Example, Tokenizing, pad
+from promot.prompt.greedy_pool import GreedyPool, Request, supports
 from promot.prompt.soft_prompt import PromptedLM
 
 
@@ -23,13 +24,21 @@ def generate_texts(
     batch_size: int = 16,
     bf16: bool = False,
     task_id: int | None = None,
+    pool: bool = True,
 ) -> list[str]:
-    """Greedy continuations, batched (left padding for causal LMs), decoded without special tokens. `task_id` picks
-    the prompt from a prompt bank [T, P, H]."""
+    """Greedy continuations, decoded without special tokens: through `GreedyPool` where it serves the model, else in
+    batches of `generate` (left padding for causal LMs). `task_id` picks the prompt from a prompt bank [T, P, H]."""
     tok = tokenizing.tokenizer
     device = next(lm.parameters()).device
     was_training = lm.training
     lm.eval()
+    if pool and task_id is None and supports(lm):
+        reqs = [Request(tokenizing.prompt_only(ex), max_new_tokens) for ex in examples]
+        with autocast(bf16, device):
+            stops = tokenizing.stop_ids()
+            new = GreedyPool(lm, tok, reqs, batch_size, eos=None if stops is None else set(stops)).run()
+        lm.train(was_training)
+        return tok.batch_decode(new, skip_special_tokens=True)
     texts: list[str] = []
     side = "right" if lm.is_seq2seq else "left"
     for i in range(0, len(examples), batch_size):

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
+from promot.distributed import gathered
 from promot.prompt.soft_prompt import PromptedLM, prompt_order
 
 _LOGITS_PROCESSING = ("repetition_penalty", "no_repeat_ngram_size", "encoder_no_repeat_ngram_size", "bad_words_ids",
@@ -98,11 +99,13 @@ def _left_pad(x: torch.Tensor, n: int) -> torch.Tensor:
 class GreedyPool:
     """Greedy decoding of `requests` with `batch_size` rows in flight; `run()` returns each request's new tokens."""
 
-    def __init__(self, lm: PromptedLM, tokenizer, requests: Sequence[Request], batch_size: int) -> None:
+    def __init__(self, lm: PromptedLM, tokenizer, requests: Sequence[Request], batch_size: int,
+                 eos: set[int] | None = None) -> None:
+        """`eos`: the ids a row stops on (default: the model's generation_config EOS, as `generate`'s default)."""
         self.lm, self.tok, self.requests, self.batch_size = lm, tokenizer, list(requests), max(1, batch_size)
         self.model = lm.model
         self.device = next(lm.parameters()).device
-        self.eos = eos_ids(lm)
+        self.eos = eos_ids(lm) if eos is None else eos
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         slots = [-1 - j for j in range(lm.num_virtual_tokens)]  # prompt slot j as the id -1-j
         self.seqs = [prompt_order(slots, list(r.ids), lm.bos_id) if slots else list(r.ids) for r in self.requests]
@@ -190,6 +193,10 @@ class GreedyPool:
     @torch.no_grad()
     def run(self) -> list[list[int]]:
         """Every request's new tokens, in the requests' order; longest contexts first, as HFLM orders them."""
+        with gathered(self.lm):  # FSDP2: the prompt and the embeddings are used outside the root's forward
+            return self._run()
+
+    def _run(self) -> list[list[int]]:
         waiting = deque(sorted(range(len(self.requests)), key=lambda r: -len(self.seqs[r])))
         waiting = deque(r for r in waiting if self.requests[r].max_new > 0)
         if not waiting:
