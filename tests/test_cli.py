@@ -175,8 +175,15 @@ def test_disk_full_and_permission_errors_are_reported_as_such(code, words, monke
         raise OSError(getattr(errno, code), words, str(directory))
 
     monkeypatch.setattr("promot.training.pipeline.save_model", refuse)
-    _fails(["train", _config(tmp_path, tiny_dirs, task_files), "method=finetune"], capsys,
-           f"{tmp_path / 'run' / 'model'}: {words}")
+    argv = ["train", _config(tmp_path, tiny_dirs, task_files), "method=finetune"]
+    if code == "EACCES":
+        _fails(argv, capsys, f"{tmp_path / 'run' / 'model'}: {words}")
+    else:  # a full disk: the file, the space free there, and how to go on; exit 1 (not bad input)
+        assert main(argv) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"promot: error: {tmp_path / 'run' / 'model'}: no space left on "
+                                                   "the device (") and " free there); " in err[0], err
+        assert err[0].endswith(f"`promot train --resume {tmp_path / 'run'}` (its checkpoints are intact)"), err
     assert not (tmp_path / "run" / "run.json").exists()
 
 

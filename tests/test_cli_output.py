@@ -113,3 +113,51 @@ def test_lm_eval_bars_are_silenced_unless_verbose():
     progress.set_verbose(True)
     with progress.quiet_lm_eval():
         assert task_mod.tqdm is original
+
+
+def test_a_stage_line_names_first_best_and_last_points_only():
+    """100 evaluated steps (eval_every 2 over 200) make one short line; the whole curve stays in metrics.jsonl."""
+    from promot.api import curve_ends
+
+    scores = [{"step": s, "target_score": min(100.0, s / 1.5)} for s in range(0, 201, 2)]
+    line = curve_ends(scores, "step", 150)
+    assert line == "first 0:0.0, best 150:100.0, last 200:100.0 of 101 steps"
+    alphas = [{"alpha": a, "target_score": 90.0} for a in (0.0, 0.5, 1.0)]
+    assert curve_ends(alphas, "alpha", 0.5) == "first 0:90.0, best 0.5:90.0, last 1:90.0 of 3 alphas"
+
+
+def test_a_compare_written_to_a_log_file_shows_no_library_bar(tiny_dirs, task_files, tiny_task, tmp_path):
+    """stderr to a file, not a terminal, at a tiny budget: promot's own lines only. The lm-eval task reads its data
+    through `datasets` (its "Generating train split" bar), the models load through transformers ("Loading weights")."""
+    import os
+
+    import yaml
+    from conftest import run_config
+
+    stage = {"steps": 2, "lr": 1e-3, "batch_size": 8, "eval_every": 2}
+    cfg = run_config(tiny_dirs["llama"], task_files, tmp_path / "unused", stage1=stage, stage2=stage)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    log = tmp_path / "compare.log"
+    env = {**os.environ, "HF_DATASETS_CACHE": str(tmp_path / "hf-cache")}  # a fresh cache: the split is generated
+    with log.open("w") as f:
+        rc = subprocess.run([sys.executable, "-m", "promot.cli", "compare", str(tmp_path / "c.yaml"), "--methods",
+                             "finetune", "--out", str(tmp_path / "out"), "--include-path", str(tiny_task), "--tasks",
+                             "tiny_first", "--limit", "2", "--shots", "0", "--bootstrap", "0"],
+                            stdout=f, stderr=subprocess.STDOUT, env=env, timeout=300).returncode
+    text = log.read_text()
+    assert rc == 0, text
+    assert "finetune stage2" in text  # promot's own lines are there
+    for bar in ("it/s]", "s/it]", "%|", "Generating", "Loading weights", "Saving the dataset", "GGUF"):
+        assert bar not in text, (bar, text)
+
+
+def test_the_gguf_converters_bar_is_silenced_unless_verbose(monkeypatch):
+    import transformers.modeling_gguf_pytorch_utils as gguf_mod
+
+    from promot import progress
+
+    original = gguf_mod.tqdm
+    monkeypatch.setattr(progress, "_verbose", False)
+    with progress.quiet_bars(("transformers.modeling_gguf_pytorch_utils",)):
+        assert gguf_mod.tqdm([1]).disable
+    assert gguf_mod.tqdm is original

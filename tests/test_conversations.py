@@ -405,6 +405,10 @@ BAD = {
                                        "the final assistant turn is never cut"),
     "unknown data.format": ([_msgs(("user", "a"), ("assistant", "True"))], {"format": "xml"},
                             "data.format 'xml' is not one of"),
+    "an image content part": ([{"messages": [{"role": "user", "content": [
+        {"type": "text", "text": "a"}, {"type": "image_url", "image_url": {"url": "x.png"}}]},
+        {"role": "assistant", "content": "True"}]}], {},
+        "d.jsonl:1: field 'messages[0].content[1]' is a content part of type 'image_url'; promot trains on text"),
 }
 
 
@@ -421,6 +425,19 @@ def test_bad_conversation_input_one_line_exit_2_nothing_written(case, tmp_path, 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and expect in err[0], err
     assert not (tmp_path / "run").exists()
+
+
+def test_text_content_parts_are_joined_into_the_turn(tmp_path):
+    """OpenAI / TRL content parts: the text parts of a turn make its text, newline-joined (vLLM's rule)."""
+    from promot.data import read_examples
+
+    parts = {"messages": [{"role": "user", "content": [{"type": "text", "text": "a b"},
+                                                       {"type": "text", "text": "c"}]},
+                          {"role": "assistant", "content": [{"type": "text", "text": "True"}]}]}
+    plain = _msgs(("user", "a b\nc"), ("assistant", "True"))
+    got = read_examples(DataConfig(train="x"), write(tmp_path / "p", [parts], "jsonl"), "train")
+    want = read_examples(DataConfig(train="x"), write(tmp_path / "q", [plain], "jsonl"), "train")
+    assert [e.messages for e in got] == [e.messages for e in want] and got[0].target == "True"
 
 
 def test_prefix_unstable_template_and_missing_template_are_refused(tmp_path):

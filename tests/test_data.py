@@ -27,6 +27,38 @@ def test_empty_and_missing_files(tmp_path):
         read_records(str(tmp_path / "d.txt"))
 
 
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+@pytest.mark.parametrize("name", ["d.jsonl", "d.csv"])
+def test_invalid_utf8_names_file_and_line(tmp_path, bom, name):
+    f = tmp_path / name
+    good = b'{"prompt": "a", "completion": "b"}\n'  # decoding fails before any parsing: the same bytes for csv
+    f.write_bytes(bom + good * 6 + b'{"prompt": "caf\xe9", "completion": "b"}\n' + good)
+    with pytest.raises(DataError, match=rf"{name}:7: not UTF-8 text \(byte 16 of the line; save the file as UTF-8\)"):
+        read_records(str(f))
+
+
+@pytest.mark.parametrize("kind", ["Dataset", "DatasetDict"])
+def test_save_to_disk_folder_loads_as_data(tmp_path, kind):
+    """A folder `datasets`' save_to_disk wrote: a Dataset as it is, a DatasetDict's split by data.*_split."""
+    import datasets
+
+    rows = [{"prompt": f"a {i}", "completion": "True"} for i in range(3)]
+    ds = datasets.Dataset.from_list(rows)
+    if kind == "DatasetDict":
+        ds = datasets.DatasetDict({"train": ds, "dev": ds.select([0])})
+    ds.save_to_disk(str(tmp_path / "saved"))
+    got = read_records(str(tmp_path / "saved"))
+    assert [r.fields for r in got] == rows
+    if kind == "DatasetDict":
+        assert got[1].where == f"{tmp_path / 'saved'}[train][1]"
+        assert [r.fields for r in read_records(str(tmp_path / "saved"), "dev")] == rows[:1]
+        with pytest.raises(DataError, match=r"saved: no split 'validation' in this DatasetDict \(it has train, dev"):
+            read_records(str(tmp_path / "saved"), "validation")
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(DataError, match="plain: is a directory, not a data file .* nor a `datasets` save_to_disk"):
+        read_records(str(tmp_path / "plain"))
+
+
 def test_csv_and_template_over_columns(tmp_path):
     f = tmp_path / "d.csv"
     f.write_text("premise,hypothesis,label\nA cat,A pet,True\n")

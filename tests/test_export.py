@@ -316,14 +316,18 @@ def test_served_routes_answer_as_promot_generate_token_for_token(server, world_r
         assert "promot:" not in answer
 
 
-def test_served_unknown_task_is_an_error_not_a_bare_answer(server):
+def test_served_unknown_task_is_a_400_that_says_why(server):
+    """Not a bare answer, not a bare 500: the client reads the template's reason (OpenAI's error shape)."""
     import openai
 
     client, name = server
-    with pytest.raises(openai.APIError):
+    with pytest.raises(openai.BadRequestError, match='unknown promot_task "nope" \\(this model\'s tasks: '):
         client.chat.completions.create(model=name, messages=[{"role": "user", "content": "in: a out:"}],
                                        max_tokens=4, temperature=0,
                                        extra_body={"chat_template_kwargs": {"promot_task": "nope"}})
+    with pytest.raises(openai.BadRequestError, match="the spelling of a promot prompt token; refused"):
+        client.chat.completions.create(model=name, messages=[{"role": "user", "content": "in: <|promot:x:0|> out:"}],
+                                       max_tokens=4, temperature=0)
 
 
 def _no_bos_model(directory):

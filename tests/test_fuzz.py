@@ -158,3 +158,96 @@ def test_compare_runs_or_refuses_in_one_line(base_config, tiny_task, capsys, met
 @given(methods=methods, over=overrides, args=eval_args)
 def test_compare_fuzz_long(base_config, tiny_task, capsys, methods, over, args):
     _compare_property(base_config, tiny_task, capsys, methods, over, args)
+
+
+# --- data files: records of random shapes, value types, encodings and line endings ---------------------------------
+
+_TEXT = st.text(alphabet=st.sampled_from(list("abc ?:\n\"',;é€") + ["\u2028", "\x00"]), max_size=12)
+_VALUE = st.one_of(_TEXT, st.sampled_from(["True", "False"]), st.integers(-3, 3), st.floats(allow_nan=True),
+                   st.none(), st.booleans(), st.lists(_TEXT, max_size=2), st.dictionaries(_TEXT, _TEXT, max_size=2))
+_TURN = st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant", "system", "tool", 3]),
+                               "content": st.one_of(_VALUE, st.lists(st.fixed_dictionaries(
+                                   {"type": st.sampled_from(["text", "image_url"]), "text": _TEXT}), max_size=2))})
+_RECORD = st.one_of(
+    st.fixed_dictionaries({"prompt": _VALUE, "completion": _VALUE}),
+    st.fixed_dictionaries({"messages": st.one_of(_VALUE, st.lists(_TURN, max_size=4))}),
+    st.fixed_dictionaries({"instruction": _VALUE, "output": _VALUE}, optional={"input": _VALUE}),
+    st.fixed_dictionaries({"conversations": st.lists(st.fixed_dictionaries(
+        {"from": st.sampled_from(["human", "gpt", "x"]), "value": _VALUE}), max_size=3)}),
+    st.dictionaries(st.sampled_from(["prompt", "completion", "x", ""]), _VALUE, max_size=3),
+)
+_GOOD = {"prompt": "a b c question : it has a ? answer :", "completion": "True"}
+
+
+def _write_data(path: Path, kind: str, records: list, encoding: str, newline: str) -> Path:
+    """`records` as a file of `kind`, in `encoding` (utf-8, utf-8-sig, latin-1), lines ended by `newline`."""
+    import csv
+    import io
+    import json
+
+    if kind == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            table = pa.Table.from_pylist([r if isinstance(r, dict) else {"value": r} for r in records])
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, ValueError, TypeError):
+            table = pa.Table.from_pylist([{"prompt": json.dumps(r)} for r in records])  # mixed types: as text
+        pq.write_table(table, path)
+        return path
+    if kind == "csv":
+        out = io.StringIO()
+        keys = sorted({k for r in records if isinstance(r, dict) for k in r}) or ["prompt"]
+        writer = csv.DictWriter(out, fieldnames=keys, lineterminator=newline, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows([{k: v if isinstance(v, str) else json.dumps(v) for k, v in r.items()} for r in records
+                          if isinstance(r, dict)])
+        text = out.getvalue()
+    elif kind == "json":
+        text = json.dumps(records, ensure_ascii=False, indent=1).replace("\n", newline)
+    else:
+        text = newline.join(json.dumps(r, ensure_ascii=False) for r in records) + newline
+    path.write_bytes(text.encode(encoding, errors="replace"))
+    return path
+
+
+def _data_property(base_config: dict, capsys, kind: str, records: list, encoding: str, newline: str) -> None:
+    root = Path(tempfile.mkdtemp(prefix="fuzz-data-"))
+    try:
+        data = _write_data(root / f"d.{kind}", kind, [*records, *[_GOOD] * 8], encoding, newline)
+        run = root / "run"
+        cfg = {**base_config, "output_dir": str(run), "data": {**base_config["data"], "train": str(data),
+                                                                "validation": None, "validation_size": 2}}
+        cfg["data"].pop("template", None)
+        cfg["data"].pop("completion", None)
+        (root / "c.yaml").write_text(yaml.safe_dump(cfg))
+        argv = ["train", str(root / "c.yaml"), "method=finetune"]
+        rc, err = _outcome(argv, capsys)
+        _refused_in_one_line(rc, err, argv)
+        if rc == 0:
+            assert (run / "run.json").is_file(), argv
+        else:
+            assert "d." + kind in err[0] or "data." in err[0], (kind, err)  # the file (and line) is named
+            if "diverged" not in err[0]:
+                assert not run.exists(), (argv, err)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+_data_args = {"kind": st.sampled_from(["jsonl", "json", "csv", "parquet"]), "records": st.lists(_RECORD, max_size=3),
+              "encoding": st.sampled_from(["utf-8", "utf-8-sig", "latin-1"]),
+              "newline": st.sampled_from(["\n", "\r\n", "\r"])}
+
+
+@settings(QUICK, max_examples=6)
+@given(**_data_args)
+def test_any_data_file_trains_or_is_refused_naming_file_and_line(base_config, capsys, kind, records, encoding,
+                                                                  newline):
+    _data_property(base_config, capsys, kind, records, encoding, newline)
+
+
+@pytest.mark.fuzz
+@LONG
+@given(**_data_args)
+def test_data_file_fuzz_long(base_config, capsys, kind, records, encoding, newline):
+    _data_property(base_config, capsys, kind, records, encoding, newline)

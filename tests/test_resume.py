@@ -144,27 +144,49 @@ def test_resume_on_an_edited_config_names_the_keys_and_touches_nothing(tiny_dirs
     assert len(err.splitlines()) == 1 and "stage1/checkpoint-2: its weights cannot be loaded" in err, err
 
 
-def test_a_crash_mid_checkpoint_leaves_no_checkpoint_that_looks_complete(tiny_dirs, task_files, tmp_path, monkeypatch):
-    """The RNG state is written after model and optimizer: fail there at step 4, and only checkpoint-2 counts."""
-    original = loop.PromotTrainer._save_rng_state
+class SafetensorError(Exception):
+    """What safetensors' writer raises on a full disk (not an OSError)."""
 
-    def fail_at_4(self, output_dir):
-        if self.state.global_step == 4 and Path(output_dir).parent.parent.name == "stage1":
-            raise OSError(28, "No space left on device")
-        return original(self, output_dir)
 
-    monkeypatch.setattr(loop.PromotTrainer, "_save_rng_state", fail_at_4)
+FULL = {"os": OSError(28, "No space left on device"),
+        "safetensors": SafetensorError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: '
+                                       '"No space left on device" })')}
+
+
+@pytest.mark.parametrize("where", ["rng", "weights"])
+def test_a_full_disk_mid_checkpoint_says_so_in_one_line_and_resume_goes_on(tiny_dirs, task_files, tmp_path,
+                                                                           monkeypatch, capsys, where):
+    """The disk fills at stage 1's step-4 checkpoint (the RNG state, written after model and optimizer, or the
+    weights, through safetensors): one line naming the checkpoint, the space free and needed, the intact last
+    checkpoint and the --resume command; exit 1; only checkpoint-2 counts, nothing half-written stays."""
+    from promot.training import artifacts
+
+    target = (loop.PromotTrainer, "_save_rng_state") if where == "rng" else (artifacts, "save_model")
+    original = getattr(*target)
+
+    def fail_at_4(*args, **kwargs):
+        path = str(args[1] if where == "rng" else args[0])  # (trainer, output_dir) / (directory, model, …)
+        if "stage1" in path and ".staging" in path and "checkpoint-4" in path:
+            raise FULL["os" if where == "rng" else "safetensors"]
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(*target, fail_at_4)
     run = tmp_path / "run"
-    with pytest.raises(OSError):
-        api.train(_config(tiny_dirs, task_files, run))
+    assert main(["train", str(_config(tiny_dirs, task_files, run))]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
     stage = run / "stage1"
-    assert sorted(p.name for p in stage.iterdir() if not p.name.startswith(".")) == ["checkpoint-2"]
-    assert (stage / ".staging" / "checkpoint-4" / "model").is_dir()  # the half-written one, under its temporary name
+    assert len(err) == 1, err
+    assert f"{stage / 'checkpoint-4'}: no space left on the device (" in err[0] and " free there, it needs more " \
+        "than " in err[0] and f"the last checkpoint, {stage / 'checkpoint-2'}, is intact" in err[0], err
+    assert f"`promot train --resume {run}`" in err[0]
+    assert sorted(p.name for p in stage.iterdir()) == ["checkpoint-2"]  # no .staging left behind
     assert (stage / "checkpoint-2" / "promot_state.json").is_file()
     assert resume_point(run, "stage1") == str(stage / "checkpoint-2")
-    assert not (stage / ".staging").exists()
     steps = {json.loads(r)["step"] for r in (run / "metrics.jsonl").read_text().splitlines()}
     assert max(steps) == 2  # what was logged after checkpoint-2 is dropped: the resumed run logs it again
+    monkeypatch.setattr(*target, original)  # space freed
+    assert main(["train", "--resume", str(run)]) == 0
+    assert (run / "run.json").is_file()
 
 
 def test_resume_refuses_a_complete_run_and_a_foreign_directory(tiny_dirs, task_files, tmp_path, capsys):

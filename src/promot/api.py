@@ -80,15 +80,22 @@ def diagnose_gradient_alignment(config: RunConfig | str | Path | dict, overrides
     return train(validate(cfg))
 
 
+def curve_ends(scores: list[dict], at: str, kept) -> str:
+    """The first, best (the kept one) and last evaluated points of a stage, `at:score` each: one short line however
+    many points were evaluated (every one is in metrics.jsonl and run.json)."""
+    ends = {"first": scores[0], "best": next((s for s in scores if s[at] == kept), None), "last": scores[-1]}
+    shown = [(label, s) for label, s in ends.items() if s is not None]
+    return ", ".join(f"{label} {s[at]:g}:{s['target_score']:.1f}" for label, s in shown) + f" of {len(scores)} {at}s"
+
+
 def summary(run_dir: str | Path) -> list[str]:
     """One line per stage: best target score and where it was selected; then the leakage guard's verdict."""
     record = read_run_info(run_dir)
     lines = []
     for name, h in record.stages.items():
         at = "alpha" if "best_alpha" in h else "step"  # wise-ft selects over its α grid, not over steps
-        curve = ", ".join(f"{s[at]:g}:{s['target_score']:.1f}" for s in h["scores"])
         lines.append(f"{record.method} {name}: best {h['metric']} {h['best_score']:.2f} at {at} {h['best_' + at]:g} "
-                     f"({at}:score {curve})")
+                     f"({curve_ends(h['scores'], at, h['best_' + at])})")
     if record.guard is not None:
         lines.append(f"{record.method} guard: {record.guard.describe()}")
     return lines

@@ -234,11 +234,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("promot: interrupted", file=sys.stderr)
         return 130
-    except (PromotError, OSError) as e:
-        if args.debug:
+    except Exception as e:
+        from promot.io import disk_full, is_disk_full
+
+        if args.debug or not (isinstance(e, (PromotError, OSError)) or is_disk_full(e)):
             raise
+        if is_disk_full(e) and not isinstance(e, PromotError):  # a write no promot save site caught
+            e = disk_full(getattr(e, "filename", None) or ".", 0)
         print(f"promot: {_one_line(e)}", file=sys.stderr)
-        return e.exit_code if isinstance(e, Interrupted) else 2
+        return getattr(e, "exit_code", 2)
     return 0
 
 

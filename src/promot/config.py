@@ -70,7 +70,7 @@ class DataConfig:
     validation_size: int = 64
     """Records held out from `train` for selection when `validation` is not given (at most a fifth)."""
     train_split: str = "train"
-    """Split names for `hf:` datasets."""
+    """Split names for `hf:` datasets and `datasets` save_to_disk folders holding a DatasetDict."""
     validation_split: str = "validation"
     template: str | None = None
     """Input template over named columns, e.g. "{premise} question: {hypothesis} answer:"; default: `prompt`."""

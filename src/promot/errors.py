@@ -37,3 +37,14 @@ class Interrupted(PromotError):
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class DiskFullError(PromotError):
+    """The disk filled up while promot wrote a file: nothing half-written was left in place (every artifact is
+    written beside its target and renamed), the last checkpoint stands. Exit code 1: not bad input."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, target: str = "", needs: int = 0) -> None:
+        super().__init__(message)
+        self.target, self.needs = target, needs

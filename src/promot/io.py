@@ -1,6 +1,7 @@
 """Atomic file and directory writes: a crash never leaves a half-written artifact that looks complete."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -9,7 +10,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from promot.errors import ConfigError
+from promot.errors import ConfigError, DiskFullError
 
 
 def _umask() -> int:
@@ -55,6 +56,48 @@ def check_replaceable(target: str | Path, marker: str, what: str, inputs: Iterab
                           f"new or empty directory)")
 
 
+def is_disk_full(error: BaseException | None) -> bool:
+    """ENOSPC / EDQUOT, raised as OSError or wrapped by another library (safetensors' writer raises
+    `SafetensorError: … No space left on device`), anywhere in the exception's chain."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, DiskFullError) or isinstance(error, OSError) and error.errno in (errno.ENOSPC,
+                                                                                              errno.EDQUOT):
+            return True
+        if "No space left on device" in str(error) or "StorageFull" in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def size_text(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
+
+
+def tree_size(path: str | Path) -> int:
+    """Bytes in a file or a folder (what a write there got to, or what a like checkpoint takes)."""
+    path = Path(path)
+    if path.is_file():
+        return path.stat().st_size
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else 0
+
+
+def disk_full(target: str | Path, needs: int, then: str = "run it again") -> DiskFullError:
+    """The one line for a write the disk could not hold: the file, the space free there and what it needs."""
+    where = Path(target).absolute()
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    free = shutil.disk_usage(where).free
+    need = f", it needs more than {size_text(needs)}" if needs else ""
+    return DiskFullError(f"{target}: no space left on the device ({size_text(free)} free there{need}); nothing "
+                         f"half-written was kept. Free space, then {then}", str(target), needs)
+
+
 @contextmanager
 def atomic_dir(target: str | Path) -> Iterator[Path]:
     """Yield a temporary sibling directory; on success it replaces `target` in one rename."""
@@ -71,8 +114,11 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, target)
-    except BaseException:
+    except BaseException as e:
+        written = tree_size(tmp)
         shutil.rmtree(tmp, ignore_errors=True)
+        if is_disk_full(e) and not isinstance(e, DiskFullError):
+            raise disk_full(target, written) from None
         raise
 
 
@@ -87,8 +133,11 @@ def atomic_file(target: str | Path) -> Iterator[Path]:
         yield Path(tmp)
         settle_modes(tmp)
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as e:
+        written = tree_size(tmp)
         Path(tmp).unlink(missing_ok=True)
+        if is_disk_full(e) and not isinstance(e, DiskFullError):
+            raise disk_full(target, written) from None
         raise
 
 

@@ -67,9 +67,9 @@ class Progress:
 
 
 @contextlib.contextmanager
-def quiet_lm_eval() -> Iterator[None]:
-    """Silence lm-eval's per-task and per-request bars (they bind `tqdm` at import, so each module's name is
-    swapped for a disabled one); nothing changes when verbose."""
+def quiet_bars(module_names: tuple[str, ...]) -> Iterator[None]:
+    """Silence the bars of libraries that bind `tqdm` at import and offer no switch: each module's name is swapped
+    for a disabled one; nothing changes when verbose."""
     if _verbose:
         yield
         return
@@ -79,7 +79,7 @@ def quiet_lm_eval() -> Iterator[None]:
         kwargs["disable"] = True
         return tqdm(*args, **kwargs)
 
-    modules = [importlib.import_module(m) for m in _LM_EVAL_TQDM]
+    modules = [importlib.import_module(m) for m in module_names]
     saved = [m.tqdm for m in modules]
     for m in modules:
         m.tqdm = silent
@@ -88,6 +88,11 @@ def quiet_lm_eval() -> Iterator[None]:
     finally:
         for m, original in zip(modules, saved):
             m.tqdm = original
+
+
+def quiet_lm_eval():
+    """lm-eval's per-task and per-request bars, silenced."""
+    return quiet_bars(_LM_EVAL_TQDM)
 
 
 def stage_progress(desc: str):
@@ -129,6 +134,23 @@ def set_up_logging(debug: bool, verbose_output: bool, main_process: bool = True)
         for noisy in ("transformers", "peft", "accelerate", "datasets", "httpx", "huggingface_hub", "lm_eval",
                       "lm-eval", "matplotlib"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
-        from transformers.utils import logging as hf_logging
+        silence_library_bars()
 
-        hf_logging.disable_progress_bar()  # weight-loading bars; each stage and eval variant gets one line instead
+
+def silence_library_bars() -> None:
+    """The libraries' own bars off, in this process and in those it starts: transformers' ("Loading weights"),
+    huggingface_hub's (downloads) and datasets' ("Generating train split", "Saving the dataset"). Each stage and
+    evaluated variant gets one line instead; the GGUF converter's bar is silenced where it runs (`quiet_bars`)."""
+    import os
+    import sys
+
+    from huggingface_hub.utils import disable_progress_bars
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    disable_progress_bars()
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
+    if "datasets" in sys.modules:  # else the variable above keeps its bars off when it is imported
+        from datasets.utils.logging import disable_progress_bar
+
+        disable_progress_bar()

@@ -1,7 +1,7 @@
 """Read raw records from the files users already have; every record remembers where it came from.
 
-`.jsonl`, `.json` (a JSON array, or JSON lines), either gzipped (`.jsonl.gz`, `.json.gz`), `.csv`, `.parquet` and
-`hf:NAME[:CONFIG]` (a `datasets` name or local folder). A UTF-8 byte-order mark (what spreadsheet exports write) is
+`.jsonl`, `.json` (a JSON array, or JSON lines), either gzipped (`.jsonl.gz`, `.json.gz`), `.csv`, `.parquet`, a
+folder `datasets`' `save_to_disk` wrote, and `hf:NAME[:CONFIG]` (a `datasets` name or local folder). A UTF-8 byte-order mark (what spreadsheet exports write) is
 read, not refused. Errors name the file and line (`data.jsonl:17: malformed JSON …`, `data.json:9` for the array
 element starting on line 9, `data.parquet[3]` for a row), so a user can fix the one bad record.
 """
@@ -37,7 +37,9 @@ def _text(path: Path) -> str:
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text (byte {e.start})") from None
+        at = e.start + (3 if raw.startswith(b"\xef\xbb\xbf") else 0)  # utf-8-sig counts after the BOM it drops
+        line, column = raw.count(b"\n", 0, at) + 1, at - raw.rfind(b"\n", 0, at)
+        raise DataError(f"{path}:{line}: not UTF-8 text (byte {column} of the line; save the file as UTF-8)") from None
 
 
 def _record(obj, path: Path, lineno: int) -> Record:
@@ -142,13 +144,41 @@ def read_records(source: str, split: str = "train") -> list[Record]:
     else:
         path = Path(source)
         if path.is_dir():
-            raise DataError(f"{path}: is a directory, not a data file ({', '.join(SUFFIXES)})")
+            if not _saved_dataset(path):
+                raise DataError(f"{path}: is a directory, not a data file ({', '.join(SUFFIXES)}) nor a `datasets` "
+                                "save_to_disk folder")
+            return _nonempty(_read_saved(path, split), source)
         if not path.is_file():
             raise DataError(f"{path}: data file not found")
         suffix = next((s for s in sorted(SUFFIXES, key=len, reverse=True) if path.name.endswith(s)), None)
         if suffix is None:
             raise DataError(f"{path}: unsupported data format '{path.suffix}' (use {', '.join(SUFFIXES)} or hf:NAME)")
         records = _READERS[suffix](path)
+    return _nonempty(records, source)
+
+
+def _nonempty(records: list[Record], source: str) -> list[Record]:
     if not records:
         raise DataError(f"{source}: dataset is empty")
     return records
+
+
+def _saved_dataset(path: Path) -> bool:
+    """A folder `Dataset.save_to_disk` (state.json) or `DatasetDict.save_to_disk` (dataset_dict.json) wrote."""
+    return (path / "state.json").is_file() or (path / "dataset_dict.json").is_file()
+
+
+def _read_saved(path: Path, split: str) -> list[Record]:
+    """A `save_to_disk` folder: a Dataset as it is; a DatasetDict's `split` (data.train_split / validation_split)."""
+    from datasets import DatasetDict, load_from_disk
+
+    try:
+        ds = load_from_disk(str(path))
+    except Exception as e:  # datasets raises FileNotFoundError, ArrowInvalid, ... for a damaged folder
+        raise DataError(f"{path}: not a readable `datasets` folder ({type(e).__name__}: {e})") from None
+    if isinstance(ds, DatasetDict):
+        if split not in ds:
+            raise DataError(f"{path}: no split '{split}' in this DatasetDict (it has {', '.join(ds)}; set "
+                            "data.train_split / data.validation_split)")
+        return [Record(dict(row), f"{path}[{split}][{i}]") for i, row in enumerate(ds[split])]
+    return [Record(dict(row), f"{path}[{i}]") for i, row in enumerate(ds)]

@@ -98,8 +98,8 @@ class Shape:
                 known = ", ".join(sorted(self.roles))
                 raise DataError(f"{record.where}: field '{where}.{role_key}': unknown role {role!r} (known: {known}; "
                                 "map others with data.roles)")
-            out.append({"role": self.roles[role], "content": text(turn[content_key], record.where,
-                                                                  f"{where}.{content_key}")})
+            out.append({"role": self.roles[role], "content": content(turn[content_key], record.where,
+                                                                     f"{where}.{content_key}")})
         return out
 
     def _messages(self, record: Record) -> list[dict]:
@@ -151,7 +151,7 @@ class Shape:
 
 
 def _kind(value) -> str:
-    return {dict: "a mapping", list: "a list", type(None): "null", bool: "a boolean"}.get(
+    return {dict: "a mapping", list: "a list", type(None): "null", bool: "a boolean", str: "a string"}.get(
         type(value), "a number" if isinstance(value, (int, float)) else type(value).__name__)
 
 
@@ -160,6 +160,22 @@ def text(value, where: str, field: str) -> str:
     if isinstance(value, str):
         return value
     raise DataError(f"{where}: field '{field}' is {_kind(value)}, where text belongs")
+
+
+def content(value, where: str, field: str) -> str:
+    """A turn's content: text, or OpenAI / TRL content parts (`[{"type": "text", "text": …}, …]`) whose text parts
+    are joined with newlines, as vLLM does for a text-only model. Any other part (image, audio, …) is refused: promot
+    trains text models."""
+    if not isinstance(value, list):
+        return text(value, where, field)
+    texts = []
+    for i, part in enumerate(value):
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind != "text":
+            what = f"a content part of type {kind!r}" if kind else f"{_kind(part)}, not a content part"
+            raise DataError(f"{where}: field '{field}[{i}]' is {what}; promot trains on text parts only")
+        texts.append(text(part.get("text"), where, f"{field}[{i}].text"))
+    return "\n".join(texts)
 
 
 def checked(messages: list[dict], where: str) -> list[dict]:

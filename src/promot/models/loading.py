@@ -79,9 +79,12 @@ def dequantize_gguf(gguf: Path) -> Path:
     if (out / "config.json").is_file():
         return out
     log.info("dequantising %s into %s (once)", gguf.name, out)
+    from promot.progress import quiet_bars
+
     try:
-        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        quantized = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        with quiet_bars(("transformers.modeling_gguf_pytorch_utils",)):  # its own tqdm, no transformers switch
+            tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            quantized = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     except Exception as e:  # transformers raises many types for unreadable GGUF
         raise ModelError(f"{gguf}: cannot load GGUF ({type(e).__name__}: {e})") from None
     cfg = quantized.config

@@ -31,9 +31,34 @@ def exported_dir(run: str | Path, out: str | Path | None = None, overwrite: bool
 
 
 def serve_command(directory: Path, host: str, port: int) -> list[str]:
-    """`transformers serve DIR` as a command for this Python (no reliance on PATH)."""
-    return [sys.executable, "-c", "from transformers.cli.transformers import main; main()", "serve", str(directory),
-            "--host", host, "--port", str(port)]
+    """`transformers serve DIR` as a command for this Python (no reliance on PATH), with template refusals as 400s."""
+    return [sys.executable, "-c", "from promot.serving.serve import transformers_serve; transformers_serve()", "serve",
+            str(directory), "--host", host, "--port", str(port)]
+
+
+def transformers_serve() -> None:
+    """`transformers serve` (its CLI, its arguments), one handler added: a request the exported chat template
+    refuses (an unknown `promot_task`, a message spelling a prompt token) gets HTTP 400 with the template's message,
+    in OpenAI's error shape, where transformers serve would answer a bare 500 "Internal Server Error"."""
+    from fastapi.responses import JSONResponse
+    from jinja2.exceptions import TemplateError
+    from transformers.cli.serving import server
+    from transformers.cli.transformers import main
+
+    build = server.build_server
+
+    def build_server(*args, **kwargs):
+        app = build(*args, **kwargs)
+
+        @app.exception_handler(TemplateError)
+        async def refused(_request, exc: TemplateError):
+            return JSONResponse({"error": {"message": str(exc), "type": "invalid_request_error", "param": None,
+                                           "code": None}}, status_code=400)
+
+        return app
+
+    server.build_server = build_server
+    main()
 
 
 def serve(run: str | Path, out: str | Path | None = None, host: str = "127.0.0.1", port: int = 8000,

@@ -28,8 +28,8 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoin
 from promot.config import OPTIMIZERS, RunConfig, StageConfig
 from promot.data import Collator, Example, Tokenizing
 from promot.distributed import is_main_process, process_index, sharding
-from promot.errors import CheckpointError, PromotError, TrainingError
-from promot.io import settle_modes
+from promot.errors import CheckpointError, DiskFullError, PromotError, TrainingError
+from promot.io import disk_full, is_disk_full, settle_modes, tree_size
 from promot.evaluate.guard import LeakageGuard
 from promot.evaluate.target import target_score
 from promot.precision import resolve_bf16
@@ -128,6 +128,14 @@ class PromotTrainer(Trainer):
         folder into place, so a crash mid-save never leaves a checkpoint-N that looks complete."""
         name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
         out = Path(self.args.output_dir)
+        try:
+            self._save_staged(model, trial, out, name)
+        except Exception as e:
+            if not is_disk_full(e):
+                raise
+            self._disk_full(out, name, e)  # the checkpoint's own line, whatever file inside it failed
+
+    def _save_staged(self, model, trial, out: Path, name: str) -> None:
         self._staging = True
         try:
             super()._save_checkpoint(model, trial)
@@ -151,6 +159,19 @@ class PromotTrainer(Trainer):
             shutil.rmtree(out / STAGING, ignore_errors=True)
             rotate_checkpoints(str(out), self.args.save_total_limit)
         self.accelerator.wait_for_everyone()
+
+    def _disk_full(self, out: Path, name: str, error: BaseException) -> None:
+        """A checkpoint the disk could not hold: its staged files go, the last complete checkpoint stands, and the
+        line says how much it needs and how to go on."""
+        staged = out / STAGING / name
+        written = tree_size(staged)
+        shutil.rmtree(out / STAGING, ignore_errors=True)
+        done = sorted((p for p in out.glob(f"{PREFIX_CHECKPOINT_DIR}-*") if p.name.split("-")[-1].isdigit()),
+                      key=lambda p: int(p.name.split("-")[-1]))
+        needs = max(written, tree_size(done[-1]) if done else 0)
+        last = f"the last checkpoint, {done[-1]}, is intact" if done else "no earlier checkpoint of this stage"
+        full = disk_full(out / name, needs, f"`promot train --resume {self.ctx.run_dir}`")
+        raise DiskFullError(f"{full} ({last})") from error
 
     def logging_state(self) -> dict:
         """Trainer's running loss since the last log (mean over processes) and that log's step. Trainer zeroes both

@@ -23,7 +23,7 @@ from promot.data import Example, TaskData, Tokenizing, load_task_data
 from promot.evaluate.guard import load_requests
 from promot.distributed import full, is_main_process, sharding, wait_for_everyone
 from promot.errors import ConfigError
-from promot.io import atomic_write_json, atomic_write_text, check_replaceable, occupied
+from promot.io import atomic_write_json, atomic_write_text, check_replaceable, disk_full, is_disk_full, occupied
 from promot.models import fingerprint, load_model
 from promot.precision import check_weights_dtype
 from promot.prompt import check_compatible, init_prompt, load_prompt, save_prompt
@@ -383,7 +383,14 @@ def run_prepared(p: Prepared, run_dir: Path, resuming: bool, callbacks: list | N
     if fsdp and is_main_process():  # the run directory is written from full weights, as without sharding
         model = _unsharded(p.cfg, ctx.gathered)
     if is_main_process():
-        write_run(run_dir, p, model, prompt, ctx, started)                         # ⑤ run directory
+        try:
+            write_run(run_dir, p, model, prompt, ctx, started)                     # ⑤ run directory
+        except Exception as e:
+            if not is_disk_full(e):
+                raise
+            raise disk_full(getattr(e, "target", None) or getattr(e, "filename", None) or run_dir,
+                            getattr(e, "needs", 0),
+                            f"`promot train --resume {run_dir}` (its checkpoints are intact)") from None
     wait_for_everyone()
     return run_dir
 
