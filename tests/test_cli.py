@@ -321,3 +321,39 @@ def test_generate_with_prompt_on_a_run_without_one_is_refused(tmp_path, tiny_dir
     for flags in ([], ["--no-prompt"]):  # the default (attach it when there is one) and bare still answer
         assert main(["generate", run, "a b c", "--max-new-tokens", "1", *flags]) == 0
         assert len(capsys.readouterr().out.strip().splitlines()) == 1
+
+
+class _SafetensorError(Exception):
+    """safetensors' writer on a full disk (not an OSError)."""
+
+
+def test_a_full_disk_in_any_atomic_write_keeps_the_old_file_and_names_the_new(tmp_path, monkeypatch):
+    """eval.json, run.json, an export or a model (promot.io's atomic writes, every artifact's path): the target keeps
+    its old content, no temporary file or folder stays, the line names the file, the space free and the bytes it got
+    to, and the error is DiskFullError (exit 1)."""
+    import os
+
+    from promot.errors import DiskFullError
+    from promot.io import atomic_dir, atomic_write_json
+
+    target = tmp_path / "eval.json"
+    target.write_text("old\n")
+
+    def full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("promot.io.os.fsync", full)
+    with pytest.raises(DiskFullError, match=rf"{target}: no space left on the device \(.* free there, it needs more "
+                                            r"than \d+ B\); nothing half-written was kept\. Free space, then run it"):
+        atomic_write_json(target, {"a": "b" * 100})
+    assert target.read_text() == "old\n" and sorted(os.listdir(tmp_path)) == ["eval.json"]
+
+    (tmp_path / "export").mkdir()
+    (tmp_path / "export" / "config.json").write_text("{}")
+    with pytest.raises(DiskFullError, match=f"{tmp_path / 'export'}: no space left") as caught:
+        with atomic_dir(tmp_path / "export") as tmp:
+            (tmp / "model.safetensors").write_bytes(b"x" * 2000)
+            raise _SafetensorError('IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })')
+    assert caught.value.exit_code == 1 and caught.value.needs == 2000
+    assert sorted(os.listdir(tmp_path)) == ["eval.json", "export"]
+    assert os.listdir(tmp_path / "export") == ["config.json"]

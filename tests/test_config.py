@@ -126,7 +126,10 @@ def test_train_help_documents_the_rooms_keys_from_their_docstrings():
     assert rows["wise_ft.alphas"][1].startswith("Methods wise-ft, promot-wise-ft: the interpolation grid")
     assert rows["l2_sp.weight"] == (0.01, "Method l2-sp: λ of the penalty λ‖θ − θ_base‖² (summed over the trained "
                                            "weights) added to stage 2's loss.")
-    assert list(rows).index("replay.fraction") == list(rows).index("replay.packing") + 1  # data's keys, then its own
+    keys = list(rows)  # data's keys, then the room's own: its lr (every room's), then fraction
+    assert keys.index("replay.lr") == keys.index("replay.packing") + 1 == keys.index("replay.fraction") - 1
+    assert rows["lora.lr"] == (None, "This method's stage-2 learning rate (default: stage2.lr). The run records the "
+                                     "lr it trained at.")
 
 
 def test_a_config_built_in_python_is_validated_like_a_file(tmp_path):

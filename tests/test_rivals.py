@@ -129,6 +129,9 @@ def test_l2_sp_stays_nearer_the_base_than_finetune(tiny_dirs, task_files, tmp_pa
     ({"method": "wise-ft", "wise_ft": {"alphas": [0.5, 2]}}, "wise_ft.alphas must be a non-empty list"),
     ({"method": "wise-ft", "wise_ft": {"alphas": []}}, "wise_ft.alphas must be a non-empty list"),
     ({"method": "l2-sp", "l2_sp": {"weight": 0}}, "l2_sp.weight must be a positive number"),
+    ({"method": "lora", "lora": {"lr": 0}}, "lora.lr must be a positive number, got 0"),
+    ({"method": "lora", "lora": {"lr": -1e-3}}, "lora.lr must be a positive number, got -0.001"),
+    ({"method": "lora", "lora": {"lr": "fast"}}, "lora.lr must be a finite number"),
 ])
 def test_rival_settings_are_refused_in_one_line_before_anything_is_written(over, message, tiny_dirs, task_files,
                                                                            tmp_path):
@@ -136,3 +139,37 @@ def test_rival_settings_are_refused_in_one_line_before_anything_is_written(over,
         promot.train(run_config(tiny_dirs["llama"], task_files, tmp_path / "run", **over))
     assert "\n" not in str(e.value)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("method, over, want", [
+    ("lora", {"lora": {"lr": 2e-3}}, (2e-3, "lora.lr")),
+    ("promot-lora", {"lora": {"lr": 2e-3}}, (2e-3, "lora.lr")),
+    ("finetune", {"lora": {"lr": 2e-3}}, (1e-2, "stage2.lr")),  # another room's lr leaves finetune alone
+    ("replay", {"replay": {"lr": 5e-4}}, (5e-4, "replay.lr")),
+    ("wise-ft", {"wise_ft": {"lr": 5e-4}}, (5e-4, "wise_ft.lr")),
+    ("l2-sp", {"l2_sp": {"lr": 5e-4}}, (5e-4, "l2_sp.lr")),
+    ("promot", {}, (1e-2, "stage2.lr")),
+])
+def test_each_method_trains_at_its_own_sections_lr(method, over, want):
+    from promot.config import load_config
+    from promot.methods import stage2_lr
+
+    cfg = {"model": {"name": "m"}, "data": {"train": "t.jsonl"}, "replay": {"train": "r.jsonl"}, "method": method,
+           "stage2": {"lr": 1e-2}}
+    for section, values in over.items():
+        cfg[section] = {**cfg.get(section, {}), **values}
+    assert stage2_lr(load_config(cfg)) == want
+
+
+def test_a_methods_own_lr_reaches_the_optimizer_and_the_record(tiny_dirs, task_files, tmp_path):
+    """lora.lr: the LoRA run's optimizer steps at it (constant schedule), run.json and the report name it."""
+    from promot.report.tables import load_runs, summary_table
+
+    stage = {**STAGE, "lr_scheduler": "constant", "warmup_steps": 0, "optimizer": "adamw"}
+    run = _train(tiny_dirs, task_files, tmp_path / "lora", "lora", stage2=stage, lora={"lr": 4e-3})
+    info = json.loads((run / "run.json").read_text())
+    assert info["stages"]["stage2"]["lr"] == 4e-3
+    rates = {m["learning_rate"] for m in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+             if m.get("stage") == "stage2" and "learning_rate" in m}
+    assert rates == {4e-3}, rates
+    assert summary_table(load_runs([run]), "k=1", with_base=False)[1][1] == "lora, lr 0.004"

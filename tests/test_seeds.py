@@ -215,3 +215,58 @@ def test_cli_seeds_option(tmp_path, capsys):
 
     assert main(["compare", "cfg.yaml", "--methods", "finetune", "--seeds", "0,x"]) == 2  # argparse's error, one line
     assert "--seeds: comma-separated integers" in capsys.readouterr().err
+
+
+def test_an_lr_sweep_runs_each_method_once_per_lr_at_its_own_key(tmp_path, monkeypatch, tiny_dirs, task_files,
+                                                                  no_eval):
+    """--lr-sweep: one run per (method, lr, seed) at OUT/<method>-lr<lr>[/seed-<s>], trained at that lr as the
+    method's own (lora.lr for LoRA, stage2.lr for full fine-tuning); prompt-tuning (no stage 2) once."""
+    from promot.methods import stage2_lr
+
+    cfg, out = _cfg(tiny_dirs, task_files, tmp_path), tmp_path / "cmp"
+    cfgs = method_configs(cfg, ["finetune", "lora", "prompt-tuning"], out, seeds=[0, 1], lrs=[1e-4, 3e-3])
+    got = [(c.output_dir, c.seed, stage2_lr(c)) for c in cfgs]
+    assert got == [
+        (str(out / "finetune-lr0.0001" / "seed-0"), 0, (1e-4, "stage2.lr")),
+        (str(out / "finetune-lr0.0001" / "seed-1"), 1, (1e-4, "stage2.lr")),
+        (str(out / "finetune-lr0.003" / "seed-0"), 0, (3e-3, "stage2.lr")),
+        (str(out / "finetune-lr0.003" / "seed-1"), 1, (3e-3, "stage2.lr")),
+        (str(out / "lora-lr0.0001" / "seed-0"), 0, (1e-4, "lora.lr")),
+        (str(out / "lora-lr0.0001" / "seed-1"), 1, (1e-4, "lora.lr")),
+        (str(out / "lora-lr0.003" / "seed-0"), 0, (3e-3, "lora.lr")),
+        (str(out / "lora-lr0.003" / "seed-1"), 1, (3e-3, "lora.lr")),
+        (str(out / "prompt-tuning" / "seed-0"), 0, (1e-3, "stage2.lr")),
+        (str(out / "prompt-tuning" / "seed-1"), 1, (1e-3, "stage2.lr")),
+    ]
+    trained = []
+    monkeypatch.setattr("promot.api.train", lambda c: trained.append(c.output_dir) or _fake(c.output_dir))
+    runs, _ = promot.compare(cfg, ["finetune"], SPEC, tmp_path / "one", lrs=[1e-4, 3e-3])
+    assert runs == [tmp_path / "one" / "finetune-lr0.0001", tmp_path / "one" / "finetune-lr0.003"]
+
+
+@pytest.mark.parametrize("sweep, words", [("", "name at least one learning rate"),
+                                          ("0", "must be positive finite numbers, got 0"),
+                                          ("1e-3,-1", "must be positive finite numbers, got -1"),
+                                          ("inf", "must be positive finite numbers, got inf"),
+                                          ("fast", "comma-separated learning rates, got 'fast'"),
+                                          ("1e-3,0.001", "name each learning rate once")])
+def test_cli_lr_sweep_bad_input_one_line_exit_2_nothing_written(sweep, words, tmp_path, capsys):
+    from promot.cli import main
+
+    out = tmp_path / "cmp"
+    assert main(["compare", "cfg.yaml", "--methods", "finetune", "--out", str(out), "--lr-sweep", sweep]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--lr-sweep" in err[0] and words in err[0], err
+    assert not out.exists()
+
+
+def test_each_lr_of_a_sweep_is_its_own_point_and_the_headline_names_method_and_lr(tmp_path):
+    """A swept method's lrs are separate frontier points (`finetune-lr0.001 (finetune)`); the headline picks the
+    (method, lr) that keeps the most ICL among those reaching the best target."""
+    low = _seeds(tmp_path, "finetune", [_const(60.0), _const(62.0)], name="finetune-lr0.0001")
+    high = _seeds(tmp_path, "finetune", [_const(20.0), _const(22.0)], name="finetune-lr0.001")
+    runs = load_runs([*low, *high])
+    front = frontier_points(runs)
+    assert [m.label for m in front.methods] == ["finetune-lr0.0001 (finetune)", "finetune-lr0.001 (finetune)"]
+    headline = frontier_headline(runs)
+    assert "`finetune-lr0.0001 (finetune)` keeps the most" in headline and "ahead beyond CI" in headline, headline

@@ -13,8 +13,8 @@ from promot.config_docs import config_help
 from promot.distributed import is_main_process
 from promot.errors import Interrupted, PromotError
 from promot.evaluate.spec import add_eval_options, spec_from_args
-from promot.options import (DebugEverywhere, OneLineParser, csv, parse_with_late_overrides, positive_int, seed_list,
-                            verbose_flag)
+from promot.options import (DebugEverywhere, OneLineParser, csv, lr_list, parse_with_late_overrides, positive_int,
+                            seed_list, verbose_flag)
 from promot.progress import set_up_logging
 from promot.world.cli import add_world_commands, run_world_command
 from promot.world.demo import METHODS as DEMO_METHODS
@@ -82,6 +82,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--seeds", type=seed_list, help="comma-separated seeds, e.g. 0,1,2: every method once per seed "
                    "(OUT/<method>/seed-<s>); the report gives each method's mean over seeds with 95%% intervals over "
                    "seeds and items. Finished runs with the same config are reused, unfinished ones resumed")
+    c.add_argument("--lr-sweep", type=lr_list, metavar="LR,LR,…", help="comma-separated stage-2 learning rates, "
+                   "e.g. 1e-5,3e-5,1e-4: every method once per lr (and seed), at OUT/<method>-lr<LR>, each its own "
+                   "point of the frontier (set as the method's own lr: lora.lr for LoRA, else stage2.lr)")
     add_eval_options(c)
     verbose_flag(c)
     dg = sub.add_parser("diagnose", help="training diagnostics")
@@ -154,7 +157,7 @@ def _compare(args) -> None:
     from promot.compare import compare
 
     _print_comparison(*compare(args.config, csv(args.methods), spec_from_args(args), args.out, args.overrides,
-                               args.seeds))
+                               args.seeds, args.lr_sweep))
 
 
 def _demo(args) -> None:

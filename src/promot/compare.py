@@ -8,6 +8,10 @@ With several seeds (`seeds=[0, 1, 2]`) every method runs once per seed, at `OUT/
 pools each method's seeds (report/frontier.py): means, and 95% intervals over seeds and items. A compare that was
 killed picks up where it stopped: a finished run whose config matches is reused, an unfinished one with the same
 config is resumed from its last checkpoint (`promot train --resume`); `overwrite=true` retrains everything.
+
+With an lr sweep (`--lr-sweep 1e-5,1e-4`) every method with a stage 2 runs once per lr, at `OUT/<method>-lr<lr>`,
+trained at that lr as its own (`lora.lr` for LoRA, `stage2.lr` for full fine-tuning): each (method, lr) is a point
+of the frontier, and the headline names the one that keeps the most ICL at the target.
 """
 from __future__ import annotations
 
@@ -19,14 +23,34 @@ from promot.errors import ConfigError
 log = logging.getLogger(__name__)
 
 
+def with_lr(cfg, lr: float):
+    """`cfg` with its method trained at stage-2 lr `lr`: in the method's own section when it has one (`lora.lr`,
+    `replay.lr`, …: the key `stage2_lr` reads first), else `stage2.lr`."""
+    import dataclasses
+
+    from promot.methods import stage2_lr
+
+    _, key = stage2_lr(cfg)
+    if key == "stage2.lr":
+        from promot.methods import METHODS, SECTIONS
+
+        recipe = METHODS[cfg.method]
+        key = next((f"{SECTIONS[r]}.lr" for r in (recipe.stage2, *recipe.addons) if r in SECTIONS), key)
+    section = key.split(".")[0]
+    return dataclasses.replace(cfg, **{section: dataclasses.replace(getattr(cfg, section), lr=lr)})
+
+
 def method_configs(config: str | Path | dict, methods: list[str], out: str | Path,
-                   overrides: list[str] | None = None, seeds: list[int] | None = None) -> list:
-    """One validated RunConfig per method (and seed): the user's config with `method` and `output_dir=OUT/<method>`
-    set (several seeds: `seed` too, and `OUT/<method>/seed-<s>`). Every method is checked (names, its rooms'
-    settings: replay data, α grid, ...) before any is trained."""
+                   overrides: list[str] | None = None, seeds: list[int] | None = None,
+                   lrs: list[float] | None = None) -> list:
+    """One validated RunConfig per method (and seed, and lr): the user's config with `method` and
+    `output_dir=OUT/<method>` set (several seeds: `seed` too, and `OUT/<method>/seed-<s>`; an lr sweep: the method's
+    own lr, and `OUT/<method>-lr<lr>`; a method without stage 2 runs once). Every method is checked (names, its
+    rooms' settings: replay data, α grid, ...) before any is trained."""
     import dataclasses
 
     from promot.config import load_config, validate
+    from promot.methods import METHODS as RECIPES
     from promot.rundir import seed_dir
     from promot.training import METHODS
     from promot.training.pipeline import check_method
@@ -40,11 +64,17 @@ def method_configs(config: str | Path | dict, methods: list[str], out: str | Pat
     shared = load_config(config, overrides)
     cfgs = []
     for m in methods:
-        for s in seeds or [shared.seed]:
-            where = Path(out) / m if not seeds or len(seeds) == 1 else Path(out) / m / seed_dir(s)
-            cfg = validate(dataclasses.replace(shared, method=m, output_dir=str(where), seed=s))
-            check_method(cfg, METHODS[m])
-            cfgs.append(cfg)
+        sweep = lrs if lrs and RECIPES[m].stage2 else [None]
+        if lrs and not RECIPES[m].stage2:
+            log.info("%s has no stage 2: trained once, whatever the lr sweep", m)
+        for lr in sweep:
+            name = m if lr is None else f"{m}-lr{lr:g}"
+            for s in seeds or [shared.seed]:
+                where = Path(out) / name if not seeds or len(seeds) == 1 else Path(out) / name / seed_dir(s)
+                cfg = dataclasses.replace(shared, method=m, output_dir=str(where), seed=s)
+                cfg = validate(cfg if lr is None else with_lr(cfg, lr))
+                check_method(cfg, METHODS[m])
+                cfgs.append(cfg)
     return cfgs
 
 
@@ -90,15 +120,16 @@ def train_all(cfgs: list, todo: list[str] | None = None) -> list[Path]:
 
 
 def compare(config: str | Path | dict, methods: list[str], spec, out: str | Path = "runs/compare",
-            overrides: list[str] | None = None, seeds: list[int] | None = None) -> tuple[list[Path], Path]:
-    """Train each method (once per seed in `seeds`), evaluate base and runs with `spec` (an
-    `evaluate.runner.EvalSpec`), render the report. Returns (run directories, report.html)."""
+            overrides: list[str] | None = None, seeds: list[int] | None = None,
+            lrs: list[float] | None = None) -> tuple[list[Path], Path]:
+    """Train each method (once per seed in `seeds`, once per stage-2 lr in `lrs`), evaluate base and runs with
+    `spec` (an `evaluate.runner.EvalSpec`), render the report. Returns (run directories, report.html)."""
     from promot.evaluate.runner import check_tasks, evaluate
     from promot.report.render import render
 
     from promot.lock import run_lock
 
-    cfgs = method_configs(config, methods, out, overrides, seeds)
+    cfgs = method_configs(config, methods, out, overrides, seeds, lrs)
     todo = [plan(cfg) for cfg in cfgs]
     check_tasks(spec)
     with run_lock(out):  # one compare per OUT; each run also holds its own lock while it trains and is evaluated

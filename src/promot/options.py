@@ -79,6 +79,23 @@ def seed_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"comma-separated integers, got {text!r}") from None
 
 
+def lr_list(text: str) -> list[float]:
+    """`--lr-sweep 1e-5,3e-5,1e-4`: comma-separated learning rates, each a positive finite number, each once."""
+    import math
+
+    try:
+        lrs = [float(s) for s in csv(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"comma-separated learning rates, got {text!r}") from None
+    if not lrs:
+        raise argparse.ArgumentTypeError("name at least one learning rate")
+    if bad := [x for x in lrs if not (math.isfinite(x) and x > 0)]:
+        raise argparse.ArgumentTypeError(f"learning rates must be positive finite numbers, got {bad[0]:g}")
+    if len(set(lrs)) != len(lrs):
+        raise argparse.ArgumentTypeError(f"name each learning rate once, got {text!r}")
+    return lrs
+
+
 def _debug_parent() -> argparse.ArgumentParser:
     """`--debug` after the subcommand too (every error says "add --debug"); SUPPRESS keeps a top-level one set."""
     parent = OneLineParser(add_help=False)

@@ -49,6 +49,20 @@ METHODS: dict[str, Recipe] = {
 ADDONS = {"replay": replay, "wise-ft": wise_ft, "l2-sp": l2_sp}
 """Each add-on's settings room, by the name the table uses."""
 
+SECTIONS = {"lora": "lora", "replay": "replay", "wise-ft": "wise_ft", "l2-sp": "l2_sp"}
+"""Each room's config section, by the name the table uses."""
+
+
+def stage2_lr(cfg: Any) -> tuple[float, str]:
+    """The stage-2 lr `cfg.method` trains at, and the key that set it: its rooms' own `lr` (the tuning's, then each
+    add-on's, the first one set), else `stage2.lr`."""
+    recipe = METHODS[cfg.method]
+    for room in (recipe.stage2, *recipe.addons):
+        section = SECTIONS.get(room or "")
+        if section and getattr(cfg, section).lr is not None:
+            return float(getattr(cfg, section).lr), f"{section}.lr"
+    return float(cfg.stage2.lr), "stage2.lr"
+
 
 def problems(cfg: Any) -> list[str]:
     """Every room's problems with a run's config (a `promot.config.RunConfig` whose value types are already
@@ -59,4 +73,4 @@ def problems(cfg: Any) -> list[str]:
     return [*lora.problems(cfg), *(line for name in addons for line in ADDONS[name].problems(cfg))]
 
 
-__all__ = ["ADDONS", "METHODS", "Recipe", "problems"]
+__all__ = ["ADDONS", "METHODS", "SECTIONS", "Recipe", "problems", "stage2_lr"]

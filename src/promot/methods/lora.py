@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from promot.methods.own_lr import OwnLr, lr_problems
+
 
 @dataclass
-class LoraConfig:
+class LoraConfig(OwnLr):
     r: int = 8
     """LoRA rank (methods lora and promot-lora)."""
     alpha: int = 16
@@ -26,4 +28,4 @@ def problems(cfg: Any) -> list[str]:
                           ("dropout", "in [0, 1)", 0 <= c.dropout < 1)):
         if not ok:
             out.append(f"lora.{key} must be {what}, got {getattr(c, key)!r}")
-    return out
+    return out + lr_problems("lora", c.lr)

@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from promot.methods.own_lr import OwnLr, lr_problems
+
 
 @dataclass
-class ReplaySettings:
+class ReplaySettings(OwnLr):
     fraction: float = 0.2
     """Share of stage-2 examples drawn from the replay data (each example's source is drawn with this chance)."""
 
@@ -21,4 +23,4 @@ def problems(cfg: Any) -> list[str]:
         out.append(f"replay.fraction must be in (0, 1), got {cfg.replay.fraction!r}")
     if cfg.tasks:
         out.append(f"method {cfg.method} is for single-task runs (multi-task runs already mix tasks)")
-    return out
+    return out + lr_problems("replay", cfg.replay.lr)

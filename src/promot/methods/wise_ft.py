@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from promot.methods.own_lr import OwnLr, lr_problems
+
 
 @dataclass
-class WiseFtConfig:
+class WiseFtConfig(OwnLr):
     alphas: list[float] = field(default_factory=lambda: [round(0.1 * i, 1) for i in range(11)])
     """Methods wise-ft, promot-wise-ft: the interpolation grid θ = α·tuned + (1−α)·base, each scored on validation."""
     tolerance: float = 0.0
@@ -22,4 +24,4 @@ def problems(cfg: Any) -> list[str]:
         out.append(f"wise_ft.alphas must be a non-empty list of numbers in [0, 1], got {a!r}")
     if not (isinstance(cfg.wise_ft.tolerance, (int, float)) and cfg.wise_ft.tolerance >= 0):
         out.append(f"wise_ft.tolerance must be a number >= 0, got {cfg.wise_ft.tolerance!r}")
-    return out
+    return out + lr_problems("wise_ft", cfg.wise_ft.lr)

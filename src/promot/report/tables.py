@@ -26,6 +26,13 @@ class RunView:
         """What the run is one seed of: `promot` for `promot/seed-1`; a run outside the seed layout is its own."""
         return self.name.split("/", 1)[0]
 
+    @property
+    def method_lr(self) -> str:
+        """The method and the stage-2 lr it trained at (`lora, lr 0.001`), as run.json records it (runs before the
+        record: the method alone)."""
+        lr = (self.info.stages.get("stage2") or {}).get("lr")
+        return self.method if lr is None else f"{self.method}, lr {lr:g}"
+
     def best_target(self) -> float | None:
         """The selected model's validation target score: WiSE-FT's interpolated model when the run kept one (it is
         the model that was saved), else stage 2's (stage 1's) best checkpoint."""
@@ -87,7 +94,7 @@ def summary_table(runs: list[RunView], k: str, with_base: bool = True) -> list[l
         v = (r.eval or {}).get("variants", {})
         d = (r.eval or {}).get("deltas", {})
         used = v.get("tuned+prompt", v.get("tuned", {})).get(k)  # the variant that serves the fine-tuned task
-        cells = [r.name, r.method, _fmt(r.best_target()), _target(used) if used else "–"]
+        cells = [r.name, r.method_lr, _fmt(r.best_target()), _target(used) if used else "–"]
         for name in ("tuned", "tuned+prompt"):
             s = v.get(name, {}).get(k)
             delta = d.get(name, {}).get(k, {}).get("norm_avg") if with_base else None

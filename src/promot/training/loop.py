@@ -420,7 +420,8 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
         lm.model.gradient_checkpointing_disable()
     scores = [{"step": s, "target_score": v, **({"guard_leakage": keep.leaks[s]} if s in keep.leaks else {})}
               for s, v in keep.scores]
-    ctx.history[name] = {"best_step": keep.kept_step, "best_score": keep.kept_score, "metric": metric, "scores": scores}
+    ctx.history[name] = {"best_step": keep.kept_step, "best_score": keep.kept_score, "metric": metric, "lr": st.lr,
+                         "scores": scores}
     if (outcome := keep.outcome()) is not None:
         ctx.history[name]["guard"] = dataclasses.asdict(outcome)
     if guard is not None and is_main_process():  # what the guard adds to the stage (a resumed one: since resuming)

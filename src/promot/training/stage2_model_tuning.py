@@ -7,9 +7,12 @@ The same function runs the baselines and rivals: no prompt (finetune, lora, wise
 trained with the model (joint), a fresh prompt never trained (random-prompt)."""
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from promot.distributed import full
+from promot.methods import stage2_lr
 from promot.prompt import PromptedLM, prompt_bos_id
 from promot.rundir import STAGE2
 from promot.training.loop import StageContext, run_stage
@@ -19,8 +22,9 @@ from promot.training.methods import Method
 def train_model(
     model: torch.nn.Module, prompt: torch.Tensor | None, method: Method, ctx: StageContext, resume: str | None = None
 ) -> PromptedLM:
-    """Returns the wrapper with the kept weights in place (a PeftModel inside for LoRA methods)."""
-    st = ctx.cfg.stage2
+    """Returns the wrapper with the kept weights in place (a PeftModel inside for LoRA methods). The stage trains at
+    the method's own lr when its section sets one (`lora.lr`, …), else at stage2.lr."""
+    st = dataclasses.replace(ctx.cfg.stage2, lr=stage2_lr(ctx.cfg)[0])
     model = method.stage2.prepare(model, ctx)
     lm = PromptedLM(model, prompt, train_prompt=method.prompt == "joint", label_smoothing=st.label_smoothing,
                     bos_id=prompt_bos_id(ctx.tokenizer))
