@@ -77,6 +77,13 @@ def test_supports_only_plain_caches_and_single_prompts():
     llama.generation_config.repetition_penalty = 1.3
     assert not supports(PromptedLM(llama, None))
 
+    class OwnForward(type(make_model("llama"))):  # a model with its own forward, without logits_to_keep
+        def forward(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None, **kw):
+            return super().forward(input_ids, attention_mask, position_ids, past_key_values, **kw)
+
+    own = OwnForward(make_model("llama").config)
+    assert not supports(PromptedLM(own, None))
+
 
 @pytest.mark.parametrize("prompt", [False, True])
 def test_world_generations_equal_hflm_item_for_item(prompt):

@@ -270,3 +270,29 @@ def test_each_lr_of_a_sweep_is_its_own_point_and_the_headline_names_method_and_l
     assert [m.label for m in front.methods] == ["finetune-lr0.0001 (finetune)", "finetune-lr0.001 (finetune)"]
     headline = frontier_headline(runs)
     assert "`finetune-lr0.0001 (finetune)` keeps the most" in headline and "ahead beyond CI" in headline, headline
+
+
+def test_each_method_at_its_own_lr_follows_the_headline_rule(tmp_path):
+    """Per method, among its lrs whose target reaches the best, the one keeping most ICL; a method whose every lr
+    misses the target says so; no sweep, no table. Hand-built runs, seeds 0-1."""
+    from promot.report.frontier import lr_table
+
+    runs = load_runs([
+        *_seeds(tmp_path, "finetune", [_const(20.0), _const(22.0)], name="finetune-lr0.001"),
+        *_seeds(tmp_path, "finetune", [_const(60.0), _const(62.0)], name="finetune-lr0.0001"),
+        *_seeds(tmp_path, "finetune", [_const(80.0), _const(80.0)], target=10, name="finetune-lr1e-05"),  # misses
+        *_seeds(tmp_path, "lora", [_const(70.0), _const(70.0)], target=10, name="lora-lr0.001"),
+        *_seeds(tmp_path, "lora", [_const(75.0), _const(75.0)], target=12, name="lora-lr0.01"),
+        *_seeds(tmp_path, "promot", [_const(50.0), _const(50.0)]),  # not swept: not in the table
+    ])
+    rows = lr_table(frontier_points(runs))
+    assert [r[:3] for r in rows[1:]] == [["finetune", "1e-05, 0.0001, 0.001", "0.0001"],
+                                         ["lora", "0.001, 0.01", "–"]]
+    assert rows[1][4].startswith("61.0") and "2 lrs reaching" in rows[1][5]
+    assert rows[2][5] == "every lr misses the best target score"
+    assert lr_table(frontier_points(load_runs(_seeds(tmp_path / "plain", "promot", [_const(1.0)])))) == []
+    from promot.report.render import render
+
+    render([r.path for r in runs], tmp_path / "report")
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "### Each method at its own learning rate" in md and "| lora | 0.001, 0.01 | – |" in md

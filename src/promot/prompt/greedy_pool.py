@@ -16,6 +16,7 @@ and callers keep `generate` for them.
 """
 from __future__ import annotations
 
+import inspect
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from promot.distributed import gathered
-from promot.prompt.soft_prompt import PromptedLM, prompt_order
+from promot.prompt.soft_prompt import PromptedLM, plain_model, prompt_order
 
 _LOGITS_PROCESSING = ("repetition_penalty", "no_repeat_ngram_size", "encoder_no_repeat_ngram_size", "bad_words_ids",
                       "min_length", "min_new_tokens", "suppress_tokens", "begin_suppress_tokens", "forced_bos_token_id",
@@ -46,6 +47,10 @@ def supports(lm: PromptedLM) -> bool:
     from transformers.cache_utils import DynamicLayer
 
     if lm.is_seq2seq or (lm.prompt is not None and lm.prompt.dim() != 2):
+        return False
+    params = inspect.signature(plain_model(lm.model).forward).parameters  # the pool passes these by name
+    loose = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())  # cache_position, in transformers 5
+    if not ({"position_ids", "logits_to_keep"} <= set(params) and ("cache_position" in params or loose)):
         return False
     config = getattr(lm.model, "generation_config", None)
     if config is not None and any(getattr(config, f, None) not in (None, 0, 1.0, [], {}) for f in _LOGITS_PROCESSING):

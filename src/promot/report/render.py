@@ -8,7 +8,7 @@ from pathlib import Path
 from promot import __version__
 from promot.io import atomic_write_text
 from promot.report import plots
-from promot.report.frontier import frontier_headline, frontier_points, matched_table
+from promot.report.frontier import frontier_headline, frontier_points, lr_table, matched_table
 from promot.report.tables import (RunView, alignment_table, delta_grid, flagged, guard_table, headline,
                                   leakage_entries, load_runs, markdown, monitor_table, shot_keys, summary_table,
                                   task_table, title_of)
@@ -105,6 +105,9 @@ def render(run_paths: list[str | Path], out_dir: str | Path = "report", with_bas
         m += ["## Which method keeps most ICL at the target score", "", *([which, ""] if which else []),
               *([markdown(matched)] if matched else []),
               *([html.unescape(SEEDS_NOTE[len("<p class=note>"):-len("</p>")]), ""] if front.seeded else [])]
+    if lrs := lr_table(front):  # an lr sweep: each method at its own lr
+        h += ["<h3>Each method at its own learning rate</h3>", _html_table(lrs)]
+        m += ["### Each method at its own learning rate", "", markdown(lrs)]
     for k in ks:
         summary, tasks = summary_table(runs, k, with_base), task_table(runs, k, with_base)
         h += [f"<h2>Summary, {k[2:]}-shot</h2>", _html_table(summary), f"<h3>Per task, {k[2:]}-shot</h3>",
