@@ -5,7 +5,7 @@ lm-eval's HFLM slices continuation logits at `inplen - contlen`, with no offset 
 request handling stay) and route its two model calls through `PromptedLM`, whose logits never include the prompt
 positions and whose generation injects the prompt once at prefill. Greedy `generate_until` requests go through
 `GreedyPool` instead of one `generate` per batch (shared prefix encoded once, rows leave and join the batch as they
-stop): the same generations, faster (docs/RESULTS.md, "Eval throughput").
+stop): the same generations, faster (docs/RESULTS.md, "Where `promot eval`'s time goes").
 
     lm = PromptedHFLM(prompted_lm, tokenizer, batch_size=16)                 # in Python
     promot lm-eval --model promot --model_args run=RUN,prompt=on --tasks …    # the lm_eval CLI, model registered
@@ -61,7 +61,8 @@ class PromptedHFLM(HFLM):
         pooled = [i for i, r in enumerate(requests) if self._poolable(r.args[1])]
         if not pooled or not self.greedy_pool or self.batch_size == "auto" or not supports(self.prompted):
             return super().generate_until(requests, disable_tqdm)
-        rest = [i for i in range(len(requests)) if i not in set(pooled)]
+        chosen = set(pooled)
+        rest = [i for i in range(len(requests)) if i not in chosen]
         out: list[str | None] = [None] * len(requests)
         for i, text in zip(rest, super().generate_until([requests[i] for i in rest], disable_tqdm) if rest else []):
             out[i] = text

@@ -451,7 +451,7 @@ def lr_table(front: Frontier) -> list[list[str]]:
             continue
         lr, m = max(reaching, key=lambda p: p[1].final.icl)
         p = m.final
-        rows.append([method, tried, f"{lr:g}", _val(p.target, p.target_ci), _val(p.icl, p.icl_ci),
-                     f"keeps the most ICL of its {len(reaching)} lr{'s' if len(reaching) > 1 else ''} reaching the "
-                     "best target score"])
+        why = (f"keeps the most ICL of its {len(reaching)} lrs reaching the best target score" if len(reaching) > 1
+               else "its only lr reaching the best target score")
+        rows.append([method, tried, f"{lr:g}", _val(p.target, p.target_ci), _val(p.icl, p.icl_ci), why])
     return rows
