@@ -2,7 +2,7 @@
 
 `load_config(path, overrides)` reads YAML, applies `a.b=c` overrides (values parsed as YAML), rejects unknown
 keys with a suggestion and collects every invalid value into one error line before anything heavy is loaded.
-The method rooms' sections (`lora`, `replay`, `wise_ft`, `l2_sp`) are declared, and checked, by their rooms in
+The method rooms' sections (`lora`, `replay`, `wise_ft`, `l2_sp`, `freeze`, `value_only`, `sdft`) are declared, and checked, by their rooms in
 promot/methods/; `validate` gathers their problems with the rest.
 """
 from __future__ import annotations
@@ -18,9 +18,12 @@ import yaml
 
 from promot import methods
 from promot.errors import ConfigError
+from promot.methods.freeze import FreezeConfig
 from promot.methods.l2_sp import L2SpConfig
 from promot.methods.lora import LoraConfig
 from promot.methods.replay import ReplaySettings
+from promot.methods.sdft import SdftConfig
+from promot.methods.value_only import ValueOnlyConfig
 from promot.methods.wise_ft import WiseFtConfig
 from promot.validation import UniqueKeyLoader, checked_config
 
@@ -235,8 +238,7 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     method: str = "promot"
-    """promot | finetune | prompt-tuning | joint | random-prompt | lora | promot-lora | wise-ft | promot-wise-ft |
-    replay | promot-replay | l2-sp (see README)."""
+    """The method: ProMoT, a baseline or a rival, a row of promot.methods.METHODS (README: Methods)."""
     prompt: PromptConfig = field(default_factory=PromptConfig)
     stage1: StageConfig = field(default_factory=lambda: StageConfig(steps=100, lr=0.3))
     """Prompt tuning (model frozen). Paper: Adafactor, lr 0.2-0.3."""
@@ -257,6 +259,9 @@ class RunConfig:
     record is trained on (nothing is selected on replay data, so its validation keys are unused)."""
     wise_ft: WiseFtConfig = field(default_factory=WiseFtConfig)
     l2_sp: L2SpConfig = field(default_factory=L2SpConfig)
+    freeze: FreezeConfig = field(default_factory=FreezeConfig)
+    value_only: ValueOnlyConfig = field(default_factory=ValueOnlyConfig)
+    sdft: SdftConfig = field(default_factory=SdftConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
     guard: GuardConfig = field(default_factory=GuardConfig)
@@ -348,7 +353,7 @@ def _build(cls: type, raw: Any, where: str) -> Any:
 
 
 _NESTED = (ModelConfig, DataConfig, PromptConfig, StageConfig, LoraConfig, EvalConfig, MonitorConfig, TaskConfig,
-           ReplayConfig, WiseFtConfig, L2SpConfig, GuardConfig)
+           ReplayConfig, WiseFtConfig, L2SpConfig, FreezeConfig, ValueOnlyConfig, SdftConfig, GuardConfig)
 
 
 def _set_dotted(tree: dict, dotted: str) -> None:

@@ -16,7 +16,7 @@ METHOD_COLORS = {
     "base": "#7f7f7f", "finetune": "#d62728", "prompt-tuning": "#9467bd", "joint": "#ff7f0e",
     "random-prompt": "#8c564b", "lora": "#1f77b4", "promot": "#2ca02c", "promot-lora": "#17becf",
     "wise-ft": "#e377c2", "promot-wise-ft": "#98df8a", "replay": "#bcbd22", "promot-replay": "#006d2c",
-    "l2-sp": "#aec7e8",
+    "l2-sp": "#aec7e8", "freeze": "#ff9896", "value-only": "#c5b0d5", "sdft": "#c49c94",
 }
 LINESTYLES = ("-", "--", ":", "-.")
 FRONTIER_MARKERS = ("o", "D", "^", "v", "P")

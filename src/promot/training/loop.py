@@ -76,6 +76,9 @@ class StageContext:
     """Sharded runs (FSDP2): the selected weights' full state dict, gathered on the main process after a stage."""
     penalty: Callable[[], torch.Tensor] | None = None
     """A term added to every training step's loss (the l2-sp method's pull toward the base weights)."""
+    objective: Callable[[torch.nn.Module, dict], torch.Tensor] | None = None
+    """The loss of a training step in place of cross-entropy on the batch's targets (sdft's self-distillation):
+    given the model being trained and the batch."""
     addon_state: dict = field(default_factory=dict)
     """What a method's add-on keeps between its stage-2 hooks (wise-ft: the starting weights)."""
     guard: LeakageGuard | None = None
@@ -198,7 +201,11 @@ class PromotTrainer(Trainer):
         return loss
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        out = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        if self.ctx.objective is not None and model.training:  # evaluation scores the target, never this loss
+            loss = self.ctx.objective(model, inputs)
+            out = (loss, None) if return_outputs else loss
+        else:
+            out = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         if self.ctx.penalty is None:
             return out
         return (out[0] + self.ctx.penalty(), out[1]) if return_outputs else out + self.ctx.penalty()

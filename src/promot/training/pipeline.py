@@ -123,6 +123,8 @@ def prepare(config: RunConfig | str | Path | dict, overrides: list[str] | None =
     loaded = _load_start_model(cfg)
     carried = carried_prompts(cfg.model.init_from, read_run_info(cfg.model.init_from)) if cfg.model.init_from else {}
     model, tok = loaded.model, loaded.tokenizer
+    if problems := [line for room in (method.stage2, *method.addons) if room for line in room.fits(cfg, model)]:
+        raise ConfigError("; ".join(problems))
     base_fp = fingerprint(model, tok)
     if cfg.tasks:
         return dataclasses.replace(_prepare_tasks(cfg, method, loaded.source, model, tok, base_fp, carried),

@@ -26,6 +26,11 @@ class Tuning:
         are promot/methods/<room>.py's, gathered by config.validate)."""
         return []
 
+    def fits(self, cfg: RunConfig, model: torch.nn.Module) -> list[str]:
+        """What this tuning cannot do with the loaded model (no value projection, too few blocks), as one-line
+        messages: checked before anything is written."""
+        return []
+
     def prepare(self, model: torch.nn.Module, ctx: StageContext) -> torch.nn.Module:
         """The model stage 2 trains, with requires_grad set on what is trained."""
         raise NotImplementedError
@@ -49,6 +54,11 @@ class Addon:
 
         if self.needs_whole_weights and sharding():
             return [f"method {cfg.method}: {self.name} needs whole weights; not supported under {sharding()}"]
+        return []
+
+    def fits(self, cfg: RunConfig, model: torch.nn.Module) -> list[str]:
+        """What this add-on cannot do with the loaded model, as one-line messages: checked before anything is
+        written."""
         return []
 
     def stage2_rows(self, rows: list[dict], cfg: RunConfig, tokenizer, seq2seq: bool) -> list[dict]:

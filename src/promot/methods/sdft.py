@@ -1,0 +1,44 @@
+"""Self-distillation's settings and checks (method sdft; Shenfeld et al., "Self-Distillation Enables Continual
+Learning", arXiv 2601.19897, 2026): the `sdft:` section, named after TRL's `SDFTConfig` where it has the same
+setting. What it does in stage 2: training/methods/sdft.py."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from promot.methods.own_lr import OwnLr, lr_problems
+
+TEACHERS = ("base", "live")
+
+
+@dataclass
+class SdftConfig(OwnLr):
+    teacher: str = "base"
+    """Method sdft: the teacher's weights, as TRL's `teacher_model_kind`: `base` (the starting model, frozen: a second
+    copy in memory) or `live` (the model being trained, without gradient)."""
+    topk: int = 100
+    """Method sdft: the distillation's support, the student's top-k tokens at each position (TRL's
+    `distillation_topk`)."""
+    alpha: float = 0.5
+    """Method sdft: the divergence, 0 forward KL(teacher‖student), 1 reverse KL, between: generalized
+    Jensen-Shannon (TRL's `distillation_alpha`)."""
+    temperature: float = 1.0
+    """Method sdft: the student's sampling temperature for its on-policy answers (TRL's `temperature`)."""
+    max_new_tokens: int | None = None
+    """Method sdft: the longest on-policy answer (default: the batch's longest target)."""
+
+
+def problems(cfg: Any) -> list[str]:
+    """What a self-distillation run refuses in `cfg.sdft`."""
+    c, out = cfg.sdft, lr_problems("sdft", cfg.sdft.lr)
+    if c.teacher not in TEACHERS:
+        out.append(f"sdft.teacher must be one of {', '.join(TEACHERS)}, got {c.teacher!r}")
+    if not c.topk >= 1:
+        out.append(f"sdft.topk must be a positive integer, got {c.topk!r}")
+    if not 0 <= c.alpha <= 1:
+        out.append(f"sdft.alpha must be in [0, 1], got {c.alpha!r}")
+    if not c.temperature > 0:
+        out.append(f"sdft.temperature must be a positive number, got {c.temperature!r}")
+    if c.max_new_tokens is not None and not c.max_new_tokens >= 1:
+        out.append(f"sdft.max_new_tokens must be a positive integer, got {c.max_new_tokens!r}")
+    return out
