@@ -335,10 +335,12 @@ def test_promot_replay_trains_from_conversations_and_generates_in_the_template(c
 
     run = chat_run
     saved = yaml.safe_load((run / "config.yaml").read_text())
-    assert saved["data"]["chat_template"] is True  # conversations train, and generate, in the template
+    info = json.loads((run / "run.json").read_text())
+    # conversations train, and generate, in the template: learned from the data, recorded in run.json; the config
+    # stays as written
+    assert saved["data"]["chat_template"] is False and info["chat"] is True
     card = (run / "model" / "README.md").read_text()
     assert "rendered in the tokenizer's chat template (loss on every assistant turn; system prompt `is it`)" in card
-    info = json.loads((run / "run.json").read_text())
     assert info["stages"]["stage2"]["best_score"] is not None
     loaded = load_run(run)
     tok = loaded.tokenizer
@@ -499,4 +501,4 @@ def test_multitask_from_conversational_files(tmp_path, chat_model):
     info = json.loads((run / "run.json").read_text())
     assert info["tasks"] == ["msgs", "alp"] and info["stages"]["stage2"]["best_score"] is not None
     saved = yaml.safe_load((run / "config.yaml").read_text())
-    assert [t["data"]["chat_template"] for t in saved["tasks"]] == [True, True]
+    assert [t["data"]["chat_template"] for t in saved["tasks"]] == [False, False] and info["chat"] is True

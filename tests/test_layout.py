@@ -148,3 +148,30 @@ def test_the_cycle_check_can_fail():
 @pytest.mark.parametrize("module", list(MODULES))
 def test_modules_stay_small(module):
     assert len(MODULES[module].read_text().splitlines()) <= 500
+
+
+def _config_classes(cls: type, seen: set[type] | None = None) -> set[type]:
+    """RunConfig and every dataclass its fields hold (sections, method rooms' settings, tasks)."""
+    import dataclasses
+    import typing
+
+    seen = set() if seen is None else seen
+    seen.add(cls)
+    for hint in typing.get_type_hints(cls).values():
+        for t in (hint, *typing.get_args(hint)):
+            if dataclasses.is_dataclass(t) and t not in seen:
+                _config_classes(t, seen)
+    return seen
+
+
+def test_every_config_class_is_frozen_so_nothing_downstream_rewrites_the_config():
+    import dataclasses
+
+    from promot.config import RunConfig, load_config
+
+    classes = _config_classes(RunConfig)
+    assert len(classes) >= 15 and {c.__name__ for c in classes} >= {"StageConfig", "TaskConfig", "SdftConfig"}
+    assert [c.__name__ for c in classes if not c.__dataclass_params__.frozen] == []
+    cfg = load_config({"model": {"name": "m"}, "data": {"train": "t.jsonl"}})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.data.chat_template = True

@@ -34,8 +34,9 @@ def test_the_teacher_sees_the_demonstration_and_the_student_does_not(tiny_dirs, 
         assert student is not teacher and torch.equal(s_comp, t_comp)  # one on-policy answer, scored by both
         for prompt, context in zip(s_ctx, t_ctx):
             assert tok.decode(prompt).endswith("answer :") and not labels & set(prompt)  # the input alone
-            assert context[: len(prompt)] == prompt and context[len(prompt) + 2:] == prompt[1:]  # no second BOS
-            assert context[len(prompt)] in labels and context[len(prompt) + 1] == tok.eos_token_id  # the answer
+            # the example, its reference answer (no end-of-sequence: "\n\n" is no token here), the example again
+            assert context[: len(prompt)] == prompt and context[len(prompt)] in labels
+            assert context[len(prompt) + 1:] == prompt[1:]  # no second BOS
     info = json.loads((run / "run.json").read_text())
     assert info["method"] == "sdft"
 
@@ -50,6 +51,12 @@ def test_sdft_moves_the_weights_and_leaves_its_base_teacher_as_it_was(tiny_dirs,
     assert any(not torch.equal(tuned[k], base[k]) for k in tuned)
     teacher = teachers[1].model.state_dict()
     assert all(torch.equal(teacher[k], base[k]) for k in tuned)
+
+
+def test_the_teacher_reads_the_demonstration_then_the_separator_then_the_example_again():
+    prompt, answer, sep = torch.tensor([1, 7, 8]), torch.tensor([9, 2]), torch.tensor([5])
+    assert sdft.teacher_context(prompt, answer, sep, 1, {2}).tolist() == [1, 7, 8, 9, 5, 7, 8]
+    assert sdft.teacher_context(prompt, answer, sep[:0], None, set()).tolist() == [1, 7, 8, 9, 2, 1, 7, 8]
 
 
 def test_a_completion_ends_at_its_first_end_of_sequence_token():

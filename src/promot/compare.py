@@ -85,16 +85,21 @@ def plan(cfg) -> str:
     from promot import rundir
     from promot.config import dump_config
     from promot.training.pipeline import check_output_dir
+    from promot.training.resume import changed_keys
 
     run = Path(cfg.output_dir)
     recorded = run / rundir.CONFIG
     if rundir.seed_of(run) is not None and (run.parent / rundir.CONFIG).is_file():
         raise ConfigError(f"{run.parent}: holds a one-seed run; several seeds go to <method>/seed-<s> beside no run "
                           "(use another --out)")
-    if not cfg.overwrite and recorded.is_file() and recorded.read_text() == dump_config(cfg):
+    changed = changed_keys(run, cfg) if recorded.is_file() else None
+    # no fingerprint: a run from before them, compared by its config.yaml's text
+    same = changed == [] or changed is None and recorded.is_file() and recorded.read_text() == dump_config(cfg)
+    if not cfg.overwrite and same:
         return "reuse" if (run / rundir.RUN_INFO).is_file() else "resume"
     if recorded.is_file() and not cfg.overwrite:
-        raise ConfigError(f"{run}: holds a run with another config (delete it, or set overwrite=true to retrain)")
+        keys = f"{', '.join(changed)} changed; " if changed else ""
+        raise ConfigError(f"{run}: holds a run with another config ({keys}delete it, or set overwrite=true to retrain)")
     check_output_dir(cfg)
     return "train"
 

@@ -41,7 +41,7 @@ METRICS = ("accuracy", "exact_match", "bleu")
 MAX_PROMPT_LENGTH = 4096
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelConfig:
     name: str = ""
     """Hub id, local directory, a `.gguf` file, or a packaged alias (`smollm2-135m-instruct`, `gemma-3-270m`)."""
@@ -54,7 +54,7 @@ class ModelConfig:
     prompts stay usable on the new model (saved again under prompts/<earlier run's name>/)."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class DataConfig:
     train: str = ""
     """.jsonl, .json (array or lines), .jsonl.gz / .json.gz, .csv, .parquet, or `hf:<dataset>[:<config>]`."""
@@ -95,7 +95,7 @@ class DataConfig:
     """Refused: each example needs its own soft prompt; packed ones would share one and attend across examples."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class PromptConfig:
     length: int = 20
     """Number of virtual tokens P (paper: 100 for T5, 50 for PaLM)."""
@@ -108,7 +108,7 @@ class PromptConfig:
     """Start from an existing PEFT prompt-tuning adapter directory instead of a fresh init."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class StageConfig:
     steps: int = 100
     """Optimizer steps."""
@@ -151,7 +151,7 @@ class StageConfig:
     with the model frozen its memory is almost all activations."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class EvalConfig:
     metric: str = "accuracy"
     """Target-task metric used for checkpoint selection: `accuracy` (first word), `exact_match`, `bleu`."""
@@ -162,7 +162,7 @@ class EvalConfig:
     """Score at most this many validation records per selection round."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class MonitorConfig:
     tasks: list[str] = field(default_factory=list)
     """lm-eval tasks for the specialization monitor's ICL probe during stage 2 (empty: off), e.g. [mini]."""
@@ -185,7 +185,7 @@ class MonitorConfig:
     fewshot_as_multiturn): how an instruct model's ICL is used and should be watched."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class GuardConfig:
     """The leakage guard: at step 0 and every selection step of stage 2, the bare model (no prompt; in the chat
     template when the run trains in it) answers generic requests greedily, and the share of answers in the target's
@@ -214,13 +214,13 @@ class GuardConfig:
     the target's format, and that budget holds the target's answers."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class ReplayConfig(ReplaySettings, DataConfig):
     """Methods replay, promot-replay: data mixed into stage 2 (any dataset `data` can read), without the prompt: a
     data section's keys, then the replay room's own (`fraction`: promot/methods/replay.py)."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class TaskConfig:
     name: str = ""
     """The task's name: its prompt is saved as prompts/<name>/ and picked by that name at inference."""
@@ -233,7 +233,7 @@ class TaskConfig:
     """Share of stage-2 batches for `mixing: explicit`."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -342,14 +342,12 @@ def _build(cls: type, raw: Any, where: str) -> Any:
             kind = "a mapping" if isinstance(value, dict) else "a list"
             raise ConfigError(f"{path}: expected a string, got {kind} (quote it: YAML reads {{...}} as a mapping)")
         kwargs[key] = _build(sub, value, path) if sub else _coerce(value, ftype)
-    obj = cls(**kwargs)
     if cls is RunConfig:
         # A partial stage mapping keeps the other stage-specific defaults (stage 1's lr differs from stage 2's).
         for stage in ("stage1", "stage2"):
-            defaults = getattr(RunConfig(), stage)
-            given = (raw.get(stage) or {}) if isinstance(raw, dict) else {}
-            setattr(obj, stage, _build(StageConfig, {**dataclasses.asdict(defaults), **given}, stage))
-    return obj
+            defaults = dataclasses.asdict(fields[stage].default_factory())
+            kwargs[stage] = _build(StageConfig, {**defaults, **(raw.get(stage) or {})}, stage)
+    return cls(**kwargs)
 
 
 _NESTED = (ModelConfig, DataConfig, PromptConfig, StageConfig, LoraConfig, EvalConfig, MonitorConfig, TaskConfig,

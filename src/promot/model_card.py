@@ -33,7 +33,7 @@ def write_model_card(run_dir: Path, record: RunRecord | None = None) -> None:
         d = t.get("data") or {}
         name = f" ({t['name']})" if t.get("name") else ""
         lines.append(f"- data{name}: train `{d.get('train')}`, validation `{d.get('validation') or 'held out from train'}`"
-                     + _data_shape(d))
+                     + _data_shape(d, record.trained_in_chat(bool(d.get("chat_template")))))
     for stage, h in record.stages.items():
         score = h.get("best_score")
         at = f"α = {h['best_alpha']:g} (θ = α·tuned + (1−α)·base)" if "best_alpha" in h else f"step {h.get('best_step')}"
@@ -56,13 +56,13 @@ def write_model_card(run_dir: Path, record: RunRecord | None = None) -> None:
     atomic_write_text(run_dir / rundir.MODEL / rundir.MODEL_CARD, "\n".join(lines).rstrip() + "\n")
 
 
-def _data_shape(d: dict) -> str:
+def _data_shape(d: dict, chat: bool) -> str:
     """How the records were read: the template, and for chat runs the template's rendering and trained turns."""
     fmt = d.get("format") or "auto"
     out = f", format `{fmt}`" if fmt != "auto" else ""
-    if d.get("template") or not d.get("chat_template"):
+    if d.get("template") or not chat:
         out += f", template `{d.get('template')}` → `{d.get('completion')}`"
-    if d.get("chat_template"):
+    if chat:
         turns = "the last assistant turn" if d.get("train_on") == "last" else "every assistant turn"
         out += f", rendered in the tokenizer's chat template (loss on {turns}"
         out += f"; system prompt `{d['system']}`)" if d.get("system") else ")"

@@ -181,6 +181,10 @@ class RunRecord:
     written before that rule: their prompts go first, as they were trained."""
     tasks: tuple[str, ...] = ()
     init_from: str | None = None
+    chat: bool | None = None
+    """The run trained in the tokenizer's chat template (data.chat_template, or conversation records: learned from
+    the data; multi-task: any task). None in records written before it: their config.yaml's data.chat_template
+    says."""
     target_metric: str = "accuracy"
     stages: dict[str, dict] = field(default_factory=dict)
     """Per stage: selection metric, best score and step (WiSE-FT: best α), the scores seen; stage 1 also
@@ -194,6 +198,11 @@ class RunRecord:
     data_fingerprint: str = ""
     seconds: float = 0.0
     promot_version: str = ""
+
+    def trained_in_chat(self, config_chat_template: bool) -> bool:
+        """Whether the run's inputs are in the chat template: the record's word, else (older records) the config's
+        `data.chat_template`, which those runs wrote back after seeing conversations."""
+        return self.chat if self.chat is not None else bool(config_chat_template)
 
     @classmethod
     def from_json(cls, data: dict) -> RunRecord:

@@ -79,7 +79,7 @@ class LoadedRun:
         bare tuned model (the ProMoT way for every other task)."""
         texts = [texts] if isinstance(texts, str) else texts
         examples = [Example(t, "", "<cli>") for t in texts]
-        if self.config.data.chat_template:
+        if self.record.trained_in_chat(self.config.data.chat_template):
             examples = with_chat_template(examples, self.tokenizer, self.config.data.system)
         lm = self.lm if prompt or self.lm.prompt is None else PromptedLM(self.lm.model, None).eval()
         return generate_texts(lm, self.tokenizing, examples, max_new_tokens,
@@ -100,4 +100,5 @@ def load_run(run_dir: str | Path, with_prompt: bool = True, prompt_name: str | N
     seq2seq = bool(loaded.model.config.is_encoder_decoder)
     bos = prompt_bos_id(loaded.tokenizer) if record.prompt_after_bos else None
     lm = PromptedLM(loaded.model, prompt, bos_id=bos).eval()
-    return LoadedRun(lm, loaded.tokenizer, record, cfg, Tokenizing.for_data(cfg.data, loaded.tokenizer, seq2seq))
+    chat = record.trained_in_chat(cfg.data.chat_template)
+    return LoadedRun(lm, loaded.tokenizer, record, cfg, Tokenizing.for_data(cfg.data, loaded.tokenizer, seq2seq, chat))

@@ -28,7 +28,8 @@ def type_issues(node: Any, where: str = "") -> list[tuple[str, str]]:
         problem = _wrong_type(value, kind, f.name)
         if problem:
             out.append((path, f"{path} must be {problem}, got {value!r}"))
-            setattr(node, f.name, f.default if f.default is not dataclasses.MISSING else f.default_factory())
+            # the checker's own deep copy (checked_config), frozen like every config: the default stands in
+            object.__setattr__(node, f.name, f.default if f.default is not dataclasses.MISSING else f.default_factory())
     return out
 
 

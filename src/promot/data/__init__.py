@@ -21,6 +21,9 @@ __all__ = [
 class TaskData:
     train: list[Example]
     validation: list[Example]
+    chat: bool = False
+    """The examples are rendered in the tokenizer's chat template (`chat_template: true`, or the records are
+    conversations): learned from the data, recorded in run.json, never written back into the config."""
 
 
 def read_examples(cfg, source: str, split: str) -> list[Example]:
@@ -39,8 +42,8 @@ def read_examples(cfg, source: str, split: str) -> list[Example]:
 def load_task_data(cfg, tokenizer=None, seed: int = 0, hold_out: bool = True) -> TaskData:
     """DataConfig → train/validation examples (templated or conversations, k-shot, chat-rendered). Validation shots
     come from train. `hold_out=False`: data nothing is selected on (replay) keeps every record for training.
-    Data holding conversations trains in the chat template, so `cfg.chat_template` is set (config.yaml records it
-    and `load_run` generates in the template too)."""
+    Data holding conversations trains in the chat template (`TaskData.chat`; run.json records it and `load_run`
+    generates in the template too)."""
     train = read_examples(cfg, cfg.train, cfg.train_split)
     if cfg.validation:
         val = read_examples(cfg, cfg.validation, cfg.validation_split)
@@ -52,9 +55,8 @@ def load_task_data(cfg, tokenizer=None, seed: int = 0, hold_out: bool = True) ->
             raise DataError(f"{cfg.train}: too few records ({len(train)}) to hold out a validation set; "
                             "set data.validation")
         train, val = train[:-n], train[-n:]
-    if any(ex.messages is not None for ex in [*train, *val]):
-        cfg.chat_template = True
-    if cfg.chat_template:  # before shots, so exemplars become turns after the system prompt
+    in_chat = cfg.chat_template or any(ex.messages is not None for ex in [*train, *val])
+    if in_chat:  # before shots, so exemplars become turns after the system prompt
         def chat(exs):
             return [with_system(ex, cfg.system) if ex.messages is not None else as_conversation(ex, cfg.system)
                     for ex in exs]
@@ -63,9 +65,9 @@ def load_task_data(cfg, tokenizer=None, seed: int = 0, hold_out: bool = True) ->
     pool = train
     train = with_shots(train, pool, cfg.shots, cfg.target_delimiter, cfg.shot_separator, seed)
     val = with_shots(val, pool, cfg.shots, cfg.target_delimiter, cfg.shot_separator, seed + 1)
-    if cfg.chat_template:
+    if in_chat:
         train, val = with_chat_template(train, tokenizer), with_chat_template(val, tokenizer)
-    return TaskData(train, val)
+    return TaskData(train, val, in_chat)
 
 
 def answer_texts(examples: list[Example], train_on: str = "all") -> list[str]:

@@ -33,12 +33,13 @@ class Tokenizing:
     """Conversations: loss on `all` assistant turns or the `last`."""
 
     @classmethod
-    def for_data(cls, data, tokenizer, seq2seq: bool) -> Tokenizing:
+    def for_data(cls, data, tokenizer, seq2seq: bool, chat: bool = False) -> Tokenizing:
         """How a data section (`data`, `tasks[].data`, `replay`) turns examples into tokens: training, selection and
-        `load_run` alike."""
-        return cls(tokenizer, seq2seq, data.max_length, data.truncation,
-                   delimiter="" if data.chat_template else data.target_delimiter,
-                   special_in_text=data.chat_template, train_on=data.train_on)
+        `load_run` alike. `chat`: the examples are in the chat template though the section did not ask for it
+        (conversation records: `TaskData.chat`)."""
+        chat = chat or data.chat_template
+        return cls(tokenizer, seq2seq, data.max_length, data.truncation, delimiter="" if chat else data.target_delimiter,
+                   special_in_text=chat, train_on=data.train_on)
 
     @property
     def chat(self):

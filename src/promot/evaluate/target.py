@@ -54,11 +54,11 @@ def own_target(run_dir, variants, batch_size: int = 16, bf16: bool = False) -> d
     out = {"metric": cfg.eval.metric, "scores": {}}
     for name, lm, tok in variants:
         try:
-            examples = load_task_data(cfg.data, tok, cfg.seed).validation
+            data = load_task_data(cfg.data, tok, cfg.seed)
         except PromotError as e:  # e.g. a relative data path from another working directory
             logging.getLogger(__name__).warning("no own-data target score for %s (%s)", run_dir, e)
             return None
-        steps = Tokenizing.for_data(cfg.data, tok, bool(lm.is_seq2seq))
+        examples, steps = data.validation, Tokenizing.for_data(cfg.data, tok, bool(lm.is_seq2seq), data.chat)
         out["scores"][name] = target_score(lm, steps, examples, cfg.eval.metric, cfg.eval.max_new_tokens,
                                            batch_size, bf16)
         out["n"] = len(examples)

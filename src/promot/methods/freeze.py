@@ -8,7 +8,7 @@ from typing import Any
 from promot.methods.own_lr import OwnLr, lr_problems
 
 
-@dataclass
+@dataclass(frozen=True)
 class FreezeConfig(OwnLr):
     layers: int | None = None
     """Method freeze: how many bottom blocks of each stack stay frozen (with the embeddings); unset: `fraction` of

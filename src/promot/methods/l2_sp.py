@@ -8,7 +8,7 @@ from typing import Any
 from promot.methods.own_lr import OwnLr, lr_problems
 
 
-@dataclass
+@dataclass(frozen=True)
 class L2SpConfig(OwnLr):
     weight: float = 0.01
     """Method l2-sp: λ of the penalty λ‖θ − θ_base‖² (summed over the trained weights) added to stage 2's loss."""

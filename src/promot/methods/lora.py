@@ -8,7 +8,7 @@ from typing import Any
 from promot.methods.own_lr import OwnLr, lr_problems
 
 
-@dataclass
+@dataclass(frozen=True)
 class LoraConfig(OwnLr):
     r: int = 8
     """LoRA rank (methods lora and promot-lora)."""

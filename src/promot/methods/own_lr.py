@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 
-@dataclass
+@dataclass(frozen=True)
 class OwnLr:
     lr: float | None = None
     """This method's stage-2 learning rate (default: stage2.lr). The run records the lr it trained at."""

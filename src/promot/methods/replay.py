@@ -8,7 +8,7 @@ from typing import Any
 from promot.methods.own_lr import OwnLr, lr_problems
 
 
-@dataclass
+@dataclass(frozen=True)
 class ReplaySettings(OwnLr):
     fraction: float = 0.2
     """Share of stage-2 examples drawn from the replay data (each example's source is drawn with this chance)."""

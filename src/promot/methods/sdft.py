@@ -11,7 +11,7 @@ from promot.methods.own_lr import OwnLr, lr_problems
 TEACHERS = ("base", "live")
 
 
-@dataclass
+@dataclass(frozen=True)
 class SdftConfig(OwnLr):
     teacher: str = "base"
     """Method sdft: the teacher's weights, as TRL's `teacher_model_kind`: `base` (the starting model, frozen: a second
@@ -26,6 +26,10 @@ class SdftConfig(OwnLr):
     """Method sdft: the student's sampling temperature for its on-policy answers (TRL's `temperature`)."""
     max_new_tokens: int | None = None
     """Method sdft: the longest on-policy answer (default: the batch's longest target)."""
+    separator: str = "\n\n"
+    """Method sdft: the text between the teacher's demonstration (its end-of-sequence token dropped) and the example
+    it answers; write it the way the model reads consecutive examples (lm-eval's `fewshot_delimiter`; TRL's teacher
+    template has a blank line)."""
 
 
 def problems(cfg: Any) -> list[str]:

@@ -9,7 +9,7 @@ from typing import Any
 from promot.methods.own_lr import OwnLr, lr_problems
 
 
-@dataclass
+@dataclass(frozen=True)
 class ValueOnlyConfig(OwnLr):
     pass
 

@@ -8,7 +8,7 @@ from typing import Any
 from promot.methods.own_lr import OwnLr, lr_problems
 
 
-@dataclass
+@dataclass(frozen=True)
 class WiseFtConfig(OwnLr):
     alphas: list[float] = field(default_factory=lambda: [round(0.1 * i, 1) for i in range(11)])
     """Methods wise-ft, promot-wise-ft: the interpolation grid θ = α·tuned + (1−α)·base, each scored on validation."""

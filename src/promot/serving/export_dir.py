@@ -185,7 +185,7 @@ def export(run: str | Path, out: str | Path | None = None, overwrite: bool = Fal
     if clash or any(MARKER in tok for tok in tokenizer.get_vocab()):
         raise ConfigError(f"{run_dir}: the tokenizer already has tokens spelled '{MARKER}…' (exported before?)")
 
-    chat_run = cfg.data.chat_template
+    chat_run = info.trained_in_chat(cfg.data.chat_template)
     probes = _probe_texts(cfg, loaded.tokenizer)
     head, _ = _specials_added(tokenizer)
     row, row_p = _quietest_row(model, tokenizer, probes, add_special=not chat_run)

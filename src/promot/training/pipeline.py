@@ -130,7 +130,7 @@ def prepare(config: RunConfig | str | Path | dict, overrides: list[str] | None =
         return dataclasses.replace(_prepare_tasks(cfg, method, loaded.source, model, tok, base_fp, carried),
                                    guard_requests=requests)
     data = load_task_data(cfg.data, tok, cfg.seed)
-    tokenizing = Tokenizing.for_data(cfg.data, tok, bool(model.config.is_encoder_decoder))
+    tokenizing = Tokenizing.for_data(cfg.data, tok, bool(model.config.is_encoder_decoder), data.chat)
     rows = tokenizing.encode_all(data.train)
     held_out = tokenizing.encode_all(data.validation)  # a bad validation record fails now, not mid-training
     _check_prompt_fits(cfg, method, model, [*rows, *held_out])
@@ -216,15 +216,15 @@ def _prepare_tasks(cfg: RunConfig, method: Method, source: str, model, tok, base
     from promot.training.multitask import TaskTarget, mixing_weights, mixture, stage2_examples
 
     seq2seq = bool(model.config.is_encoder_decoder)
-    targets, task_rows, train = [], [], []
+    targets, task_rows, train, chat = [], [], [], False
     for i, t in enumerate(cfg.tasks):
         data = load_task_data(t.data, tok, cfg.seed)
-        tokenizing = Tokenizing.for_data(t.data, tok, seq2seq)
+        tokenizing = Tokenizing.for_data(t.data, tok, seq2seq, data.chat)
         task_rows.append(tokenizing.encode_all(data.train))
         _check_prompt_fits(cfg, method, model, [*task_rows[-1], *tokenizing.encode_all(data.validation)])
         targets.append(TaskTarget(t.name, i, tokenizing, data.validation, t.metric or cfg.eval.metric,
                                   t.max_new_tokens or cfg.eval.max_new_tokens))
-        train += data.train
+        train, chat = train + data.train, chat or data.chat
     weights = mixing_weights([len(r) for r in task_rows], cfg.mixing, cfg.mixing_temperature,
                              [t.weight for t in cfg.tasks])
     rows = mixture(task_rows, weights, stage2_examples(cfg), cfg.seed)
@@ -232,7 +232,7 @@ def _prepare_tasks(cfg: RunConfig, method: Method, source: str, model, tok, base
     if method.prompt:
         prompt = torch.stack([_initial_prompt(dataclasses.replace(cfg, seed=cfg.seed + i), model, tok, base_fp)
                               for i in range(len(cfg.tasks))])
-    return Prepared(cfg, method, source, model, tok, targets[0].tokenizing, TaskData(train, []), rows, base_fp,
+    return Prepared(cfg, method, source, model, tok, targets[0].tokenizing, TaskData(train, [], chat), rows, base_fp,
                     prompt, carried, targets, task_rows)
 
 
@@ -273,7 +273,7 @@ def _guard(p: Prepared) -> tuple:
         log.info("leakage guard off: the target's answers are open-ended (set guard.format_regex to watch them)")
         return None, None
     fmt = AnswerFormat(regex=g.format_regex) if g.format_regex else AnswerFormat(tuple(ref.labels), ref.regex)
-    chat = cfg.data.chat_template or any(t.data.chat_template for t in cfg.tasks)
+    chat = p.data.chat
     budget = g.max_new_tokens or max([cfg.eval.max_new_tokens, *(t.max_new_tokens or 0 for t in cfg.tasks)])
     guard = LeakageGuard(p.guard_requests, fmt, p.tokenizer, cfg.data.max_length, chat, budget,
                          cfg.eval.batch_size, resolve_bf16(cfg.bf16, cfg.fp16), bool(p.model.config.is_encoder_decoder))
@@ -420,6 +420,7 @@ def write_run(run_dir: Path, p: Prepared, model, prompt, ctx: StageContext, star
                  for name in [*p.carried, *(t.name for t in p.tasks if prompt is not None)]},
         tasks=tuple(t.name for t in p.tasks),
         init_from=cfg.model.init_from,
+        chat=p.data.chat,
         target_metric=cfg.eval.metric,
         stages=ctx.history,
         answer_format=_answer_format(p),

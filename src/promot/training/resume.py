@@ -90,17 +90,23 @@ def config_fingerprint(cfg) -> dict:
     return {"sha256": hashlib.sha256(json.dumps(keys).encode()).hexdigest(), "keys": keys}
 
 
-def check_config_unchanged(run_dir: Path, cfg) -> None:
-    """Refuse to resume when config.yaml no longer resolves to the config the run started with, naming the keys."""
-    path = run_dir / CONFIG_FINGERPRINT
-    if not path.is_file():  # a run from before fingerprints: nothing to compare with
-        return
+def changed_keys(run_dir: Path, cfg) -> list[str] | None:
+    """What "the same config" means, for `--resume` and for compare's reuse alike: the resolved keys (output_dir
+    aside) whose values differ from those the run in `run_dir` started with; None when the run recorded no
+    fingerprint (runs from before fingerprints)."""
+    path = Path(run_dir) / CONFIG_FINGERPRINT
+    if not path.is_file():
+        return None
     try:
         recorded = json.loads(path.read_text())["keys"]
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"{path}: unreadable config fingerprint ({e})") from None
     now = config_fingerprint(cfg)["keys"]
-    changed = sorted(k for k in recorded.keys() | now.keys() if recorded.get(k) != now.get(k))
-    if changed:
+    return sorted(k for k in recorded.keys() | now.keys() if recorded.get(k) != now.get(k))
+
+
+def check_config_unchanged(run_dir: Path, cfg) -> None:
+    """Refuse to resume when config.yaml no longer resolves to the config the run started with, naming the keys."""
+    if changed := changed_keys(run_dir, cfg):
         raise ConfigError(f"{run_dir / CONFIG}: edited since the run started ({', '.join(changed)} changed); "
                           "resuming would not continue the same run (undo the edit, or start a new run)")

@@ -17,7 +17,7 @@ class Replay(Addon):
         from promot.training.multitask import mixture, stage2_examples
 
         data = load_task_data(cfg.replay, tokenizer, cfg.seed, hold_out=False)
-        replay = Tokenizing.for_data(cfg.replay, tokenizer, seq2seq).encode_all(data.train)
+        replay = Tokenizing.for_data(cfg.replay, tokenizer, seq2seq, data.chat).encode_all(data.train)
         f = cfg.replay.fraction
         mixed = mixture([rows, replay], [1 - f, f], stage2_examples(cfg), cfg.seed)
         return [{**{k: v for k, v in r.items() if k != "task_id"}, "prompt_mask": r["task_id"] == 0} for r in mixed]

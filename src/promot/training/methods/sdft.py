@@ -39,10 +39,13 @@ def split_batch(batch: dict) -> list[tuple[torch.Tensor, torch.Tensor]]:
     return out
 
 
-def teacher_context(prompt: torch.Tensor, answer: torch.Tensor, bos_id: int | None) -> torch.Tensor:
-    """The teacher's input: the example with its answer (the demonstration), then the example again to answer."""
+def teacher_context(prompt: torch.Tensor, answer: torch.Tensor, separator: torch.Tensor, bos_id: int | None,
+                    eos_ids: set[int]) -> torch.Tensor:
+    """The teacher's input: the example with its answer (the demonstration), the separator, the example again."""
+    while len(answer) > 1 and int(answer[-1]) in eos_ids:
+        answer = answer[:-1]
     again = prompt[1:] if bos_id is not None and len(prompt) > 1 and prompt[0] == bos_id else prompt
-    return torch.cat([prompt, answer, again])
+    return torch.cat([prompt, answer, separator.to(prompt.dtype), again])
 
 
 def completion_mask(completion: torch.Tensor, eos_ids: set[int]) -> torch.Tensor:
@@ -86,6 +89,7 @@ class SelfDistillation(Addon):
         eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else []) | \
             ({tok.eos_token_id} if tok.eos_token_id is not None else set())
         accum, pad_id, bos_id = ctx.cfg.stage2.grad_accum, tok.pad_token_id, tok.bos_token_id
+        separator = torch.tensor(tok(c.separator, add_special_tokens=False)["input_ids"], dtype=torch.long)
 
         def objective(model, batch: dict) -> torch.Tensor:
             pairs = split_batch(batch)
@@ -102,7 +106,7 @@ class SelfDistillation(Addon):
             completion = completion.masked_fill(done == 0, pad_id)
             student = _completion_logits(model, [p for p, _ in pairs], completion, done, pad_id, c.temperature)
             with torch.no_grad():
-                contexts = [teacher_context(p, a, bos_id) for p, a in pairs]
+                contexts = [teacher_context(p, a, separator, bos_id, eos_ids) for p, a in pairs]
                 teacher_logits = _completion_logits(teacher or model, contexts, completion, done, pad_id,
                                                     c.temperature)
             per_token = compute_topk_self_distillation_loss(
