@@ -49,6 +49,7 @@ BAD = {
     "negative steps": (lambda t: ["stage1.steps=-3"], "stage1.steps must be a positive integer"),
     "zero batch": (lambda t: ["stage2.batch_size=0"], "stage2.batch_size must be a positive integer"),
     "bad warmup": (lambda t: ["stage2.warmup_steps=1.5"], "stage2.warmup_steps must be a step count"),
+    "negative warmup": (lambda t: ["stage2.warmup_steps=-3"], "stage2.warmup_steps must be a step count"),
     "bad optimizer": (lambda t: ["stage2.optimizer=sgdx"], "stage2.optimizer 'sgdx' is not one of"),
     "bad lr_scheduler": (lambda t: ["stage2.lr_scheduler=cosin"], "stage2.lr_scheduler 'cosin' is not one of"),
     "bad lora.target_modules": (lambda t: ["method=lora", "lora.target_modules=all_linear"],

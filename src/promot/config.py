@@ -25,7 +25,7 @@ from promot.methods.replay import ReplaySettings
 from promot.methods.sdft import SdftConfig
 from promot.methods.value_only import ValueOnlyConfig
 from promot.methods.wise_ft import WiseFtConfig
-from promot.validation import UniqueKeyLoader, checked_config
+from promot.validation import UniqueKeyLoader, checked_config, field_types, optional_of
 
 METHODS = tuple(methods.METHODS)
 """The method names (the table: promot/methods/__init__.py)."""
@@ -309,9 +309,9 @@ def _suggest(key: str, choices: list[str]) -> str:
     return f" (known: {', '.join(sorted(choices))})"
 
 
-def _coerce(value: Any, ftype: str) -> Any:
+def _coerce(value: Any, ftype: Any) -> Any:
     """PyYAML reads `3e-5` as a string (YAML 1.1 wants `3.0e-5`); accept it where a float is expected."""
-    if isinstance(value, str) and ftype.startswith("float"):
+    if isinstance(value, str) and (optional_of(ftype) or ftype) is float:
         try:
             return float(value)
         except ValueError:
@@ -325,20 +325,20 @@ def _build(cls: type, raw: Any, where: str) -> Any:
         return cls()
     if not isinstance(raw, dict):
         raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(raw).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    fields, hints = {f.name: f for f in dataclasses.fields(cls)}, field_types(cls)
     kwargs = {}
     for key, value in raw.items():
         path = f"{where}.{key}" if where else str(key)
         if key not in fields:
             raise ConfigError(f"unknown config key '{path}'{_suggest(str(key), list(fields))}")
-        ftype = fields[key].type
-        sub = next((c for c in _NESTED if c.__name__ == ftype), None)
-        if ftype == "list[TaskConfig]":
+        ftype = hints[key]
+        sub = ftype if dataclasses.is_dataclass(ftype) else None
+        if ftype == list[TaskConfig]:
             if not isinstance(value, list):
                 raise ConfigError(f"{path}: expected a list of tasks")
             kwargs[key] = [_build(TaskConfig, v, f"{path}[{i}]") for i, v in enumerate(value)]
             continue
-        if ftype in ("str", "str | None") and isinstance(value, (dict, list)):
+        if ftype in (str, str | None) and isinstance(value, (dict, list)):
             kind = "a mapping" if isinstance(value, dict) else "a list"
             raise ConfigError(f"{path}: expected a string, got {kind} (quote it: YAML reads {{...}} as a mapping)")
         kwargs[key] = _build(sub, value, path) if sub else _coerce(value, ftype)
@@ -350,10 +350,6 @@ def _build(cls: type, raw: Any, where: str) -> Any:
     return cls(**kwargs)
 
 
-_NESTED = (ModelConfig, DataConfig, PromptConfig, StageConfig, LoraConfig, EvalConfig, MonitorConfig, TaskConfig,
-           ReplayConfig, WiseFtConfig, L2SpConfig, FreezeConfig, ValueOnlyConfig, SdftConfig, GuardConfig)
-
-
 def _set_dotted(tree: dict, dotted: str) -> None:
     if "=" not in dotted:
         raise ConfigError(f"override '{dotted}' must look like key.sub=value")
@@ -363,7 +359,7 @@ def _set_dotted(tree: dict, dotted: str) -> None:
         value = yaml.load(text, Loader=UniqueKeyLoader) if text else ""
     except yaml.YAMLError:
         value = text
-    if isinstance(value, (dict, list)) and _field_type(parts) in ("str", "str | None"):
+    if isinstance(value, (dict, list)) and _field_type(parts) in (str, str | None):
         value = text  # `data.template={question}`: the literal template, not a YAML mapping
     node = tree
     for part in parts[:-1]:
@@ -373,16 +369,16 @@ def _set_dotted(tree: dict, dotted: str) -> None:
     node[parts[-1]] = value
 
 
-def _field_type(parts: list[str]) -> str | None:
-    """The declared type of dotted key `parts` (e.g. data.template → "str | None"); None if not a known key."""
+def _field_type(parts: list[str]) -> Any:
+    """The declared type of dotted key `parts` (e.g. data.template → `str | None`); None if not a known key."""
     cls: type | None = RunConfig
     ftype = None
     for part in parts:
-        fields = {f.name: f.type for f in dataclasses.fields(cls)} if cls else {}
-        if part not in fields:
+        hints = field_types(cls) if cls else {}
+        if part not in hints:
             return None
-        ftype = fields[part]
-        cls = next((c for c in _NESTED if c.__name__ == ftype), None)
+        ftype = hints[part]
+        cls = ftype if dataclasses.is_dataclass(ftype) else None
     return ftype
 
 
@@ -423,8 +419,6 @@ def _value_issues(cfg: RunConfig) -> list[str]:
     check(not cfg.data.packing and not any(t.data.packing for t in cfg.tasks),
           "data.packing is refused: each example needs its own soft prompt in front of it, and packed examples "
           "would share one and attend across example boundaries")
-    check(isinstance(cfg.data.max_length, int) and cfg.data.max_length > 1, "data.max_length must be an integer > 1")
-    check(isinstance(cfg.data.shots, int) and cfg.data.shots >= 0, "data.shots must be an integer >= 0")
     check(cfg.eval.metric in METRICS, f"eval.metric '{cfg.eval.metric}' is not one of {', '.join(METRICS)}")
     check(cfg.model.dtype in ("float32", "bfloat16", "float16"), "model.dtype must be float32, bfloat16 or float16")
     for name in ("stage1", "stage2"):
@@ -434,24 +428,6 @@ def _value_issues(cfg: RunConfig) -> list[str]:
               f"{name}.lr_scheduler '{st.lr_scheduler}' is not one of {', '.join(LR_SCHEDULERS)}")
         check(not st.scale_parameter or st.optimizer == "adafactor",
               f"{name}.scale_parameter is an Adafactor option (optimizer is {st.optimizer})")
-        for key in ("steps", "batch_size", "grad_accum"):
-            v = getattr(st, key)
-            check(isinstance(v, int) and v > 0, f"{name}.{key} must be a positive integer, got {v!r}")
-        for key in ("eval_every", "save_every"):
-            v = getattr(st, key)
-            check(isinstance(v, int) and v >= 0, f"{name}.{key} must be an integer >= 0, got {v!r}")
-        v = st.save_total_limit
-        check(v is None or (isinstance(v, int) and v > 0), f"{name}.save_total_limit must be a positive integer or null")
-        w = st.warmup_steps
-        check(isinstance(w, (int, float)) and not isinstance(w, bool) and (0 <= w < 1 or float(w).is_integer()),
-              f"{name}.warmup_steps must be a step count or a fraction in [0, 1), got {w!r}")
-        check(isinstance(st.lr, (int, float)) and st.lr > 0, f"{name}.lr must be a positive number, got {st.lr!r}")
-        check(0 <= st.label_smoothing < 1, f"{name}.label_smoothing must be in [0, 1)")
-    check(isinstance(cfg.monitor.every, int) and cfg.monitor.every > 0, "monitor.every must be a positive integer")
-    m = cfg.monitor
-    check(isinstance(m.alignment_every, int) and m.alignment_every >= 0, "monitor.alignment_every must be an integer >= 0")
-    for key in ("alignment_batches", "alignment_layers"):
-        check(isinstance(getattr(m, key), int) and getattr(m, key) > 0, f"monitor.{key} must be a positive integer")
     g = cfg.guard
     check(g.format_regex is None or (g.format_regex != "" and _compiles(g.format_regex)),
           f"guard.format_regex is not a valid, non-empty regex: {g.format_regex!r}")

@@ -5,20 +5,37 @@ in one message."""
 from __future__ import annotations
 
 import dataclasses
+import functools
+import types
+import typing
 from collections.abc import Callable
 from typing import Any
 
 import yaml
 
 
+@functools.cache
+def field_types(cls: type) -> dict[str, Any]:
+    """A config dataclass's fields' declared types, resolved (`int | None`, `list[TaskConfig]`, a section's class)."""
+    return typing.get_type_hints(cls)
+
+
+def optional_of(kind: Any) -> Any:
+    """`X` for a declared `X | None` (None: the type is not optional)."""
+    args = typing.get_args(kind)
+    if isinstance(kind, types.UnionType) and len(args) == 2 and type(None) in args:
+        return args[0] if args[1] is type(None) else args[1]
+    return None
+
+
 def type_issues(node: Any, where: str = "") -> list[tuple[str, str]]:
     """(dotted key, problem) for every value whose type is not the one its dataclass field declares — text in text
     fields, integers in integer fields, finite numbers in float fields (`1e309` is inf), true/false in flags. The
     wrong value is replaced by the field's default, so the range checks after this see only well-typed values."""
-    out = []
+    out, hints = [], field_types(type(node))
     for f in dataclasses.fields(node):
-        path, value, kind = f"{where}{f.name}", getattr(node, f.name), f.type
-        if kind == "list[TaskConfig]":
+        path, value, kind = f"{where}{f.name}", getattr(node, f.name), hints[f.name]
+        if typing.get_origin(kind) is list and dataclasses.is_dataclass(typing.get_args(kind)[0]):  # tasks
             for i, task in enumerate(value or []):
                 out += type_issues(task, f"{path}[{i}].") if dataclasses.is_dataclass(task) else []
             continue
@@ -33,47 +50,61 @@ def type_issues(node: Any, where: str = "") -> list[tuple[str, str]]:
     return out
 
 
-def _wrong_type(value: Any, kind: str, name: str) -> str | None:
+def _wrong_type(value: Any, kind: Any, name: str) -> str | None:
     """What `value` should be for declared type `kind` (None: it is that)."""
     from promot.options import finite
 
-    if value is None and kind.endswith("| None"):
+    base = optional_of(kind)
+    if base is not None and value is None:
         return None
-    base = kind.removesuffix(" | None")
+    base = base or kind
     is_int = isinstance(value, int) and not isinstance(value, bool)
-    if base == "str":
+    if base is str:
         return None if isinstance(value, str) else "text"
-    if base == "bool":
+    if base is bool:
         return None if isinstance(value, bool) else "true or false"
-    if base == "int":
+    if base is int:
         return None if is_int else "an integer"
-    if base == "float":
+    if base is float:
         return None if finite(value) else "a finite number"
-    if base == "list[str]":
+    if base == list[str]:
         ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
         return None if ok or (name == "report_to" and isinstance(value, str)) else "a list of text values"
-    if base == "list[float]":
+    if base == list[float]:
         ok = isinstance(value, list) and all(finite(v) for v in value)
         return None if ok else "a list of finite numbers"
     return None  # bool | str (bf16), list[str] | str (lora.target_modules): checked by value, by their owners
 
 
-# Ranges of the numeric keys not checked one by one in `_value_issues` (their types are checked by declaration;
-# the method rooms' own settings, lora.*, replay.fraction, wise_ft.*, l2_sp.weight, by their rooms: promot/methods/).
+# Every numeric key's range, declared once (types are checked by declaration first, so each rule sees a number;
+# prompt.length's two-part rule is config._value_issues'; the method rooms' own settings, lora.*, replay.fraction,
+# wise_ft.*, l2_sp.weight, freeze.*, sdft.*, by their rooms: promot/methods/).
 _RANGES: dict[str, tuple[str, Any]] = {
     "seed": ("an integer in [0, 2**32)", lambda v: 0 <= v < 2 ** 32),
     "mixing_temperature": ("a positive number", lambda v: v > 0),
     "data.validation_size": ("an integer >= 0", lambda v: v >= 0),
+    "data.max_length": ("an integer > 1", lambda v: v > 1),
+    "data.shots": ("an integer >= 0", lambda v: v >= 0),
     "eval.max_new_tokens": ("a positive integer", lambda v: v > 0),
     "eval.batch_size": ("a positive integer", lambda v: v > 0),
     "eval.limit": ("a positive integer or null", lambda v: v is None or v > 0),
     "monitor.shots": ("an integer >= 0", lambda v: v >= 0),
     "monitor.limit": ("a positive integer", lambda v: v > 0),
+    "monitor.every": ("a positive integer", lambda v: v > 0),
+    "monitor.alignment_every": ("an integer >= 0", lambda v: v >= 0),
+    "monitor.alignment_batches": ("a positive integer", lambda v: v > 0),
+    "monitor.alignment_layers": ("a positive integer", lambda v: v > 0),
     "guard.ceiling": ("in [0, 100] points", lambda v: 0 <= v <= 100),
     "guard.target_tolerance": ("in [0, 100] points or null", lambda v: v is None or 0 <= v <= 100),
     "guard.limit": ("a positive integer or null", lambda v: v is None or v > 0),
     "guard.max_new_tokens": ("a positive integer or null", lambda v: v is None or v > 0),
     **{f"{st}.{key}": rule for st in ("stage1", "stage2") for key, rule in {
+        **{key: ("a positive integer", lambda v: v > 0) for key in ("steps", "batch_size", "grad_accum")},
+        **{key: ("an integer >= 0", lambda v: v >= 0) for key in ("eval_every", "save_every")},
+        "save_total_limit": ("a positive integer or null", lambda v: v is None or v > 0),
+        "warmup_steps": ("a step count or a fraction in [0, 1)", lambda v: v >= 0 and (v < 1 or float(v).is_integer())),
+        "lr": ("a positive number", lambda v: v > 0),
+        "label_smoothing": ("in [0, 1)", lambda v: 0 <= v < 1),
         "weight_decay": ("a number >= 0", lambda v: v >= 0),
         "max_grad_norm": ("a number >= 0 (0: no clipping)", lambda v: v >= 0),
         "dropout": ("in [0, 1) or null", lambda v: v is None or 0 <= v < 1),
