@@ -10,7 +10,8 @@ from pathlib import Path
 
 from promot.evaluate.metrics import paired_bootstrap, proportion_ci
 from promot.report.seeds import Items, seed_bootstrap
-from promot.report.tables import FLAG, RunView, _num, flagged, guard_cell, label, shot_keys, tradeoff
+from promot.report.tables import (FLAG, RunView, _num, flagged, guard_cell, icl_tasks, label, serving, shot_keys,
+                                  target_score, tradeoff)
 from promot.rundir import WISE_FT, seed_of
 
 REFERENCE = "finetune"
@@ -99,20 +100,18 @@ def _mean_ci(items: dict[str, list[float]], tasks: list[str]) -> list[float] | N
     return paired_bootstrap({t: [0.0] * len(v) for t, v in own.items()}, own).get("norm_avg")
 
 
-def final_point(serving: dict, icl_summary: dict) -> FinalPoint | None:
-    """A FinalPoint from eval.json summaries (one variant at one shot count): target score from `serving`, ICL
+def final_point(served: dict, icl_summary: dict) -> FinalPoint | None:
+    """A FinalPoint from eval.json summaries (one variant at one shot count): target score from `served`, ICL
     Norm.Avg and leakage from `icl_summary` (for a tuned model: tuned+prompt and tuned; for base: base twice)."""
-    targets = serving.get("target_tasks", [])
-    if not targets or any(t not in serving["tasks"] for t in targets):
+    target = target_score(served)
+    if target is None:
         return None
-    target = sum(serving["tasks"][t]["score"] for t in targets) / len(targets)
-    outside = {*icl_summary.get("target_tasks", ()), *icl_summary.get("other_format_tasks", ())}
-    icl_tasks = [t for t in icl_summary["tasks"] if t not in outside]
     leak_ci = icl_summary.get("leakage_ci")
     if leak_ci is None and icl_summary.get("leak_hits"):
         leak_ci = proportion_ci(icl_summary["leak_hits"])
-    return FinalPoint(target, _mean_ci(serving.get("items", {}), targets), icl_summary["norm_avg"],
-                      _mean_ci(icl_summary.get("items", {}), icl_tasks), icl_summary.get("leakage"), leak_ci)
+    return FinalPoint(target, _mean_ci(served.get("items", {}), served["target_tasks"]), icl_summary["norm_avg"],
+                      _mean_ci(icl_summary.get("items", {}), icl_tasks(icl_summary)), icl_summary.get("leakage"),
+                      leak_ci)
 
 
 def alpha_curve(run: RunView) -> list[tuple[float, float, float]]:
@@ -133,7 +132,7 @@ def frontier_points(runs: list[RunView]) -> Frontier:
         v = (r.eval or {}).get("variants", {})
         final = None
         if k is not None and k in v.get("tuned", {}):
-            final = final_point(v.get("tuned+prompt", v["tuned"]).get(k, v["tuned"][k]), v["tuned"][k])
+            final = final_point(serving(v, k), v["tuned"][k])
         if base is None and k is not None and k in v.get("base", {}):
             base = final_point(v["base"][k], v["base"][k])
         best_alpha = r.info.stages.get(WISE_FT, {}).get("best_alpha")
@@ -147,12 +146,7 @@ def frontier_points(runs: list[RunView]) -> Frontier:
 def _summaries(f: FrontierRun, k: str) -> tuple[dict, dict, dict]:
     """(serving variant, tuned variant, base) eval.json summaries of one evaluated run at k shots."""
     v = f.run.eval["variants"]
-    return v.get("tuned+prompt", v["tuned"]).get(k, v["tuned"][k]), v["tuned"][k], v["base"][k]
-
-
-def _icl_tasks(summary: dict) -> list[str]:
-    outside = {*summary.get("target_tasks", ()), *summary.get("other_format_tasks", ())}
-    return [t for t in summary["tasks"] if t not in outside]
+    return serving(v, k), v["tuned"][k], v["base"][k]
 
 
 def method_seeds(name: str, runs: list[FrontierRun], k: str | None) -> MethodSeeds:
@@ -162,7 +156,7 @@ def method_seeds(name: str, runs: list[FrontierRun], k: str | None) -> MethodSee
     if not done or k is None:
         return MethodSeeds(name, runs, None)
     parts = [_summaries(f, k) for f in done]
-    tasks = _icl_tasks(parts[0][1])
+    tasks = icl_tasks(parts[0][1])
     icl_items = [t.get("items", {}) for _, t, _ in parts]
     base = parts[0][2]
     mean = lambda xs: sum(xs) / len(xs)  # noqa: E731

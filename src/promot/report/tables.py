@@ -50,6 +50,27 @@ def load_runs(paths: list[str | Path]) -> list[RunView]:
     return views
 
 
+def serving(variants: dict, k: str) -> dict | None:
+    """The eval.json summary, at k shots, of the variant that serves the fine-tuned task: the tuned model with its
+    prompt where the run was evaluated with one, else the tuned model alone (None: no tuned variant at k)."""
+    with_prompt = variants.get("tuned+prompt", {}).get(k)
+    return with_prompt if with_prompt is not None else variants.get("tuned", {}).get(k)
+
+
+def icl_tasks(summary: dict) -> list[str]:
+    """A summary's ICL tasks: every task but the target tasks and the target's other answer formats."""
+    outside = {*summary.get("target_tasks", ()), *summary.get("other_format_tasks", ())}
+    return [t for t in summary["tasks"] if t not in outside]
+
+
+def target_score(summary: dict) -> float | None:
+    """A summary's target score: the mean over its target tasks (None: it has none, or lacks one)."""
+    names = summary.get("target_tasks", [])
+    if not names or any(t not in summary["tasks"] for t in names):
+        return None
+    return sum(summary["tasks"][t]["score"] for t in names) / len(names)
+
+
 def _num(x: float) -> str:
     """Signed with a true minus sign, one decimal: −66.7, +2.5."""
     return f"{x:+.1f}".replace("-", "−")
@@ -93,7 +114,7 @@ def summary_table(runs: list[RunView], k: str, with_base: bool = True) -> list[l
     for r in runs:
         v = (r.eval or {}).get("variants", {})
         d = (r.eval or {}).get("deltas", {})
-        used = v.get("tuned+prompt", v.get("tuned", {})).get(k)  # the variant that serves the fine-tuned task
+        used = serving(v, k)
         cells = [r.name, r.method_lr, _fmt(r.best_target()), _target(used) if used else "–"]
         for name in ("tuned", "tuned+prompt"):
             s = v.get(name, {}).get(k)
@@ -132,9 +153,8 @@ def guard_table(runs: list[RunView]) -> list[list[str]]:
 
 
 def _target(summary: dict) -> str:
-    """Mean score over the fine-tuned-format tasks of one variant's summary."""
-    names = summary.get("target_tasks", [])
-    return _fmt(sum(summary["tasks"][t]["score"] for t in names) / len(names)) if names else "–"
+    score = target_score(summary)
+    return "–" if score is None else _fmt(score)
 
 
 def _fmt_leak(x: float | None, ci: list[float] | None = None) -> str:
@@ -302,14 +322,13 @@ def console_summary(runs: list[RunView]) -> list[str]:
     head = (f"{'model':<{w}}{'target':>8}" + "".join(f"{'ICL ' + k[2:] + '-shot (Δ)':>20}{'leak %':>7}" for k in keys)
             + f"{'guard %':>16}")
     lines = [head, "-" * len(head)]
-    entries = [("base", runs[0].eval["variants"]["base"], runs[0].eval["variants"]["base"], "–")]
+    base = runs[0].eval["variants"]["base"]
+    entries = [("base", base, base[keys[0]], "–")]
     for r in runs:
         v = (r.eval or {}).get("variants", {})
         if "tuned" in v:
-            entries.append((r.name, v["tuned"], v.get("tuned+prompt", v["tuned"]), guard_cell(r)))
-    base = runs[0].eval["variants"]["base"]
-    for name, icl, served, guard in entries:
-        first = served[keys[0]]
+            entries.append((r.name, v["tuned"], serving(v, keys[0]), guard_cell(r)))
+    for name, icl, first, guard in entries:
         cells = "".join(f"{icl[k]['norm_avg']:>11.1f} ({icl[k]['norm_avg'] - base[k]['norm_avg']:+6.1f})"
                         f"{_fmt_leak(icl[k]['leakage']):>7}" for k in keys)
         lines.append(f"{name:<{w}}{_target(first):>8}{cells}{guard:>16}")

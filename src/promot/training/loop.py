@@ -367,6 +367,22 @@ def _stage_metric(ctx: StageContext) -> str:
     return ctx.cfg.eval.metric
 
 
+@contextmanager
+def stage_settings(model: torch.nn.Module, st: StageConfig) -> Iterator[None]:
+    """The stage's own dropout (stage 1's never leaks into stage 2) and gradient checkpointing on `model`, put back
+    when the stage ends, however it ends."""
+    dropout = _set_dropout(model, st.dropout)
+    if st.gradient_checkpointing:
+        # Non-reentrant: works with a frozen model whose only trainable input is the prompt.
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    try:
+        yield
+    finally:
+        _restore_dropout(dropout)
+        if st.gradient_checkpointing:
+            model.gradient_checkpointing_disable()
+
+
 def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, resume: str | None = None,
               callbacks: tuple = (), guarded: bool = False) -> KeepBest:
     """Train whatever in `lm` has requires_grad, select the best checkpoint by target score (`guarded`: and by the
@@ -375,56 +391,50 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
     if resume is not None and sharded == "deepspeed":
         raise CheckpointError("--resume under DeepSpeed is not supported yet (single-process, DDP and FSDP2 runs are)")
     selecting = bool(ctx.validation or ctx.targets)  # no validation set: nothing to select on, the final weights stand
-    dropout = _set_dropout(lm.model, st.dropout)  # this stage's only: stage 1's never leaks into stage 2
-    args = training_arguments(name, st, ctx, selecting, resume is not None)
-    if st.gradient_checkpointing:
-        # Non-reentrant: works with a frozen model whose only trainable input is the prompt.
-        lm.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    guard = ctx.guard if guarded and selecting else None
-    keep, update_size = KeepBest(lm, ctx.guard_policy if guard is not None else None), UpdateSizeProbe()
-    metrics_log = MetricsLog(ctx.run_dir, name)
-    stop = StopOnSignal()  # last of the callbacks: a signal raised by any earlier one stops this very step
-    state = _resumed_state(keep, resume, sharded) if resume is not None else {}
-    trainer = PromotTrainer(
-        model=lm, args=args, train_dataset=ctx.train_rows, eval_dataset=ctx.validation,
-        data_collator=Collator(ctx.tokenizer.pad_token_id),
-        callbacks=[metrics_log, keep, update_size, *ctx.callbacks, *callbacks, stop],
-        optimizer_cls_and_kwargs=_optimizer(st), ctx=ctx, keep=keep, guard=guard,
-    )
-    if guard is not None and resume is None and not args.eval_on_start:  # the starting model's share: the base
-        keep.leaks[0] = guard.measure(lm.model)
-        if is_main_process():
-            metrics_log.append({"step": 0, "guard_leakage": keep.leaks[0]})
-    if state.get("logging"):
-        trainer.add_callback(ResumeLogging(trainer, state["logging"]))
-    for cb in (update_size, *ctx.callbacks, *callbacks):
-        if hasattr(cb, "bind"):
-            cb.bind(trainer)  # callbacks that log through the Trainer (probes: promot.probe.Probe)
-    metric = _stage_metric(ctx)
-    progress = None
-    if not verbose():  # Trainer's printed log dicts and bars → one line for the stage
-        trainer.remove_callback(PrinterCallback)
-        progress = stage_progress(f"{ctx.run_dir.name} {name}")
-        trainer.add_callback(progress)
-    started = time.perf_counter()
-    try:
-        trainer.train(resume_from_checkpoint=resume)
-        if stop.signum:
-            raise interrupted(ctx.run_dir, name, trainer.state.global_step, stop.signum)
-        if selecting and (not keep.scores or keep.scores[-1][0] != trainer.state.global_step):
-            trainer.evaluate()  # the final weights always compete
-    except BaseException:
+    with stage_settings(lm.model, st):  # put back however the stage ends
+        args = training_arguments(name, st, ctx, selecting, resume is not None)
+        guard = ctx.guard if guarded and selecting else None
+        keep, update_size = KeepBest(lm, ctx.guard_policy if guard is not None else None), UpdateSizeProbe()
+        metrics_log = MetricsLog(ctx.run_dir, name)
+        stop = StopOnSignal()  # last of the callbacks: a signal raised by any earlier one stops this very step
+        state = _resumed_state(keep, resume, sharded) if resume is not None else {}
+        trainer = PromotTrainer(
+            model=lm, args=args, train_dataset=ctx.train_rows, eval_dataset=ctx.validation,
+            data_collator=Collator(ctx.tokenizer.pad_token_id),
+            callbacks=[metrics_log, keep, update_size, *ctx.callbacks, *callbacks, stop],
+            optimizer_cls_and_kwargs=_optimizer(st), ctx=ctx, keep=keep, guard=guard,
+        )
+        if guard is not None and resume is None and not args.eval_on_start:  # the starting model's share: the base
+            keep.leaks[0] = guard.measure(lm.model)
+            if is_main_process():
+                metrics_log.append({"step": 0, "guard_leakage": keep.leaks[0]})
+        if state.get("logging"):
+            trainer.add_callback(ResumeLogging(trainer, state["logging"]))
+        for cb in (update_size, *ctx.callbacks, *callbacks):
+            if hasattr(cb, "bind"):
+                cb.bind(trainer)  # callbacks that log through the Trainer (probes: promot.probe.Probe)
+        metric = _stage_metric(ctx)
+        progress = None
+        if not verbose():  # Trainer's printed log dicts and bars → one line for the stage
+            trainer.remove_callback(PrinterCallback)
+            progress = stage_progress(f"{ctx.run_dir.name} {name}")
+            trainer.add_callback(progress)
+        started = time.perf_counter()
+        try:
+            trainer.train(resume_from_checkpoint=resume)
+            if stop.signum:
+                raise interrupted(ctx.run_dir, name, trainer.state.global_step, stop.signum)
+            if selecting and (not keep.scores or keep.scores[-1][0] != trainer.state.global_step):
+                trainer.evaluate()  # the final weights always compete
+        except BaseException:
+            if progress is not None:
+                progress.close(failed=True)  # the error line stands alone
+            raise
         if progress is not None:
-            progress.close(failed=True)  # the error line stands alone
-        raise
-    if progress is not None:
-        progress.close(best_note(keep, metric))
-    keep.restore()
-    if sharded == "fsdp":  # every process joins the gather; the main one gets the full state (on CPU)
-        ctx.gathered = trainer.accelerator.get_state_dict(trainer.model)
-    _restore_dropout(dropout)
-    if st.gradient_checkpointing:
-        lm.model.gradient_checkpointing_disable()
+            progress.close(best_note(keep, metric))
+        keep.restore()
+        if sharded == "fsdp":  # every process joins the gather; the main one gets the full state (on CPU)
+            ctx.gathered = trainer.accelerator.get_state_dict(trainer.model)
     scores = [{"step": s, "target_score": v, **({"guard_leakage": keep.leaks[s]} if s in keep.leaks else {})}
               for s, v in keep.scores]
     ctx.history[name] = {"best_step": keep.kept_step, "best_score": keep.kept_score, "metric": metric, "lr": st.lr,
