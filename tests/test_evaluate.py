@@ -315,11 +315,17 @@ def test_every_monitor_probe_shows_the_same_exemplars_and_step_0_is_measured_onc
     monitor.measure()
     assert len(contexts) == 2 and contexts[0] == contexts[1]
     assert all(c.count("question :") == 3 for c in contexts[0])  # 2 exemplars + the query: shots are drawn
-    # step 0 is every method's start: measured once per weights (a second method's step 0 reuses it)
+    # step 0 is every method's start: within a compare, measured once per weights (a second method's step 0 reuses
+    # it); outside one, every run measures its own
+    from promot.shared_work import sharing
+
     trainer.state.global_step = 0
-    first = monitor.measure()
-    assert monitor.measure() == first and len(contexts) == 3
-    with torch.no_grad():
-        lm.model.get_input_embeddings().weight[5] += 1.0  # other weights: measured again
+    with sharing():
+        first = monitor.measure()
+        assert monitor.measure() == first and len(contexts) == 3
+        with torch.no_grad():
+            lm.model.get_input_embeddings().weight[5] += 1.0  # other weights: measured again
+        monitor.measure()
+        assert len(contexts) == 4
     monitor.measure()
-    assert len(contexts) == 4
+    assert len(contexts) == 5

@@ -275,7 +275,7 @@ def test_each_lr_of_a_sweep_is_its_own_point_and_the_headline_names_method_and_l
 def test_each_method_at_its_own_lr_follows_the_headline_rule(tmp_path):
     """Per method, among its lrs whose target reaches the best, the one keeping most ICL; a method whose every lr
     misses the target says so; no sweep, no table. Hand-built runs, seeds 0-1."""
-    from promot.report.frontier import lr_table
+    from promot.report.lr_sweep import lr_table
 
     runs = load_runs([
         *_seeds(tmp_path, "finetune", [_const(20.0), _const(22.0)], name="finetune-lr0.001"),

@@ -7,7 +7,7 @@ import torch
 from conftest import make_model
 
 from promot.config import StageConfig
-from promot.training.loop import stage_settings
+from promot.training.stage_settings import stage_settings
 
 
 def _attention_dropouts(model) -> list[float]:

@@ -109,7 +109,7 @@ def train_all(cfgs: list, todo: list[str] | None = None) -> list[Path]:
     before any training; methods that start with the same stage 1 train it once: training/stage1_reuse.py).
     Returns the run directories in order."""
     from promot import api
-    from promot.training.stage1_reuse import sharing
+    from promot.shared_work import sharing
 
     todo = todo or [plan(cfg) for cfg in cfgs]
     runs = []

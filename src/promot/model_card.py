@@ -32,8 +32,9 @@ def write_model_card(run_dir: Path, record: RunRecord | None = None) -> None:
     for t in cfg.get("tasks") or [{"name": None, "data": data}]:
         d = t.get("data") or {}
         name = f" ({t['name']})" if t.get("name") else ""
+        chat = record.trained_in_chat(bool(d.get("chat_template")))
         lines.append(f"- data{name}: train `{d.get('train')}`, validation `{d.get('validation') or 'held out from train'}`"
-                     + _data_shape(d, record.trained_in_chat(bool(d.get("chat_template")))))
+                     + _data_shape(d, chat))
     for stage, h in record.stages.items():
         score = h.get("best_score")
         at = f"α = {h['best_alpha']:g} (θ = α·tuned + (1−α)·base)" if "best_alpha" in h else f"step {h.get('best_step')}"

@@ -1,5 +1,6 @@
-"""Config checks declared once, apart from config.py's dataclasses: every value's type from its field's declared
-type (`type_issues`), the ranges of numeric keys (`_RANGES`), and the YAML loader that refuses duplicate keys.
+"""Config checks declared once, apart from the sections' dataclasses (config_sections.py): every value's type from
+its field's declared type (`type_issues`), the ranges of numeric keys (`_RANGES`), and the YAML loader that refuses
+duplicate keys.
 `config.validate` runs them with its own combination checks and the method rooms' (promot/methods/), every problem
 in one message."""
 from __future__ import annotations

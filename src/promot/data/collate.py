@@ -38,7 +38,8 @@ class Tokenizing:
         `load_run` alike. `chat`: the examples are in the chat template though the section did not ask for it
         (conversation records: `TaskData.chat`)."""
         chat = chat or data.chat_template
-        return cls(tokenizer, seq2seq, data.max_length, data.truncation, delimiter="" if chat else data.target_delimiter,
+        return cls(tokenizer, seq2seq, data.max_length, data.truncation,
+                   delimiter="" if chat else data.target_delimiter,
                    special_in_text=chat, train_on=data.train_on)
 
     @property

@@ -14,12 +14,9 @@ import logging
 from promot.evaluate.metrics import AnswerFormat
 from promot.probe import Probe
 from promot.prompt import PromptedLM
+from promot.shared_work import shared
 
 log = logging.getLogger(__name__)
-
-_AT_START: dict[tuple, dict[str, float]] = {}
-"""Step-0 probes by (weights' fingerprint, probe settings): the same start measured once per process."""
-
 
 class SpecializationMonitor(Probe):
     def __init__(self, tasks: list[str], every: int, fmt: AnswerFormat | None, tokenizer, shots: int = 1,
@@ -44,16 +41,17 @@ class SpecializationMonitor(Probe):
         return self._loaded
 
     def measure(self) -> dict[str, float]:
-        if self.trainer.state.global_step != 0 or self.trainer.args.world_size > 1:  # ranks must probe together
-            return self._measure()
+        at_start = shared("monitor-at-start")  # a compare's runs from the same weights: measured once
+        if at_start is None or self.trainer.state.global_step != 0 or self.trainer.args.world_size > 1:
+            return self._measure()  # ranks must probe together
         from promot.models.fingerprint import fingerprint
 
         lm = self.trainer.accelerator.unwrap_model(self.trainer.model)
         key = (fingerprint(lm.model), tuple(self.tasks), self.shots, self.limit, self.chat, tuple(self.include_path or
                ()), None if self.fmt is None else repr(self.fmt), self.trainer.args.bf16, self.tokenizer.name_or_path)
-        if key not in _AT_START:
-            _AT_START[key] = self._measure()
-        return dict(_AT_START[key])
+        if key not in at_start:
+            at_start[key] = self._measure()
+        return dict(at_start[key])
 
     def _measure(self) -> dict[str, float]:
         from lm_eval.evaluator import evaluate

@@ -1,9 +1,11 @@
 """The method table and each method room's settings, torch-free: ProMoT, its baselines and its rivals as data (the
 paper's comparison, one row each), and what each room lets a user set and refuses — `lora.py`, `replay.py`,
-`wise_ft.py`, `l2_sp.py`, `freeze.py`, `value_only.py`, `sdft.py`: a settings dataclass (a config section) and its `problems`.
+`wise_ft.py`, `l2_sp.py`, `freeze.py`, `value_only.py`, `sdft.py`: a settings dataclass (a config section) and its
+`problems`.
 
-Below config.py in the layers (it imports nothing else of promot): config.py builds its sections from these
-dataclasses, validates `method` against `METHODS` and gathers the rooms' `problems` into its one error message.
+Below config.py in the layers (it imports nothing else of promot): config_sections.py builds its sections from these
+dataclasses; config.py validates `method` against `METHODS` and gathers the rooms' `problems` into its one error
+message.
 What a room *does* in stage 2 lives in training/methods/, under the same names, where this table is resolved to the
 rooms' hooks. A new method is a row here plus, if it does something new, one room in each place.
 """

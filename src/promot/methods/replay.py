@@ -1,5 +1,5 @@
-"""Replay's settings and checks (methods replay, promot-replay): the `replay:` section is a data section (config.py
-adds `DataConfig`'s keys) plus these. What it does to stage 2's data: training/methods/replay.py."""
+"""Replay's settings and checks (methods replay, promot-replay): the `replay:` section is a data section
+(config_sections.py adds `DataConfig`'s keys) plus these. What it does to stage 2's data: training/methods/replay.py."""
 from __future__ import annotations
 
 from dataclasses import dataclass

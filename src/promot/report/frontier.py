@@ -8,28 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from promot.evaluate.metrics import paired_bootstrap, proportion_ci
+from promot.report.points import FinalPoint, final_point
 from promot.report.seeds import Items, seed_bootstrap
 from promot.report.tables import (FLAG, RunView, _num, flagged, guard_cell, icl_tasks, label, serving, shot_keys,
-                                  target_score, tradeoff)
+                                  tradeoff)
 from promot.rundir import WISE_FT, seed_of
 
 REFERENCE = "finetune"
 """The method every other is contrasted with in the seed table (when it was run)."""
-
-
-@dataclass
-class FinalPoint:
-    """One evaluated model at one shot count (0-100 scale; CIs are absolute 95% bootstrap intervals, None when the
-    per-item scores needed for them are missing): the target score of the variant that serves the fine-tuned task,
-    the ICL Norm.Avg and leakage (a 0-1 share) of the variant that serves every other task (no prompt)."""
-
-    target: float
-    target_ci: list[float] | None
-    icl: float
-    icl_ci: list[float] | None
-    leakage: float | None = None
-    leakage_ci: list[float] | None = None
 
 
 @dataclass
@@ -87,31 +73,6 @@ class Frontier:
     def seeded(self) -> bool:
         """Whether some method was run with several seeds: then the analysis is per method, over seeds."""
         return any(len(m.runs) > 1 for m in self.methods)
-
-
-def _mean_ci(items: dict[str, list[float]], tasks: list[str]) -> list[float] | None:
-    """95% bootstrap CI of the mean of per-task means over `tasks` (each task's items resampled on its own, seeded:
-    deterministic). paired_bootstrap against an all-zero baseline is exactly that interval for the level itself.
-    None when a task has no per-item scores (corpus-level metrics): an interval over fewer tasks would not be the
-    interval of the reported mean."""
-    if not tasks or any(not items.get(t) for t in tasks):
-        return None
-    own = {t: items[t] for t in tasks}
-    return paired_bootstrap({t: [0.0] * len(v) for t, v in own.items()}, own).get("norm_avg")
-
-
-def final_point(served: dict, icl_summary: dict) -> FinalPoint | None:
-    """A FinalPoint from eval.json summaries (one variant at one shot count): target score from `served`, ICL
-    Norm.Avg and leakage from `icl_summary` (for a tuned model: tuned+prompt and tuned; for base: base twice)."""
-    target = target_score(served)
-    if target is None:
-        return None
-    leak_ci = icl_summary.get("leakage_ci")
-    if leak_ci is None and icl_summary.get("leak_hits"):
-        leak_ci = proportion_ci(icl_summary["leak_hits"])
-    return FinalPoint(target, _mean_ci(served.get("items", {}), served["target_tasks"]), icl_summary["norm_avg"],
-                      _mean_ci(icl_summary.get("items", {}), icl_tasks(icl_summary)), icl_summary.get("leakage"),
-                      leak_ci)
 
 
 def alpha_curve(run: RunView) -> list[tuple[float, float, float]]:
@@ -410,42 +371,3 @@ def seeds_table(front: Frontier) -> list[list[str]]:
 def fmt_interval(ci: list[float] | None) -> str:
     """" [−1.0, +2.0]" for a signed interval, or nothing."""
     return f" [{_num(ci[0])}, {_num(ci[1])}]" if ci else ""
-
-
-def swept_lr(m: MethodSeeds) -> float | None:
-    """The stage-2 lr of an lr sweep's group (`compare --lr-sweep` names it `<method>-lr<lr>`), else None."""
-    prefix = f"{m.method}-lr"
-    if not m.name.startswith(prefix):
-        return None
-    try:
-        return float(m.name[len(prefix):])
-    except ValueError:
-        return None
-
-
-def lr_table(front: Frontier) -> list[list[str]]:
-    """With an lr sweep: each method at its own lr — among its lrs whose target reaches the best (the same rule as
-    the headline's), the one that keeps the most ICL; a method whose every lr misses the target says so. Empty
-    without a sweep."""
-    within = within_best_method(front) if front.seeded else within_best_target(front)
-    swept: dict[str, list[tuple[float, MethodSeeds]]] = {}
-    for m in front.methods:
-        if (lr := swept_lr(m)) is not None and m.final:
-            swept.setdefault(m.method, []).append((lr, m))
-    if not swept:
-        return []
-    rows = [["method", "lrs tried", "its lr", "target score [95% CI]", "ICL Norm.Avg, no prompt [95% CI]",
-             "why this lr"]]
-    for method, points in swept.items():
-        points.sort()
-        tried = ", ".join(f"{lr:g}" for lr, _ in points)
-        reaching = [(lr, m) for lr, m in points if within.get(m.name)]
-        if not reaching:
-            rows.append([method, tried, "–", "–", "–", "every lr misses the best target score"])
-            continue
-        lr, m = max(reaching, key=lambda p: p[1].final.icl)
-        p = m.final
-        why = (f"keeps the most ICL of its {len(reaching)} lrs reaching the best target score" if len(reaching) > 1
-               else "its only lr reaching the best target score")
-        rows.append([method, tried, f"{lr:g}", _val(p.target, p.target_ci), _val(p.icl, p.icl_ci), why])
-    return rows

@@ -8,7 +8,8 @@ from pathlib import Path
 from promot import __version__
 from promot.io import atomic_write_text
 from promot.report import plots
-from promot.report.frontier import frontier_headline, frontier_points, lr_table, matched_table
+from promot.report.frontier import frontier_headline, frontier_points, matched_table
+from promot.report.lr_sweep import lr_table
 from promot.report.tables import (RunView, alignment_table, delta_grid, flagged, guard_table, headline,
                                   leakage_entries, load_runs, markdown, monitor_table, shot_keys, summary_table,
                                   task_table, title_of)

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
-from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
+from transformers import PrinterCallback, Trainer, TrainerCallback
 from transformers.trainer_pt_utils import nested_gather
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint, rotate_checkpoints
 
-from promot.config import OPTIMIZERS, RunConfig, StageConfig
+from promot.config import RunConfig, StageConfig
 from promot.data import Collator, Example, Tokenizing
 from promot.distributed import is_main_process, process_index, sharding
 from promot.errors import CheckpointError, DiskFullError, PromotError, TrainingError
@@ -37,22 +37,14 @@ from promot.progress import stage_progress, verbose
 from promot import rundir
 from promot.prompt import PromptedLM, load_prompt
 from promot.rundir import METRICS, PROMOT_STATE, STAGING
+from promot.training.arguments import optimizer, training_arguments
 from promot.training.artifacts import save_checkpoint
 from promot.training.selection import GuardPolicy, KeepBest, best_note
+from promot.training.stage_settings import stage_settings
 from promot.training.preempt import StopOnSignal, interrupted
 from promot.training.update_size import UpdateSizeProbe
 
 log = logging.getLogger(__name__)
-
-def _optimizer(st: StageConfig) -> tuple | None:
-    """(class, kwargs) for Trainer when its named optimizers cannot express the stage: Trainer's `adafactor`
-    hard-codes scale_parameter=False, so the paper's parameter-scaled Adafactor is built here."""
-    if st.optimizer == "adafactor" and st.scale_parameter:
-        from transformers.optimization import Adafactor
-
-        return Adafactor, {"lr": st.lr, "scale_parameter": True, "relative_step": False, "warmup_init": False}
-    return None
-
 
 @dataclass
 class StageContext:
@@ -288,64 +280,12 @@ def score_target(lm: PromptedLM, ctx: StageContext) -> float:
     return target_score(lm, ctx.tokenizing, examples, ev.metric, ev.max_new_tokens, ev.batch_size, bf16)
 
 
-def _set_dropout(model: torch.nn.Module, p: float | None) -> list:
-    """Set every dropout probability to p (None: leave them); returns what to hand back to restore them."""
-    saved = []
-    for module in model.modules():
-        if isinstance(module, torch.nn.Dropout):
-            saved.append((module, "p", module.p))
-        elif isinstance(getattr(module, "attention_dropout", None), float):
-            saved.append((module, "attention_dropout", module.attention_dropout))
-    for module, attr, _ in saved if p is not None else ():
-        setattr(module, attr, p)
-    return saved
-
-
-def _restore_dropout(saved: list) -> None:
-    for module, attr, value in saved:
-        setattr(module, attr, value)
-
-
 def read_checkpoint_state(checkpoint: Path) -> dict:
     path = Path(checkpoint) / PROMOT_STATE
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise CheckpointError(f"{path}: unreadable checkpoint state ({e})") from None
-
-
-def training_arguments(name: str, st: StageConfig, ctx: StageContext, selecting: bool,
-                       resuming: bool) -> TrainingArguments:
-    """A stage's settings as Trainer's arguments: our evaluation (target score) and checkpoints, one compact bar."""
-    cfg = ctx.cfg
-    return TrainingArguments(
-        output_dir=str(ctx.run_dir / name),
-        max_steps=st.steps,
-        per_device_train_batch_size=st.batch_size,
-        gradient_accumulation_steps=st.grad_accum,
-        learning_rate=st.lr,
-        optim=OPTIMIZERS[st.optimizer],
-        lr_scheduler_type=st.lr_scheduler,
-        warmup_steps=st.warmup_steps if st.warmup_steps < 1 else int(st.warmup_steps),
-        weight_decay=st.weight_decay,
-        max_grad_norm=st.max_grad_norm,
-        logging_steps=max(1, min(10, st.steps // 10)),
-        eval_strategy="steps" if st.eval_every and selecting else "no",
-        eval_steps=st.eval_every or None,
-        eval_on_start=st.eval_on_start and selecting and not resuming,  # a resumed stage has scored its start
-        save_strategy="steps" if st.save_every else "no",
-        save_steps=st.save_every or None,
-        save_total_limit=st.save_total_limit,
-        bf16=resolve_bf16(cfg.bf16, cfg.fp16),
-        fp16=cfg.fp16,
-        use_cpu=not torch.cuda.is_available(),
-        seed=cfg.seed,
-        report_to=cfg.report_to or "none",
-        remove_unused_columns=False,
-        ddp_find_unused_parameters=False,  # every trainable tensor is used each step (Trainer assumes not for wrappers)
-        activation_checkpointing=False,  # enabled on the inner model below; the wrapper has no such method
-        disable_tqdm=not verbose(),  # one compact bar per stage instead (promot.progress)
-    )
 
 
 def _resumed_state(keep: KeepBest, resume: str, sharded: str | None) -> dict:
@@ -367,22 +307,6 @@ def _stage_metric(ctx: StageContext) -> str:
     return ctx.cfg.eval.metric
 
 
-@contextmanager
-def stage_settings(model: torch.nn.Module, st: StageConfig) -> Iterator[None]:
-    """The stage's own dropout (stage 1's never leaks into stage 2) and gradient checkpointing on `model`, put back
-    when the stage ends, however it ends."""
-    dropout = _set_dropout(model, st.dropout)
-    if st.gradient_checkpointing:
-        # Non-reentrant: works with a frozen model whose only trainable input is the prompt.
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    try:
-        yield
-    finally:
-        _restore_dropout(dropout)
-        if st.gradient_checkpointing:
-            model.gradient_checkpointing_disable()
-
-
 def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, resume: str | None = None,
               callbacks: tuple = (), guarded: bool = False) -> KeepBest:
     """Train whatever in `lm` has requires_grad, select the best checkpoint by target score (`guarded`: and by the
@@ -392,7 +316,7 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
         raise CheckpointError("--resume under DeepSpeed is not supported yet (single-process, DDP and FSDP2 runs are)")
     selecting = bool(ctx.validation or ctx.targets)  # no validation set: nothing to select on, the final weights stand
     with stage_settings(lm.model, st):  # put back however the stage ends
-        args = training_arguments(name, st, ctx, selecting, resume is not None)
+        args = training_arguments(name, st, ctx.cfg, ctx.run_dir, selecting, resume is not None)
         guard = ctx.guard if guarded and selecting else None
         keep, update_size = KeepBest(lm, ctx.guard_policy if guard is not None else None), UpdateSizeProbe()
         metrics_log = MetricsLog(ctx.run_dir, name)
@@ -402,7 +326,7 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
             model=lm, args=args, train_dataset=ctx.train_rows, eval_dataset=ctx.validation,
             data_collator=Collator(ctx.tokenizer.pad_token_id),
             callbacks=[metrics_log, keep, update_size, *ctx.callbacks, *callbacks, stop],
-            optimizer_cls_and_kwargs=_optimizer(st), ctx=ctx, keep=keep, guard=guard,
+            optimizer_cls_and_kwargs=optimizer(st), ctx=ctx, keep=keep, guard=guard,
         )
         if guard is not None and resume is None and not args.eval_on_start:  # the starting model's share: the base
             keep.leaks[0] = guard.measure(lm.model)
@@ -435,15 +359,21 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
         keep.restore()
         if sharded == "fsdp":  # every process joins the gather; the main one gets the full state (on CPU)
             ctx.gathered = trainer.accelerator.get_state_dict(trainer.model)
-    scores = [{"step": s, "target_score": v, **({"guard_leakage": keep.leaks[s]} if s in keep.leaks else {})}
-              for s, v in keep.scores]
-    ctx.history[name] = {"best_step": keep.kept_step, "best_score": keep.kept_score, "metric": metric, "lr": st.lr,
-                         "scores": scores}
-    if (outcome := keep.outcome()) is not None:
-        ctx.history[name]["guard"] = dataclasses.asdict(outcome)
+    ctx.history[name] = stage_record(keep, metric, st.lr)
     if guard is not None and is_main_process():  # what the guard adds to the stage (a resumed one: since resuming)
         metrics_log.append({"step": trainer.state.global_step, "stage_seconds": round(time.perf_counter() - started, 1),
                             "guard_seconds": round(guard.seconds, 1)})
     if keep.kept_score is not None and progress is None:
         log.info("%s: %s", name, best_note(keep, metric))
     return keep
+
+
+def stage_record(keep: KeepBest, metric: str, lr: float) -> dict:
+    """What run.json records of a stage: the kept step and score, every scored step (with the guard's reading where
+    it took one), the lr it trained at, and the guard's verdict."""
+    scores = [{"step": s, "target_score": v, **({"guard_leakage": keep.leaks[s]} if s in keep.leaks else {})}
+              for s, v in keep.scores]
+    out = {"best_step": keep.kept_step, "best_score": keep.kept_score, "metric": metric, "lr": lr, "scores": scores}
+    if (outcome := keep.outcome()) is not None:
+        out["guard"] = dataclasses.asdict(outcome)
+    return out

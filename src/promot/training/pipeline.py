@@ -12,14 +12,13 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from promot import __version__, rundir
 from promot.config import RunConfig, dump_config, input_paths, load_config
-from promot.data import Example, TaskData, Tokenizing, load_task_data
+from promot.data import TaskData, Tokenizing, load_task_data
 from promot.evaluate.guard import load_requests
 from promot.distributed import full, is_main_process, sharding, wait_for_everyone
 from promot.errors import ConfigError
@@ -35,6 +34,8 @@ from promot.model_card import write_model_card
 from promot.training.artifacts import model_dir_for_peft, save_carried, save_model
 from promot.training.loop import StageContext
 from promot.training.methods import METHODS, Method
+from promot.training.prepared import Prepared
+from promot.training.stage2_watch import answer_format, guard_outcome, leakage_guard, monitors
 from promot.training.resume import config_fingerprint, load_stage_result, resume_point, save_stage_result
 from promot.training import stage1_reuse
 from promot.training.stage1_prompt_tuning import train_prompt
@@ -74,32 +75,6 @@ def claim_output_dir(cfg: RunConfig) -> Path:
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
     return run_dir
-
-
-@dataclass
-class Prepared:
-    """Everything a run needs, loaded and validated; nothing written yet."""
-
-    cfg: RunConfig
-    method: Method
-    source: str
-    model: torch.nn.Module
-    tokenizer: object
-    tokenizing: Tokenizing
-    data: TaskData
-    rows: list[dict]
-    base_fingerprint: str
-    prompt: torch.Tensor | None
-    carried: dict = dataclasses.field(default_factory=dict)
-    """Earlier runs' prompts (sequential training, `model.init_from`), re-saved under prompts/<name>/."""
-    tasks: list = dataclasses.field(default_factory=list)
-    """Multi-task: one TaskTarget per task (prompt[i] is task i's), and each task's own training rows."""
-    task_rows: list = dataclasses.field(default_factory=list)
-    stage2_rows: list | None = None
-    """What stage 2 trains on: `rows`, or the rows a method's add-on made of them (replay mixes other data in);
-    None for multi-task runs, whose `rows` already are the stage-2 mixture."""
-    guard_requests: list[Example] | None = None
-    """The leakage guard's generic requests (None: the guard is off)."""
 
 
 def prepare(config: RunConfig | str | Path | dict, overrides: list[str] | None = None,
@@ -236,68 +211,6 @@ def _prepare_tasks(cfg: RunConfig, method: Method, source: str, model, tok, base
                     prompt, carried, targets, task_rows)
 
 
-def _monitors(p: Prepared) -> tuple:
-    """Stage-2 probes, if configured: the specialization monitor (leakage measured against the run's own target
-    labels) and gradient alignment (real vs shuffled labels on fixed training batches)."""
-    m, out = p.cfg.monitor, []
-    if m.tasks:
-        from promot.evaluate.metrics import AnswerFormat
-        from promot.evaluate.monitor import SpecializationMonitor
-
-        ref = _answer_format(p)
-        fmt = None if ref is None else AnswerFormat(tuple(ref.labels), ref.regex)
-        out.append(SpecializationMonitor(m.tasks, m.every, fmt, p.tokenizer, m.shots, m.limit, m.include_path,
-                                         p.cfg.eval.batch_size, m.apply_chat_template))
-    if m.alignment_every:
-        from promot.evaluate.gradient_alignment import GradientAlignmentProbe, probe_batches
-
-        real, fake = probe_batches(p.data.train, p.tokenizing, p.tokenizer.pad_token_id, m.alignment_batches,
-                                   p.cfg.stage2.batch_size, p.cfg.seed)
-        out.append(GradientAlignmentProbe(real, fake, m.alignment_every, m.alignment_layers))
-    return tuple(out)
-
-
-def _guard(p: Prepared) -> tuple:
-    """Stage 2's leakage guard and its selection policy, or (None, None): off, no stage 2, or a target with no format
-    to watch (open-ended answers and no guard.format_regex)."""
-    from promot.evaluate.guard import LeakageGuard
-    from promot.evaluate.metrics import AnswerFormat
-    from promot.precision import resolve_bf16
-    from promot.training.selection import GuardPolicy
-
-    g, cfg = p.cfg.guard, p.cfg
-    if p.guard_requests is None or not p.method.stage2:
-        return None, None
-    ref = _answer_format(p)
-    if g.format_regex is None and ref is None:
-        log.info("leakage guard off: the target's answers are open-ended (set guard.format_regex to watch them)")
-        return None, None
-    fmt = AnswerFormat(regex=g.format_regex) if g.format_regex else AnswerFormat(tuple(ref.labels), ref.regex)
-    chat = p.data.chat
-    budget = g.max_new_tokens or max([cfg.eval.max_new_tokens, *(t.max_new_tokens or 0 for t in cfg.tasks)])
-    guard = LeakageGuard(p.guard_requests, fmt, p.tokenizer, cfg.data.max_length, chat, budget,
-                         cfg.eval.batch_size, resolve_bf16(cfg.bf16, cfg.fp16), bool(p.model.config.is_encoder_decoder))
-    validations = [t.validation for t in p.tasks] if p.tasks else [p.data.validation]
-    items = sum(len(v[: cfg.eval.limit] if cfg.eval.limit else v) for v in validations)
-    return guard, GuardPolicy(float(g.ceiling), items, g.target_tolerance)
-
-
-def _guard_outcome(history: dict) -> rundir.GuardOutcome | None:
-    """The guard's verdict on the model the run saves: WiSE-FT's kept interpolation, else stage 2's checkpoint."""
-    found = history.get(rundir.WISE_FT, {}).get("guard") or history.get(rundir.STAGE2, {}).get("guard")
-    return None if found is None else rundir.GuardOutcome(**found)
-
-
-def _answer_format(p: Prepared) -> rundir.AnswerFormatRef | None:
-    """The trained answers' label set (≤ 20 values; None for open-ended targets): what leakage is measured against.
-    A conversation's trained assistant turns count, not only its final one."""
-    from promot.data import answer_texts
-    from promot.evaluate.metrics import AnswerFormat
-
-    fmt = AnswerFormat.from_targets(answer_texts(p.data.train, p.cfg.data.train_on))
-    return None if fmt is None else rundir.AnswerFormatRef(fmt.labels, fmt.regex)
-
-
 def dataset_names(cfg: RunConfig) -> set[str]:
     """Names of the datasets a run trains on: each training file's name before its first dot
     (`…/world/data/true_false.train.jsonl` → true_false), an `hf:` source's config (or dataset), multi-task names."""
@@ -355,9 +268,9 @@ def _stage1(model, prompt: torch.Tensor, ctx: StageContext, name: str, resuming:
 
 
 def run_prepared(p: Prepared, run_dir: Path, resuming: bool, callbacks: list | None) -> Path:
-    guard, policy = _guard(p)
+    guard, policy = leakage_guard(p)
     ctx = StageContext(p.cfg, p.tokenizer, p.tokenizing, p.rows, p.data.validation, run_dir,
-                       callbacks=list(callbacks or []), monitors=_monitors(p), targets=p.tasks, guard=guard,
+                       callbacks=list(callbacks or []), monitors=monitors(p), targets=p.tasks, guard=guard,
                        guard_policy=policy)
     started = time.time()
     model, prompt = p.model, p.prompt
@@ -423,8 +336,8 @@ def write_run(run_dir: Path, p: Prepared, model, prompt, ctx: StageContext, star
         chat=p.data.chat,
         target_metric=cfg.eval.metric,
         stages=ctx.history,
-        answer_format=_answer_format(p),
-        guard=_guard_outcome(ctx.history),
+        answer_format=answer_format(p),
+        guard=guard_outcome(ctx.history),
         trained_data=tuple(sorted(dataset_names(cfg))),
         data_fingerprint=(run_dir / rundir.DATA_FINGERPRINT).read_text().strip(),
         seconds=round(time.time() - started, 1),

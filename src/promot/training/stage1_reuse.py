@@ -5,23 +5,23 @@ seed — share its outcome instead of training the same prompt again.
 Same outcome means same inputs: the key hashes the starting prompt and model (their bytes), the training rows and
 validation examples stage 1 sees, and every config value it reads (prompt, stage1, eval, model, data, seed,
 precision). A run that reuses gets the selected prompt, the selection record and stage 1's metrics.jsonl lines,
-exactly as if it had trained them; stage 2 is unaffected (its Trainer seeds the RNGs itself). Kept in memory only, so nothing
-outlives `sharing()`; off under several processes and with a user's callbacks (they would miss stage 1's events).
+exactly as if it had trained them; stage 2 is unaffected (its Trainer seeds the RNGs itself). Kept in memory, in
+`promot.shared_work`'s scope, so nothing outlives `sharing()`; off under several processes and with a user's
+callbacks (they would miss stage 1's events).
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from promot.rundir import METRICS
+from promot.shared_work import shared
 
 log = logging.getLogger(__name__)
 
@@ -35,19 +35,9 @@ class Stage1Outcome:
     run_dir: Path
 
 
-_DONE: dict[str, Stage1Outcome] | None = None
-"""Outcomes by key while `sharing()` is on; None: every run trains its own stage 1."""
-
-
-@contextlib.contextmanager
-def sharing() -> Iterator[None]:
-    """Runs trained inside share stage 1 where their inputs are the same (compare's methods)."""
-    global _DONE
-    outer, _DONE = _DONE, {} if _DONE is None else _DONE
-    try:
-        yield
-    finally:
-        _DONE = outer
+def _done() -> dict[str, Stage1Outcome] | None:
+    """Outcomes by key while `sharing()` is on; None: every run trains its own stage 1."""
+    return shared("stage1")
 
 
 def stage1_key(model: torch.nn.Module, prompt: torch.Tensor, ctx, name: str) -> str | None:
@@ -55,7 +45,7 @@ def stage1_key(model: torch.nn.Module, prompt: torch.Tensor, ctx, name: str) -> 
     from promot.distributed import num_processes
     from promot.models.fingerprint import fingerprint
 
-    if _DONE is None or num_processes() > 1 or ctx.callbacks:
+    if _done() is None or num_processes() > 1 or ctx.callbacks:
         return None
     cfg = ctx.cfg
     h = hashlib.sha256()
@@ -71,17 +61,18 @@ def stage1_key(model: torch.nn.Module, prompt: torch.Tensor, ctx, name: str) -> 
 
 
 def remember(key: str | None, prompt: torch.Tensor, ctx, name: str) -> None:
-    if key is None or _DONE is None:
+    done = _done()
+    if key is None or done is None:
         return
     path = ctx.run_dir / METRICS
     rows = [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
     mine = tuple({k: v for k, v in r.items() if k != "stage"} for r in rows if r.get("stage") == name)
-    _DONE[key] = Stage1Outcome(prompt.detach().clone(), json.loads(json.dumps(ctx.history[name])), mine, ctx.run_dir)
+    done[key] = Stage1Outcome(prompt.detach().clone(), json.loads(json.dumps(ctx.history[name])), mine, ctx.run_dir)
 
 
 def reuse(key: str | None, ctx, name: str) -> torch.Tensor | None:
     """The shared outcome put in place (history, metrics lines), or None."""
-    done = _DONE.get(key) if key and _DONE is not None else None
+    done = (_done() or {}).get(key) if key else None
     if done is None:
         return None
     from promot.training.loop import MetricsLog

@@ -3,10 +3,10 @@ settings and their checks) resolved to what the rooms here do.
 
 Every method that tunes the model uses the same `stage2` settings, data, batching and schedule, so differences in
 the results come from the method, not the budget. What a method does lives in its room, never as checks spread over
-the pipeline: `full.py` / `lora.py` / `freeze.py` / `value_only.py` say what stage 2 trains and what is left afterwards; `replay.py`, `l2_sp.py`,
-`sdft.py` and `wise_ft.py` are add-ons that change stage 2's data, its loss, or the weights kept after it. Their settings and what
-they refuse in a config are promot/methods/<room>.py (config.validate gathers those); what they refuse here is only
-what a sharded run cannot do.
+the pipeline: `full.py` / `lora.py` / `freeze.py` / `value_only.py` say what stage 2 trains and what is left
+afterwards; `replay.py`, `l2_sp.py`, `sdft.py` and `wise_ft.py` are add-ons that change stage 2's data, its loss, or
+the weights kept after it. Their settings and what they refuse in a config are promot/methods/<room>.py
+(config.validate gathers those); what they refuse here is what the loaded model or a sharded run cannot do.
 """
 from __future__ import annotations
 
