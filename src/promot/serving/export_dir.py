@@ -155,16 +155,59 @@ def prompt_embeds(run: str | Path, text: str, prompt_name: str | None = None) ->
     return embeds[0].detach()
 
 
+@dataclass
+class _Plan:
+    """What an export will do, checked before anything changes: the run, its loaded model and prompts, the tokens
+    that will spell them, and the neutral output row their rows copy."""
+
+    run_dir: Path
+    out: Path
+    info: RunRecord
+    model: torch.nn.Module
+    model_fp: str
+    tokenizer: object
+    prompts: dict[str, torch.Tensor]
+    names: dict[str, list[str]]
+    chat_run: bool
+    probes: list[str]
+    row: int
+    row_p: float
+    notes: list[str]
+
+
+@dataclass
+class _Applied:
+    """The model and tokenizer after the prompts became tokens: their ids, the vocabulary size before them, and what
+    the output rows cost."""
+
+    ids: dict[str, list[int]]
+    vocab: int
+    size: dict
+    prefixes: dict[str, str]
+    head: list[int]
+    bos: int | None
+    own_template: bool
+
+
 def export(run: str | Path, out: str | Path | None = None, overwrite: bool = False) -> Exported:
-    """Write RUN's tuned model with every prompt as added tokens to `out` (default RUN/export/). Refused, before
-    anything is written: an existing `out` without `overwrite`, a run whose weights changed (fingerprint), a
-    seq2seq model. A run without a prompt exports the bare model (a note says so)."""
-    from transformers import AddedToken, AutoTokenizer
+    """Write RUN's tuned model with every prompt as added tokens to `out` (default RUN/export/): plan (every check,
+    nothing changed), apply (tokens, rows, template), verify (served sequences against training's), write (one
+    atomic folder). Refused, before anything is written: an existing `out` without `overwrite`, a run whose weights
+    changed (fingerprint), a seq2seq model. A run without a prompt exports the bare model (a note says so)."""
+    plan = _plan(Path(run), out, overwrite)
+    applied = _apply(plan)
+    routes = _routes(plan.tokenizer, applied.ids, plan.probes, plan.chat_run, applied.own_template, applied.bos)
+    notes = plan.notes + [f"{name}: {r['note']}" for name, r in routes.items() if not r["exact"]]
+    _write(plan, applied, routes)
+    return Exported(plan.out, applied.prefixes, notes)
+
+
+def _plan(run_dir: Path, out: str | Path | None, overwrite: bool) -> _Plan:
+    from transformers import AutoTokenizer
 
     from promot.config import load_config
     from promot.runs import load_tuned_model
 
-    run_dir = Path(run)
     info = read_run_info(run_dir)
     out = Path(out) if out is not None else run_dir / rundir.EXPORT
     if occupied(out) and not overwrite:
@@ -184,52 +227,63 @@ def export(run: str | Path, out: str | Path | None = None, overwrite: bool = Fal
     clash = [n for ns in names.values() for n in ns if n in tokenizer.get_vocab()]
     if clash or any(MARKER in tok for tok in tokenizer.get_vocab()):
         raise ConfigError(f"{run_dir}: the tokenizer already has tokens spelled '{MARKER}…' (exported before?)")
-
+    if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
+        raise ConfigError(f"{run_dir}: the tokenizer has more ids ({len(tokenizer)}) than the model has embedding rows")
     chat_run = info.trained_in_chat(cfg.data.chat_template)
     probes = _probe_texts(cfg, loaded.tokenizer)
-    head, _ = _specials_added(tokenizer)
     row, row_p = _quietest_row(model, tokenizer, probes, add_special=not chat_run)
+    return _Plan(run_dir, out, info, model, model_fp, tokenizer, prompts, names, chat_run, probes, row, row_p, notes)
+
+
+def _apply(plan: _Plan) -> _Applied:
+    """The prompts as added special tokens with their rows, generation never emitting them, and the chat template
+    that puts a task's prefix in place."""
+    from transformers import AddedToken
+
+    model, tokenizer, names = plan.model, plan.tokenizer, plan.names
+    head, _ = _specials_added(tokenizer)
     v = len(tokenizer)
     tokenizer.add_tokens([AddedToken(n, special=True, normalized=False) for ns in names.values() for n in ns],
                          special_tokens=True)
     ids = {t: tokenizer.convert_tokens_to_ids(ns) for t, ns in names.items()}
-    if prompts and [i for x in ids.values() for i in x] != list(range(v, len(tokenizer))):
-        raise ConfigError(f"{run_dir}: the added tokens did not get the ids after the vocabulary ({v}…)")
-    if v > model.get_input_embeddings().weight.shape[0]:
-        raise ConfigError(f"{run_dir}: the tokenizer has more ids ({v}) than the model has embedding rows")
+    if plan.prompts and [i for x in ids.values() for i in x] != list(range(v, len(tokenizer))):
+        raise ConfigError(f"{plan.run_dir}: the added tokens did not get the ids after the vocabulary ({v}…)")
     size = {"tied": False, "added_parameters": 0, "added_bytes": 0}
-    if prompts:
-        size = _untie_and_extend(model, torch.cat(list(prompts.values())), v, row)
+    if plan.prompts:
+        size = _untie_and_extend(model, torch.cat(list(plan.prompts.values())), v, plan.row)
         gen = model.generation_config
         gen.suppress_tokens = sorted({*(gen.suppress_tokens or []), *range(v, len(tokenizer))})
     prefixes = {t: "".join(ns) for t, ns in names.items()}
     head_text = "".join(tokenizer.convert_ids_to_tokens(head))
-    bos = prompt_bos_id(tokenizer) if info.prompt_after_bos else None  # as load_run places the prompt
+    bos = prompt_bos_id(tokenizer) if plan.info.prompt_after_bos else None  # as load_run places the prompt
     own_template = bool(tokenizer.chat_template)
     base_template = tokenizer.chat_template or raw_template(head_text)
     tokenizer.chat_template = promot_template(prefixes, base_template, after_bos=bos is not None)
-    routes = _routes(tokenizer, ids, probes, chat_run, own_template, bos)
-    notes += [f"{name}: {r['note']}" for name, r in routes.items() if not r["exact"]]
+    return _Applied(ids, v, size, prefixes, head, bos, own_template)
+
+
+def _write(plan: _Plan, applied: _Applied, routes: dict) -> None:
+    """The exported folder, atomically, under the output's lock: model, tokenizer, prefixes.json and a model card."""
+    tokenizer, ids, v, size = plan.tokenizer, applied.ids, applied.vocab, applied.size
     record = {
-        "format": FORMAT, "run": str(run_dir.resolve()), "method": info.method,
-        "model_fingerprint": model_fp,
+        "format": FORMAT, "run": str(plan.run_dir.resolve()), "method": plan.info.method,
+        "model_fingerprint": plan.model_fp,
         "chat_template_kwarg": "promot_task",
-        "tasks": {t: {"prefix": prefixes[t], "token_ids": ids[t], "length": len(ids[t]),
+        "tasks": {t: {"prefix": applied.prefixes[t], "token_ids": ids[t], "length": len(ids[t]),
                       "prefix_without_special_tokens": "".join(tokenizer.convert_ids_to_tokens(
-                          prompt_order(ids[t], head, bos)))}
-                  for t in prompts},
+                          prompt_order(ids[t], applied.head, applied.bos)))}
+                  for t in plan.prompts},
         "routes": routes,
-        "output_rows": {"copied_from": {"id": row, "token": tokenizer.convert_ids_to_tokens(row),
-                                        "max_probability_on_probes": row_p},
+        "output_rows": {"copied_from": {"id": plan.row, "token": tokenizer.convert_ids_to_tokens(plan.row),
+                                        "max_probability_on_probes": plan.row_p},
                         "untied": size["tied"], "added_parameters": size["added_parameters"],
                         "added_bytes": size["added_bytes"], "suppress_tokens": list(range(v, len(tokenizer)))},
     }
-    with run_lock(out), atomic_dir(out) as tmp:  # one writer of `out`, as for every run directory
-        model.save_pretrained(tmp)
+    with run_lock(plan.out), atomic_dir(plan.out) as tmp:  # one writer of `out`, as for every run directory
+        plan.model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         atomic_write_json(tmp / PREFIXES_FILE, record)
-        atomic_write_text(tmp / rundir.MODEL_CARD, model_card(run_dir, record))
-    return Exported(out, prefixes, notes)
+        atomic_write_text(tmp / rundir.MODEL_CARD, model_card(plan.run_dir, record))
 
 
 def _routes(tokenizer, ids: dict[str, list[int]], probes: list[str], chat_run: bool, own_template: bool,
