@@ -59,6 +59,15 @@ def test_the_teacher_reads_the_demonstration_then_the_separator_then_the_example
     assert sdft.teacher_context(prompt, answer, sep[:0], None, set()).tolist() == [1, 7, 8, 9, 2, 1, 7, 8]
 
 
+def test_a_batch_splits_into_each_rows_input_and_reference_answer_padding_dropped():
+    batch = {"input_ids": torch.tensor([[1, 7, 8, 9, 2, 0], [1, 7, 7, 0, 0, 0]]),
+             "attention_mask": torch.tensor([[1, 1, 1, 1, 1, 0], [1, 1, 1, 0, 0, 0]]),
+             "labels": torch.tensor([[-100, -100, -100, 9, 2, -100], [-100] * 6])}
+    (p1, a1), (p2, a2) = sdft.split_batch(batch)
+    assert (p1.tolist(), a1.tolist()) == ([1, 7, 8], [9, 2])
+    assert (p2.tolist(), a2.tolist()) == ([1, 7, 7], [])  # no target: all input
+
+
 def test_a_completion_ends_at_its_first_end_of_sequence_token():
     completion = torch.tensor([[5, 2, 7, 2], [5, 6, 7, 8], [2, 9, 9, 9]])
     assert sdft.completion_mask(completion, {2}).tolist() == [[1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0]]

@@ -15,9 +15,8 @@ import warnings
 
 import torch
 
+from promot.data import IGNORE
 from promot.training.methods.base import Addon
-
-IGNORE = -100
 
 
 def _left_pad(rows: list[torch.Tensor], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -30,12 +29,14 @@ def _left_pad(rows: list[torch.Tensor], pad_id: int) -> tuple[torch.Tensor, torc
 
 
 def split_batch(batch: dict) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Each row's (input, reference answer): the tokens before its first target token, and its target span."""
+    """Each row's (input, reference answer): the tokens before its first target token, and its target span (a row
+    without one: all input, no answer)."""
     out = []
     for ids, mask, labels in zip(batch["input_ids"], batch["attention_mask"], batch["labels"]):
         ids, labels = ids[mask.bool()], labels[mask.bool()]
         targets = (labels != IGNORE).nonzero().flatten()
-        out.append((ids[: targets[0]], ids[targets[0]: targets[-1] + 1]))
+        first, last = (int(targets[0]), int(targets[-1]) + 1) if len(targets) else (len(ids), len(ids))
+        out.append((ids[:first], ids[first:last]))
     return out
 
 
@@ -95,13 +96,15 @@ class SelfDistillation(Addon):
             pairs = split_batch(batch)
             prompts, prompt_mask = _left_pad([p for p, _ in pairs], pad_id)
             device = batch["input_ids"].device
-            budget = c.max_new_tokens or max(len(a) for _, a in pairs)
+            budget = c.max_new_tokens or max(1, *(len(a) for _, a in pairs))
             training = lm.training
             lm.eval()  # sampling sees the weights, not dropout
-            completion = lm.generate(prompts.to(device), prompt_mask.to(device), do_sample=True,
-                                     temperature=c.temperature, top_k=0, top_p=1.0, max_new_tokens=budget,
-                                     min_new_tokens=1, pad_token_id=pad_id)
-            lm.train(training)
+            try:
+                completion = lm.generate(prompts.to(device), prompt_mask.to(device), do_sample=True,
+                                         temperature=c.temperature, top_k=0, top_p=1.0, max_new_tokens=budget,
+                                         min_new_tokens=1, pad_token_id=pad_id)
+            finally:
+                lm.train(training)
             done = completion_mask(completion, eos_ids)
             completion = completion.masked_fill(done == 0, pad_id)
             student = _completion_logits(model, [p for p, _ in pairs], completion, done, pad_id, c.temperature)
