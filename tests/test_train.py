@@ -35,12 +35,13 @@ def test_stage1_changes_only_the_prompt_and_stage2_only_the_model(arch, tiny_dir
     p = prepare(run_config(tiny_dirs[arch], task_files, tmp_path / "run", **over))
     ctx = _context(p, tmp_path)
     before = _state(p.model)
-    prompt = train_prompt(p.model, p.prompt, ctx)
+    prompt, record = train_prompt(p.model, p.prompt, ctx)
     assert not torch.equal(prompt, p.prompt), "stage 1 must train the prompt"
+    assert record["best_step"] == 3 and record["lr"] == 0.3  # the stage's record comes back with it
     after1 = _state(p.model)
     assert all(torch.equal(before[k], after1[k]) for k in before), "stage 1 must not touch the model"
 
-    lm = train_model(p.model, prompt, METHODS["promot"], ctx)
+    lm = train_model(p.model, prompt, METHODS["promot"], ctx).lm
     assert torch.equal(lm.prompt.detach(), prompt), "stage 2 must leave the prompt bit-identical"
     assert not lm.prompt.requires_grad
     after2 = _state(p.model)
@@ -140,8 +141,8 @@ def test_selection_keeps_the_best_checkpoint_and_earlier_on_ties(tiny_dirs, task
     ctx = _context(p, tmp_path)
     snaps = _Snapshots(p.model)
     ctx.callbacks.append(snaps)
-    train_model(p.model, None, METHODS["finetune"], ctx)
-    assert ctx.history["stage2"]["best_step"] == 1 and ctx.history["stage2"]["best_score"] == 50.0
+    stages = train_model(p.model, None, METHODS["finetune"], ctx).stages
+    assert stages["stage2"]["best_step"] == 1 and stages["stage2"]["best_score"] == 50.0
     final = _state(p.model)
     assert all(torch.equal(final[k], snaps.seen[1][k]) for k in final)
     assert any(not torch.equal(final[k], snaps.seen[4][k]) for k in final)
@@ -155,7 +156,7 @@ def test_trainer_checkpoints_hold_model_and_prompt_and_resume_exactly(method, ti
 
     def run(out, resume=None):
         p = prepare(run_config(tiny_dirs["llama"], task_files, out, **over))
-        return train_model(p.model, p.prompt, METHODS[method], _context(p, out), resume=resume)
+        return train_model(p.model, p.prompt, METHODS[method], _context(p, out), resume=resume).lm
 
     straight = run(tmp_path / "a")
     ckpt = tmp_path / "a" / "stage2" / "checkpoint-2"
@@ -173,7 +174,7 @@ def test_gradient_checkpointing_trains_the_same_prompt(tiny_dirs, task_files, tm
     for gc in (False, True):
         over = {"method": "prompt-tuning", "stage1": {**stage, "gradient_checkpointing": gc}}
         p = prepare(run_config(tiny_dirs["llama"], task_files, tmp_path / f"r{gc}", **over))
-        prompts.append(train_prompt(p.model, p.prompt, _context(p, tmp_path / f"r{gc}")))
+        prompts.append(train_prompt(p.model, p.prompt, _context(p, tmp_path / f"r{gc}"))[0])
         assert not p.model.is_gradient_checkpointing  # switched off again after the stage
     torch.testing.assert_close(prompts[0], prompts[1])
 
@@ -185,9 +186,9 @@ def test_stage2_warns_when_the_target_is_already_solved(tiny_dirs, task_files, t
     ctx = _context(p, tmp_path)
     before = _state(p.model)
     with caplog.at_level("WARNING", logger="promot.training.selection"):
-        train_model(p.model, p.prompt, METHODS["random-prompt"], ctx)
+        stages = train_model(p.model, p.prompt, METHODS["random-prompt"], ctx).stages
     assert "already solved at step 0" in caplog.text
-    assert ctx.history["stage2"]["best_step"] == 0  # ties keep the untouched model
+    assert stages["stage2"]["best_step"] == 0  # ties keep the untouched model
     assert all(torch.equal(before[k], v) for k, v in _state(p.model).items())
 
 

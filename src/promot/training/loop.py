@@ -56,16 +56,12 @@ class StageContext:
     train_rows: list[dict]
     validation: list[Example]
     run_dir: Path
-    history: dict = field(default_factory=dict)
-    """Per stage: the selection record written to run.json."""
     callbacks: list = field(default_factory=list)
     """Extra TrainerCallbacks for every stage (timers, user hooks)."""
     monitors: tuple[TrainerCallback, ...] = ()
     """Probes of the stage that tunes the model: the specialization monitor, gradient alignment."""
     targets: list = field(default_factory=list)
     """Multi-task stage 2: one TaskTarget per task; selection then uses their mean target score."""
-    gathered: dict = field(default_factory=dict)
-    """Sharded runs (FSDP2): the selected weights' full state dict, gathered on the main process after a stage."""
     penalty: Callable[[], torch.Tensor] | None = None
     """A term added to every training step's loss (the l2-sp method's pull toward the base weights)."""
     objective: Callable[[torch.nn.Module, dict], torch.Tensor] | None = None
@@ -76,6 +72,16 @@ class StageContext:
     guard: LeakageGuard | None = None
     """Stage 2's leakage guard (None: off, or a target with no format to watch)."""
     guard_policy: GuardPolicy | None = None
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """What a stage hands back (the kept weights are restored in place): its selection, run.json's record of it,
+    and under FSDP2 the kept weights' full state dict, gathered on the main process (else empty)."""
+
+    keep: KeepBest
+    record: dict
+    gathered: dict = field(default_factory=dict)
 
 
 class MetricsLog(TrainerCallback):
@@ -308,7 +314,7 @@ def _stage_metric(ctx: StageContext) -> str:
 
 
 def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, resume: str | None = None,
-              callbacks: tuple = (), guarded: bool = False) -> KeepBest:
+              callbacks: tuple = (), guarded: bool = False) -> StageResult:
     """Train whatever in `lm` has requires_grad, select the best checkpoint by target score (`guarded`: and by the
     leakage guard's reading, when the run has one), restore it."""
     sharded = sharding()
@@ -357,15 +363,14 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
         if progress is not None:
             progress.close(best_note(keep, metric))
         keep.restore()
-        if sharded == "fsdp":  # every process joins the gather; the main one gets the full state (on CPU)
-            ctx.gathered = trainer.accelerator.get_state_dict(trainer.model)
-    ctx.history[name] = stage_record(keep, metric, st.lr)
+        # FSDP2: every process joins the gather; the main one gets the full state (on CPU)
+        gathered = trainer.accelerator.get_state_dict(trainer.model) if sharded == "fsdp" else {}
     if guard is not None and is_main_process():  # what the guard adds to the stage (a resumed one: since resuming)
         metrics_log.append({"step": trainer.state.global_step, "stage_seconds": round(time.perf_counter() - started, 1),
                             "guard_seconds": round(guard.seconds, 1)})
     if keep.kept_score is not None and progress is None:
         log.info("%s: %s", name, best_note(keep, metric))
-    return keep
+    return StageResult(keep, stage_record(keep, metric, st.lr), gathered)
 
 
 def stage_record(keep: KeepBest, metric: str, lr: float) -> dict:

@@ -244,27 +244,28 @@ def data_fingerprint(p: Prepared) -> str:
 
 
 def _stage1(model, prompt: torch.Tensor, ctx: StageContext, name: str, resuming: bool,
-            vocab_norm: float) -> torch.Tensor:
-    """Stage 1, or its saved outcome when a resumed run already finished it."""
+            vocab_norm: float) -> tuple[torch.Tensor, dict]:
+    """Stage 1, or its saved outcome when a resumed run already finished it: the selected prompt and run.json's
+    record of the stage."""
     stage_dir = ctx.run_dir / name
     done = load_stage_result(stage_dir) if resuming else None
     if done is not None:
-        prompt, ctx.history[name] = done
         log.info("%s: finished before the interruption; using its selected prompt", name)
-        return prompt
+        return done
     key = None if resuming else stage1_reuse.stage1_key(model, prompt, ctx, name)
     shared = stage1_reuse.reuse(key, ctx, name)
     if shared is not None:
-        prompt = shared
+        prompt, record = shared
     else:
-        prompt = train_prompt(model, prompt, ctx, resume_point(ctx.run_dir, name) if resuming else None, name=name)
+        prompt, record = train_prompt(model, prompt, ctx, resume_point(ctx.run_dir, name) if resuming else None,
+                                      name=name)
         scale = row_norm(prompt) / vocab_norm
-        ctx.history[name]["prompt_scale"] = scale  # run.json stages: a prompt far off the vocabulary's scale
+        record["prompt_scale"] = scale  # run.json stages: a prompt far off the vocabulary's scale
         log.info("%s: the prompt's rows are %.1f× the vocabulary's mean embedding norm", name, scale)
-        stage1_reuse.remember(key, prompt, ctx, name)
+        stage1_reuse.remember(key, prompt, record, ctx, name)
     if is_main_process():
-        save_stage_result(stage_dir, prompt, ctx.history[name])
-    return prompt
+        save_stage_result(stage_dir, prompt, record)
+    return prompt, record
 
 
 def run_prepared(p: Prepared, run_dir: Path, resuming: bool, callbacks: list | None) -> Path:
@@ -273,7 +274,7 @@ def run_prepared(p: Prepared, run_dir: Path, resuming: bool, callbacks: list | N
                        callbacks=list(callbacks or []), monitors=monitors(p), targets=p.tasks, guard=guard,
                        guard_policy=policy)
     started = time.time()
-    model, prompt = p.model, p.prompt
+    model, prompt, stages, gathered = p.model, p.prompt, {}, {}
     fsdp = sharding() == "fsdp"
 
     def fresh():  # FSDP2 shards a model in place: a later stage wraps a new copy of the (unchanged) frozen one
@@ -282,24 +283,30 @@ def run_prepared(p: Prepared, run_dir: Path, resuming: bool, callbacks: list | N
     if p.method.stage1:  # before stage 1 shards anything (FSDP2): prompt_scale's denominator, once
         vocab = row_norm(model.get_input_embeddings().weight.detach())
     if p.method.stage1 and p.tasks:                                                 # ③ one prompt per task
-        prompt = torch.stack([_stage1(fresh() if i else model, prompt[i], dataclasses.replace(
-            ctx, train_rows=p.task_rows[i], targets=[t]), rundir.stage1_name(t.name), resuming, vocab)
-            for i, t in enumerate(p.tasks)])
-    elif p.method.stage1:
-        prompt = _stage1(model, prompt, ctx, rundir.STAGE1, resuming, vocab)         # ③ stage 1: prompt tuning
+        prompts = []
+        for i, t in enumerate(p.tasks):
+            name = rundir.stage1_name(t.name)
+            task_ctx = dataclasses.replace(ctx, train_rows=p.task_rows[i], targets=[t])
+            prompt_i, stages[name] = _stage1(fresh() if i else model, prompt[i], task_ctx, name, resuming, vocab)
+            prompts.append(prompt_i)
+        prompt = torch.stack(prompts)
+    elif p.method.stage1:                                                           # ③ stage 1: prompt tuning
+        prompt, stages[rundir.STAGE1] = _stage1(model, prompt, ctx, rundir.STAGE1, resuming, vocab)
     if p.method.stage2:                                                             # ④ stage 2: model tuning
         if p.method.stage1:
             model = fresh()
         if p.stage2_rows is not None:
             ctx.train_rows = p.stage2_rows
-        lm = train_model(model, prompt, p.method, ctx, resume_point(run_dir, rundir.STAGE2) if resuming else None)
+        tuned = train_model(model, prompt, p.method, ctx, resume_point(run_dir, rundir.STAGE2) if resuming else None)
+        lm, gathered = tuned.lm, tuned.gathered
+        stages.update(tuned.stages)
         prompt = None if lm.prompt is None else full(lm.prompt.detach()).clone()
         model = p.method.stage2.finish(lm, run_dir, p.tokenizer, is_main_process())
     if fsdp and is_main_process():  # the run directory is written from full weights, as without sharding
-        model = _unsharded(p.cfg, ctx.gathered)
+        model = _unsharded(p.cfg, gathered)
     if is_main_process():
         try:
-            write_run(run_dir, p, model, prompt, ctx, started)                     # ⑤ run directory
+            write_run(run_dir, p, model, prompt, stages, started)                  # ⑤ run directory
         except Exception as e:
             if not is_disk_full(e):
                 raise
@@ -310,7 +317,7 @@ def run_prepared(p: Prepared, run_dir: Path, resuming: bool, callbacks: list | N
     return run_dir
 
 
-def write_run(run_dir: Path, p: Prepared, model, prompt, ctx: StageContext, started: float) -> Path:
+def write_run(run_dir: Path, p: Prepared, model, prompt, stages: dict[str, dict], started: float) -> Path:
     """⑤ The run directory: model/, prompt/ (lora/ is already there), then run.json last ('complete')."""
     cfg, tok, source, base_fp = p.cfg, p.tokenizer, p.source, p.base_fingerprint
     model.requires_grad_(False)
@@ -335,9 +342,9 @@ def write_run(run_dir: Path, p: Prepared, model, prompt, ctx: StageContext, star
         init_from=cfg.model.init_from,
         chat=p.data.chat,
         target_metric=cfg.eval.metric,
-        stages=ctx.history,
+        stages=stages,
         answer_format=answer_format(p),
-        guard=guard_outcome(ctx.history),
+        guard=guard_outcome(stages),
         trained_data=tuple(sorted(dataset_names(cfg))),
         data_fingerprint=(run_dir / rundir.DATA_FINGERPRINT).read_text().strip(),
         seconds=round(time.time() - started, 1),

@@ -60,26 +60,26 @@ def stage1_key(model: torch.nn.Module, prompt: torch.Tensor, ctx, name: str) -> 
     return h.hexdigest()
 
 
-def remember(key: str | None, prompt: torch.Tensor, ctx, name: str) -> None:
+def remember(key: str | None, prompt: torch.Tensor, record: dict, ctx, name: str) -> None:
     done = _done()
     if key is None or done is None:
         return
     path = ctx.run_dir / METRICS
     rows = [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
     mine = tuple({k: v for k, v in r.items() if k != "stage"} for r in rows if r.get("stage") == name)
-    done[key] = Stage1Outcome(prompt.detach().clone(), json.loads(json.dumps(ctx.history[name])), mine, ctx.run_dir)
+    done[key] = Stage1Outcome(prompt.detach().clone(), json.loads(json.dumps(record)), mine, ctx.run_dir)
 
 
-def reuse(key: str | None, ctx, name: str) -> torch.Tensor | None:
-    """The shared outcome put in place (history, metrics lines), or None."""
+def reuse(key: str | None, ctx, name: str) -> tuple[torch.Tensor, dict] | None:
+    """The shared outcome (prompt, run.json record), its metrics lines written to this run's metrics.jsonl; or
+    None."""
     done = (_done() or {}).get(key) if key else None
     if done is None:
         return None
     from promot.training.loop import MetricsLog
 
     log.info("%s: the same stage 1 as %s's; its selected prompt reused", name, done.run_dir.name)
-    ctx.history[name] = json.loads(json.dumps(done.history))
     metrics = MetricsLog(ctx.run_dir, name)
     for row in done.rows:
         metrics.append(row)
-    return done.prompt.clone()
+    return done.prompt.clone(), json.loads(json.dumps(done.history))

@@ -8,6 +8,7 @@ trained with the model (joint), a fresh prompt never trained (random-prompt)."""
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 
 import torch
 
@@ -19,11 +20,20 @@ from promot.training.loop import StageContext, run_stage
 from promot.training.methods import Method
 
 
+@dataclass(frozen=True)
+class TunedModel:
+    """Stage 2's outcome: the wrapper with the kept weights in place (a PeftModel inside for LoRA methods), run.json's
+    records by stage (stage 2's, and an add-on's own: WiSE-FT's α grid), and under FSDP2 the gathered full state."""
+
+    lm: PromptedLM
+    stages: dict[str, dict]
+    gathered: dict
+
+
 def train_model(
     model: torch.nn.Module, prompt: torch.Tensor | None, method: Method, ctx: StageContext, resume: str | None = None
-) -> PromptedLM:
-    """Returns the wrapper with the kept weights in place (a PeftModel inside for LoRA methods). The stage trains at
-    the method's own lr when its section sets one (`lora.lr`, …), else at stage2.lr."""
+) -> TunedModel:
+    """Stage 2 at the method's own lr when its section sets one (`lora.lr`, …), else at stage2.lr."""
     st = dataclasses.replace(ctx.cfg.stage2, lr=stage2_lr(ctx.cfg)[0])
     model = method.stage2.prepare(model, ctx)
     lm = PromptedLM(model, prompt, train_prompt=method.prompt == "joint", label_smoothing=st.label_smoothing,
@@ -31,9 +41,10 @@ def train_model(
     frozen_prompt = None if lm.prompt is None or lm.prompt.requires_grad else lm.prompt.detach().clone()
     for addon in method.addons:
         addon.before_stage2(lm, ctx)
-    run_stage(STAGE2, lm, st, ctx, resume, callbacks=ctx.monitors, guarded=True)
+    result = run_stage(STAGE2, lm, st, ctx, resume, callbacks=ctx.monitors, guarded=True)
+    stages = {STAGE2: result.record}
     for addon in method.addons:
-        addon.after_stage2(lm, ctx)
+        stages.update(addon.after_stage2(lm, ctx, result.record))
     if frozen_prompt is not None and not torch.equal(frozen_prompt, full(lm.prompt.detach())):
         raise RuntimeError("stage 2 changed the frozen prompt")  # an invariant, not a user error
-    return lm
+    return TunedModel(lm, stages, result.gathered)

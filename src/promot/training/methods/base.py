@@ -68,5 +68,7 @@ class Addon:
     def before_stage2(self, lm: PromptedLM, ctx: StageContext) -> None:
         """Called with the starting weights, before the first step."""
 
-    def after_stage2(self, lm: PromptedLM, ctx: StageContext) -> None:
-        """Called with the selected weights restored; may replace them."""
+    def after_stage2(self, lm: PromptedLM, ctx: StageContext, stage2: dict) -> dict[str, dict]:
+        """Called with the selected weights restored and stage 2's run.json record; may replace the weights. Returns
+        run.json records of its own, by stage name (none by default)."""
+        return {}

@@ -21,8 +21,9 @@ class L2SPPenalty(Addon):
 
         ctx.penalty = penalty
 
-    def after_stage2(self, lm, ctx):
+    def after_stage2(self, lm, ctx, stage2):
         ctx.penalty = None
+        return {}
 
 
 L2SP = L2SPPenalty()

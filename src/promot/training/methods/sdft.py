@@ -120,8 +120,9 @@ class SelfDistillation(Addon):
 
         ctx.objective = objective
 
-    def after_stage2(self, lm, ctx):
+    def after_stage2(self, lm, ctx, stage2):
         ctx.objective = None
+        return {}
 
 
 SDFT = SelfDistillation()

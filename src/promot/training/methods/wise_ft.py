@@ -25,7 +25,7 @@ class WiseFT(Addon):
     def before_stage2(self, lm, ctx):
         ctx.addon_state[STAGE] = _trained_copy(lm)
 
-    def after_stage2(self, lm, ctx):
+    def after_stage2(self, lm, ctx, stage2):
         from promot.distributed import is_main_process
         from promot.evaluate.monitor import SpecializationMonitor
         from promot.progress import Progress, verbose
@@ -59,25 +59,26 @@ class WiseFT(Addon):
         near = [r for r in curve if r["eval_target_score"] >= best - ctx.cfg.wise_ft.tolerance]
         kept = min(near, key=lambda r: (r.get("guard_leakage", 0.0), r["alpha"]))  # least leaking, nearest the base
         interpolate(params, base, tuned, kept["alpha"])
-        ctx.history[STAGE] = {
+        record = {
             "best_alpha": kept["alpha"], "best_score": kept["eval_target_score"],
             "scores": [{"alpha": r["alpha"], "target_score": r["eval_target_score"],
                         **({"guard_leakage": r["guard_leakage"]} if "guard_leakage" in r else {})} for r in curve],
-            "metric": ctx.history.get("stage2", {}).get("metric", ctx.cfg.eval.metric),
+            "metric": stage2.get("metric", ctx.cfg.eval.metric),
         }
-        if "guard_leakage" in kept and (stage2 := ctx.history.get("stage2", {}).get("guard")):
+        if "guard_leakage" in kept and (guard := stage2.get("guard")):
             # the verdict is on the interpolated model the run saves, not on stage 2's checkpoint
             from promot.training.selection import within_ceiling
 
             leak = kept["guard_leakage"]
-            ctx.history[STAGE]["guard"] = {**stage2, "leakage": leak, "alpha": kept["alpha"],
-                                           "held": within_ceiling(stage2["base"], leak, stage2["ceiling"])}
+            record["guard"] = {**guard, "leakage": leak, "alpha": kept["alpha"],
+                               "held": within_ceiling(guard["base"], leak, guard["ceiling"])}
         outcome = (f"kept α={kept['alpha']:g}, target {kept['eval_target_score']:.2f} (α:score "
                    + ", ".join(f"{r['alpha']:g}:{r['eval_target_score']:.1f}" for r in curve) + ")")
         if progress:
             progress.close(outcome)
         elif main:
             log.info("%s %s: %s", ctx.run_dir.name, STAGE, outcome)
+        return {STAGE: record}
 
 
 def _trained_copy(lm) -> dict:
