@@ -62,16 +62,22 @@ class StageContext:
     """Probes of the stage that tunes the model: the specialization monitor, gradient alignment."""
     targets: list = field(default_factory=list)
     """Multi-task stage 2: one TaskTarget per task; selection then uses their mean target score."""
-    penalty: Callable[[], torch.Tensor] | None = None
-    """A term added to every training step's loss (the l2-sp method's pull toward the base weights)."""
-    objective: Callable[[torch.nn.Module, dict], torch.Tensor] | None = None
-    """The loss of a training step in place of cross-entropy on the batch's targets (sdft's self-distillation):
-    given the model being trained and the batch."""
-    addon_state: dict = field(default_factory=dict)
-    """What a method's add-on keeps between its stage-2 hooks (wise-ft: the starting weights)."""
     guard: LeakageGuard | None = None
     """Stage 2's leakage guard (None: off, or a target with no format to watch)."""
     guard_policy: GuardPolicy | None = None
+
+
+@dataclass(frozen=True)
+class StageHooks:
+    """What a method's add-on plugs into one stage-2 run (its `before_stage2` returns it; its `after_stage2` gets it
+    back): a loss of its own in place of cross-entropy on the batch's targets (sdft), a term added to every step's
+    loss (l2-sp's pull toward the base weights), and whatever it keeps between the two calls (wise-ft's starting
+    weights). Passed to the stage explicitly, never through the context."""
+
+    objective: Callable[[torch.nn.Module, dict], torch.Tensor] | None = None
+    """Given the model being trained and the batch."""
+    penalty: Callable[[], torch.Tensor] | None = None
+    state: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -115,9 +121,12 @@ class ResumeLogging(TrainerCallback):
 class PromotTrainer(Trainer):
     """Trainer whose evaluation is the target-task score and whose checkpoints are `model/` + `prompt/`."""
 
-    def __init__(self, *args, ctx: StageContext, keep: KeepBest, guard: LeakageGuard | None = None, **kwargs) -> None:
+    def __init__(self, *args, ctx: StageContext, keep: KeepBest, guard: LeakageGuard | None = None,
+                 hooks: tuple[StageHooks, ...] = (), **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.ctx, self.keep, self.guard = ctx, keep, guard
+        self.objective = next((h.objective for h in hooks if h.objective is not None), None)
+        self.penalties = [h.penalty for h in hooks if h.penalty is not None]
         self._staging = False
 
     def _get_output_dir(self, trial) -> str:
@@ -199,14 +208,15 @@ class PromotTrainer(Trainer):
         return loss
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if self.ctx.objective is not None and model.training:  # evaluation scores the target, never this loss
-            loss = self.ctx.objective(model, inputs)
+        if self.objective is not None and model.training:  # evaluation scores the target, never this loss
+            loss = self.objective(model, inputs)
             out = (loss, None) if return_outputs else loss
         else:
             out = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        if self.ctx.penalty is None:
+        if not self.penalties:
             return out
-        return (out[0] + self.ctx.penalty(), out[1]) if return_outputs else out + self.ctx.penalty()
+        extra = sum(penalty() for penalty in self.penalties)
+        return (out[0] + extra, out[1]) if return_outputs else out + extra
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
         lm = self.accelerator.unwrap_model(self.model)
@@ -314,7 +324,7 @@ def _stage_metric(ctx: StageContext) -> str:
 
 
 def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, resume: str | None = None,
-              callbacks: tuple = (), guarded: bool = False) -> StageResult:
+              callbacks: tuple = (), guarded: bool = False, hooks: tuple[StageHooks, ...] = ()) -> StageResult:
     """Train whatever in `lm` has requires_grad, select the best checkpoint by target score (`guarded`: and by the
     leakage guard's reading, when the run has one), restore it."""
     sharded = sharding()
@@ -332,7 +342,7 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
             model=lm, args=args, train_dataset=ctx.train_rows, eval_dataset=ctx.validation,
             data_collator=Collator(ctx.tokenizer.pad_token_id),
             callbacks=[metrics_log, keep, update_size, *ctx.callbacks, *callbacks, stop],
-            optimizer_cls_and_kwargs=optimizer(st), ctx=ctx, keep=keep, guard=guard,
+            optimizer_cls_and_kwargs=optimizer(st), ctx=ctx, keep=keep, guard=guard, hooks=hooks,
         )
         if guard is not None and resume is None and not args.eval_on_start:  # the starting model's share: the base
             keep.leaks[0] = guard.measure(lm.model)

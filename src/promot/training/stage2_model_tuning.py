@@ -39,12 +39,11 @@ def train_model(
     lm = PromptedLM(model, prompt, train_prompt=method.prompt == "joint", label_smoothing=st.label_smoothing,
                     bos_id=prompt_bos_id(ctx.tokenizer))
     frozen_prompt = None if lm.prompt is None or lm.prompt.requires_grad else lm.prompt.detach().clone()
-    for addon in method.addons:
-        addon.before_stage2(lm, ctx)
-    result = run_stage(STAGE2, lm, st, ctx, resume, callbacks=ctx.monitors, guarded=True)
+    hooks = [addon.before_stage2(lm, ctx) for addon in method.addons]
+    result = run_stage(STAGE2, lm, st, ctx, resume, callbacks=ctx.monitors, guarded=True, hooks=tuple(hooks))
     stages = {STAGE2: result.record}
-    for addon in method.addons:
-        stages.update(addon.after_stage2(lm, ctx, result.record))
+    for addon, own in zip(method.addons, hooks):
+        stages.update(addon.after_stage2(lm, ctx, result.record, own))
     if frozen_prompt is not None and not torch.equal(frozen_prompt, full(lm.prompt.detach())):
         raise RuntimeError("stage 2 changed the frozen prompt")  # an invariant, not a user error
     return TunedModel(lm, stages, result.gathered)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from promot.training.loop import StageHooks
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -65,10 +67,12 @@ class Addon:
         """The rows stage 2 trains on (default: the target task's, unchanged)."""
         return rows
 
-    def before_stage2(self, lm: PromptedLM, ctx: StageContext) -> None:
-        """Called with the starting weights, before the first step."""
+    def before_stage2(self, lm: PromptedLM, ctx: StageContext) -> StageHooks:
+        """Called with the starting weights, before the first step: what this add-on plugs into the stage (a loss,
+        a penalty, state kept for `after_stage2`)."""
+        return StageHooks()
 
-    def after_stage2(self, lm: PromptedLM, ctx: StageContext, stage2: dict) -> dict[str, dict]:
-        """Called with the selected weights restored and stage 2's run.json record; may replace the weights. Returns
-        run.json records of its own, by stage name (none by default)."""
+    def after_stage2(self, lm: PromptedLM, ctx: StageContext, stage2: dict, hooks: StageHooks) -> dict[str, dict]:
+        """Called with the selected weights restored, stage 2's run.json record and this add-on's own hooks; may
+        replace the weights. Returns run.json records of its own, by stage name (none by default)."""
         return {}

@@ -2,6 +2,7 @@
 toward the starting point instead of toward zero (weight decay). Its setting and check: promot/methods/l2_sp.py."""
 from __future__ import annotations
 
+from promot.training.loop import StageHooks
 from promot.training.methods.base import Addon
 
 
@@ -19,11 +20,7 @@ class L2SPPenalty(Addon):
             # Trainer sums the loss of grad_accum micro-batches into one step: each carries its share.
             return weight / accum * sum((p.float() - p0.float()).pow(2).sum() for p, p0 in trained)
 
-        ctx.penalty = penalty
-
-    def after_stage2(self, lm, ctx, stage2):
-        ctx.penalty = None
-        return {}
+        return StageHooks(penalty=penalty)
 
 
 L2SP = L2SPPenalty()

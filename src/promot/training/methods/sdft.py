@@ -16,6 +16,7 @@ import warnings
 import torch
 
 from promot.data import IGNORE
+from promot.training.loop import StageHooks
 from promot.training.methods.base import Addon
 
 
@@ -118,11 +119,7 @@ class SelfDistillation(Addon):
             loss = ((per_token * done).sum(-1) / done.sum(-1).clamp(min=1)).mean()
             return loss / accum  # Trainer sums grad_accum micro-batches into one step: each carries its share
 
-        ctx.objective = objective
-
-    def after_stage2(self, lm, ctx, stage2):
-        ctx.objective = None
-        return {}
+        return StageHooks(objective=objective)
 
 
 SDFT = SelfDistillation()

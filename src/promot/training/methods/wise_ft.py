@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 
 from promot.rundir import WISE_FT as STAGE
+from promot.training.loop import StageHooks
 from promot.training.methods.base import Addon
 
 log = logging.getLogger(__name__)
@@ -23,15 +24,15 @@ class WiseFT(Addon):
     needs_whole_weights = True
 
     def before_stage2(self, lm, ctx):
-        ctx.addon_state[STAGE] = _trained_copy(lm)
+        return StageHooks(state={"base": _trained_copy(lm)})
 
-    def after_stage2(self, lm, ctx, stage2):
+    def after_stage2(self, lm, ctx, stage2, hooks):
         from promot.distributed import is_main_process
         from promot.evaluate.monitor import SpecializationMonitor
         from promot.progress import Progress, verbose
         from promot.training.loop import MetricsLog, score_target
 
-        base, tuned = ctx.addon_state.pop(STAGE), _trained_copy(lm)
+        base, tuned = hooks.state["base"], _trained_copy(lm)
         params = dict(lm.model.named_parameters())
         probes = [m for m in ctx.monitors if isinstance(m, SpecializationMonitor)]  # ICL + leakage at every α
         alphas = sorted({float(a) for a in ctx.cfg.wise_ft.alphas})
