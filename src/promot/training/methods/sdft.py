@@ -15,18 +15,14 @@ import warnings
 
 import torch
 
-from promot.data import IGNORE
+from promot.data import IGNORE, pad
 from promot.training.loop import StageHooks
 from promot.training.methods.base import Addon
 
 
 def _left_pad(rows: list[torch.Tensor], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, width - len(r):], mask[i, width - len(r):] = r, 1
-    return ids, mask
+    """Rows left-padded for generation, and their attention mask (promot.data.pad on each)."""
+    return pad([r.tolist() for r in rows], pad_id, "left"), pad([[1] * len(r) for r in rows], 0, "left")
 
 
 def split_batch(batch: dict) -> list[tuple[torch.Tensor, torch.Tensor]]:
