@@ -16,7 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from promot.rundir import read_eval, read_metrics, read_run_info  # noqa: E402
+from promot.eval_record import read_eval  # noqa: E402
+from promot.rundir import read_metrics, read_run_info  # noqa: E402
 
 
 def summary(run: Path) -> dict:
@@ -25,10 +26,10 @@ def summary(run: Path) -> dict:
     monitor = {m["step"]: m["icl_leakage"] for m in metrics if m.get("stage") == "stage2" and "icl_leakage" in m}
     steps = [{"step": s["step"], "target": s["target_score"], "guard_leakage": s.get("guard_leakage"),
               "monitor_leakage": monitor.get(s["step"])} for s in info.stages.get("stage2", {}).get("scores", [])]
-    tuned = ((ev or {}).get("variants", {}).get("tuned") or {})
+    tuned = ev.variants.get("tuned", {}) if ev else {}
     out = {"run": str(run), "method": info.method, "steps": steps,
            "guard": None if info.guard is None else dataclasses.asdict(info.guard),
-           "eval_leakage": {k: v.get("leakage") for k, v in tuned.items()}}
+           "eval_leakage": {k: v.leakage for k, v in tuned.items()}}
     if timing:
         rest = timing["stage_seconds"] - timing["guard_seconds"]
         out.update(stage2_seconds=timing["stage_seconds"], guard_seconds=timing["guard_seconds"],

@@ -98,10 +98,10 @@ def contrasts(views) -> list[str]:
     ref = next((v for v in views if v.name == "finetune"), None)
     lines = []
     for v in views:
-        if ref is None or v is ref or "tuned" not in (v.eval or {}).get("variants", {}):
+        if ref is None or v is ref or not v.eval or "tuned" not in v.eval.variants:
             continue
-        for k, a in v.eval["variants"]["tuned"].items():
-            c = contrast(a, ref.eval["variants"]["tuned"][k])
+        for k, a in v.eval.variants["tuned"].items():
+            c = contrast(a, ref.eval.variants["tuned"][k])
             ci = c["norm_avg_ci"] or [float("nan")] * 2
             line = f"{v.name} − finetune, {k[2:]}-shot: Norm.Avg {c['norm_avg']:+.1f} [{ci[0]:+.1f}, {ci[1]:+.1f}]"
             if "leakage" in c:

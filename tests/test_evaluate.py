@@ -53,6 +53,9 @@ def test_leakage_is_high_after_collapse_and_low_for_the_base(always_true_run, ti
     assert d["ci"]["norm_avg"][0] <= d["norm_avg"] <= d["ci"]["norm_avg"][1]
     assert set(d["ci"]) == {"tiny_first", "norm_avg"}
     assert "[" in summary_lines(path)[2]  # the console table shows the interval
+    from promot.eval_record import EvalRecord, read_eval
+
+    assert read_eval(always_true_run).to_json() == EvalRecord.from_json(data).to_json() == data  # typed, lossless
 
 
 def test_promot_run_gets_a_with_prompt_variant(tiny_dirs, task_files, tiny_task, tmp_path):
@@ -128,9 +131,9 @@ def test_summary_norm_avg_excludes_target_and_deltas():
     spec = EvalSpec(tasks=["a", "b", "t"], shots=[1], target_tasks=("t",))
     fmt = AnswerFormat(("True", "False"))
     base, tuned = summarize(res(0.5, 0.3, 0.5), spec, fmt), summarize(res(0.1, 0.1, 0.9), spec, fmt)
-    assert base["norm_avg"] == pytest.approx(40.0) and set(base["tasks"]) == {"a", "b", "t"}
-    assert base["leakage"] == 0.5 and base["leakage_n"] == 2
-    d = _deltas({"base": {"k=1": base}, "tuned": {"k=1": tuned}})["tuned"]["k=1"]
+    assert base.norm_avg == pytest.approx(40.0) and set(base.tasks) == {"a", "b", "t"}
+    assert base.leakage == 0.5 and base.leakage_n == 2 and base.icl_tasks == ["a", "b"]
+    d = _deltas({"base": {"k=1": base}, "tuned": {"k=1": tuned}})["tuned"]["k=1"].values
     assert d["norm_avg"] == pytest.approx(-30.0) and d["t"] == pytest.approx(40.0)
 
 
@@ -191,12 +194,12 @@ def test_headline_target_is_the_task_the_run_trained(tmp_path):
     assert trained == {"true_false"}
     spec = EvalSpec(tasks=["world", "world_target"], shots=[1])
     s = summarize(_world_like(0.69, 0.0), spec, None, trained)
-    assert s["target_tasks"] == ["world_true_false"] and s["other_format_tasks"] == ["world_brackets"]
-    assert _target(s) == "69.0" and s["norm_avg"] == pytest.approx(50.0)  # brackets stays out of Norm. Avg.
+    assert s.target_tasks == ("world_true_false",) and s.other_format_tasks == ("world_brackets",)
+    assert _target(s) == "69.0" and s.norm_avg == pytest.approx(50.0)  # brackets stays out of Norm. Avg.
     explicit = summarize(_world_like(0.69, 0.0), replace(spec, target_tasks=("world_brackets",)), None, trained)
-    assert explicit["target_tasks"] == ["world_brackets"] and explicit["other_format_tasks"] == ["world_true_false"]
+    assert explicit.target_tasks == ("world_brackets",) and explicit.other_format_tasks == ("world_true_false",)
     unknown = summarize(_world_like(0.69, 0.0), spec, None, {"train"})  # e.g. examples/has_a/train.jsonl
-    assert unknown["target_tasks"] == ["world_brackets", "world_true_false"]
+    assert unknown.target_tasks == ("world_brackets", "world_true_false")
 
 
 def test_paired_bootstrap_intervals():
@@ -219,9 +222,13 @@ def test_paired_bootstrap_intervals():
 def test_contrast_between_methods_and_collapse_extrapolation():
     from promot.evaluate.metrics import contrast, crossing_step
 
+    from promot.eval_record import VariantSummary
+
     def summary(icl_items, hits):
-        return {"norm_avg": sum(icl_items) / len(icl_items), "target_tasks": ["t"], "items": {"a": icl_items, "t": [0.0]},
-                "leakage": sum(hits) / len(hits), "leak_hits": hits}
+        return VariantSummary.from_json(
+            {"tasks": {t: {"metric": "acc", "score": 0.0, "n": 1} for t in "at"}, "norm_avg": sum(icl_items) / 60,
+             "target_tasks": ["t"], "items": {"a": icl_items, "t": [0.0]}, "leakage": sum(hits) / len(hits),
+             "leak_hits": hits})
 
     keeps = summary([100.0] * 50 + [0.0] * 10, [0] * 60)
     forgets = summary([0.0] * 60, [1] * 40 + [0] * 20)

@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 
 from promot import rundir
+from promot.eval_record import EvalRecord, read_eval
 from promot.io import atomic_write_text
 from promot.rundir import RunRecord, read_run_info
 
@@ -53,7 +54,7 @@ def write_model_card(run_dir: Path, record: RunRecord | None = None) -> None:
                      "adapter for this model: `AutoPeftModelForCausalLM.from_pretrained(\"RUN/prompt\")`, which "
                      "puts it before any BOS; promot trained it after the BOS a tokenizer adds itself)")
         lines += ["", "Use the model without the prompt for other tasks, and with it for the fine-tuned task."]
-    lines += ["", *_eval_table(rundir.read_eval(run_dir))]
+    lines += ["", *_eval_table(read_eval(run_dir))]
     atomic_write_text(run_dir / rundir.MODEL / rundir.MODEL_CARD, "\n".join(lines).rstrip() + "\n")
 
 
@@ -70,13 +71,13 @@ def _data_shape(d: dict, chat: bool) -> str:
     return out
 
 
-def _eval_table(data: dict | None) -> list[str]:
+def _eval_table(data: EvalRecord | None) -> list[str]:
     """Variant × shots: Norm. Avg. over the ICL tasks and the trained target's score (from `promot eval`)."""
     if data is None:
         return []
     rows = ["## Evaluation", "", "| variant | shots | ICL Norm. Avg. | target |", "|---|---|---|---|"]
-    for name, per_k in data.get("variants", {}).items():
+    for name, per_k in data.variants.items():
         for k, s in per_k.items():
-            target = ", ".join(f"{t} {s['tasks'][t]['score']:.1f}" for t in s.get("target_tasks", [])) or "–"
-            rows.append(f"| {name} | {k[2:]} | {s['norm_avg']:.1f} | {target} |")
+            target = ", ".join(f"{t} {s.tasks[t].score:.1f}" for t in s.target_tasks) or "–"
+            rows.append(f"| {name} | {k[2:]} | {s.norm_avg:.1f} | {target} |")
     return [*rows, ""]

@@ -242,12 +242,6 @@ def read_run_info(run_dir: str | Path) -> RunRecord:
         raise CheckpointError(f"{path}: not a promot run record ({e})") from None
 
 
-def read_eval(run_dir: str | Path) -> dict | None:
-    """eval.json, or None before `promot eval` ran."""
-    path = Path(run_dir) / EVAL
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
 def _jsonl(path: Path) -> list[dict]:
     if not path.is_file():
         return []

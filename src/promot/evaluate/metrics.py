@@ -7,6 +7,8 @@ import re
 import string
 from dataclasses import dataclass
 
+from promot.eval_record import VariantSummary
+
 # How an lm-eval score reaches 0-100 (Norm. Avg. averages scores on one scale), in this order:
 # 1. sacrebleu's corpus scores are 0-100 by definition;
 # 2. otherwise what the per-item values show: all within [0, 1] (0/1 hits, booleans as IFEval's, pass@k) → ×100;
@@ -201,18 +203,14 @@ def proportion_ci(hits: list[int], iters: int = 1000, seed: int = 0) -> list[flo
     return _quantiles(x[idx].mean(axis=1))
 
 
-def contrast(a: dict, b: dict, iters: int = 1000) -> dict[str, list[float] | float]:
+def contrast(a: VariantSummary, b: VariantSummary, iters: int = 1000) -> dict[str, list[float] | float]:
     """Method A − method B on the same items, from two eval.json summaries of one variant at one shot count
     (e.g. ProMoT's and plain fine-tuning's `tuned`): Norm. Avg. and leakage differences with paired 95% CIs."""
-    def icl(s: dict) -> dict:  # the tasks Norm. Avg. averages
-        outside = {*s["target_tasks"], *s.get("other_format_tasks", ()), *s.get("unaveraged_tasks", ())}
-        return {t: v for t, v in s.get("items", {}).items() if t not in outside}
-
-    out: dict = {"norm_avg": a["norm_avg"] - b["norm_avg"],
-                 "norm_avg_ci": paired_bootstrap(icl(b), icl(a), iters).get("norm_avg")}
-    if a.get("leak_hits") is not None and b.get("leak_hits") is not None:
-        out["leakage"] = a["leakage"] - b["leakage"]
-        ci = paired_bootstrap({"x": [100.0 * h for h in b["leak_hits"]]}, {"x": [100.0 * h for h in a["leak_hits"]]},
+    out: dict = {"norm_avg": a.norm_avg - b.norm_avg,
+                 "norm_avg_ci": paired_bootstrap(b.icl_items, a.icl_items, iters).get("norm_avg")}
+    if a.leak_hits is not None and b.leak_hits is not None:
+        out["leakage"] = a.leakage - b.leakage
+        ci = paired_bootstrap({"x": [100.0 * h for h in b.leak_hits]}, {"x": [100.0 * h for h in a.leak_hits]},
                               iters).get("x")
         out["leakage_ci"] = None if ci is None else [c / 100 for c in ci]
     return out

@@ -72,7 +72,7 @@ class SpecializationMonitor(Probe):
                                fewshot_as_multiturn=self.chat)
         lm.train(was_training)
         summary = summarize(results, EvalSpec(tasks=self.tasks, shots=[self.shots]), self.fmt)
-        metrics = {"icl_score": summary["norm_avg"]}
-        if summary["leakage"] is not None:
-            metrics["icl_leakage"] = summary["leakage"]
+        metrics = {"icl_score": summary.norm_avg}
+        if summary.leakage is not None:
+            metrics["icl_leakage"] = summary.leakage
         return metrics

@@ -11,15 +11,15 @@ import contextlib
 import functools
 import json
 import logging
-from collections.abc import Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from promot import rundir
 from promot.errors import ConfigError
+from promot.eval_record import BASE, PROMPTED, TUNED, Delta, EvalRecord, TaskScore, VariantSummary
 from promot.evaluate.metrics import (AnswerFormat, flips, item_scores, leakage, norm_avg, paired_bootstrap,
                                      primary_metric, proportion_ci, sample_answer, task_score)
 from promot.evaluate.spec import EvalSpec, spec_from_options  # noqa: F401  (spec.py: what to evaluate, and how)
@@ -182,7 +182,8 @@ def _warn_once(line: str) -> None:
     log.warning("%s", line)
 
 
-def summarize(results: dict, spec: EvalSpec, fmt: AnswerFormat | None, trained: set[str] | None = None) -> dict:
+def summarize(results: dict, spec: EvalSpec, fmt: AnswerFormat | None,
+              trained: set[str] | None = None) -> VariantSummary:
     """Per-task 0-100 scores, Norm. Avg. over the non-target tasks, leakage of the fine-tuned format.
     `target_tasks` is the headline (what the run trained); other fine-tuning formats are `other_format_tasks`:
     scored, and kept out of Norm. Avg. and leakage like the target."""
@@ -195,22 +196,20 @@ def summarize(results: dict, spec: EvalSpec, fmt: AnswerFormat | None, trained: 
         if name not in samples:  # group aggregates carry no samples of their own
             continue
         ts = task_score(block, results.get("higher_is_better", {}).get(name), samples[name])
-        tasks[name] = {"metric": ts.metric, "score": ts.score, "n": len(samples[name])}
+        tasks[name] = TaskScore(ts.metric, ts.score, len(samples[name]), None if ts.averaged else ts.note)
         items[name] = item_scores(samples[name], ts.metric) if ts.averaged else None
         if not ts.averaged:
-            tasks[name]["note"] = ts.note
             unaveraged.append(name)
             if name not in targets:
                 _warn_once(f"{name}: {ts.note}")
-    icl = {t: v["score"] for t, v in tasks.items() if t not in targets and t not in unaveraged}
+    icl = {t: v.score for t, v in tasks.items() if t not in targets and t not in unaveraged}
     answers = [sample_answer(s) for t in icl for s in sorted(samples[t], key=lambda s: s.get("doc_id", 0))
                if results.get("configs", {}).get(t, {}).get("output_type") == "generate_until"]
-    return {"tasks": tasks, "norm_avg": norm_avg(icl), "target_tasks": sorted(headline & set(tasks)),
-            "other_format_tasks": sorted((targets - headline) & set(tasks)),
-            "unaveraged_tasks": sorted(unaveraged),
-            "leakage": None if fmt is None else leakage(answers, fmt), "leakage_n": len(answers),
-            "items": {t: v for t, v in items.items() if v is not None},
-            "leak_hits": None if fmt is None else [int(fmt.matches(a)) for a in answers]}
+    return VariantSummary(tasks, norm_avg(icl), tuple(sorted(headline & set(tasks))),
+                          tuple(sorted((targets - headline) & set(tasks))), tuple(sorted(unaveraged)),
+                          None if fmt is None else leakage(answers, fmt), len(answers),
+                          {t: v for t, v in items.items() if v is not None},
+                          None if fmt is None else tuple(int(fmt.matches(a)) for a in answers))
 
 
 def run_format(record: rundir.RunRecord) -> AnswerFormat | None:
@@ -223,13 +222,13 @@ def _variants(run_dir: Path):
     from promot.runs import checked_prompt, load_run, prompt_names
 
     tuned = load_run(run_dir, with_prompt=True)
-    yield "tuned", PromptedLM(tuned.lm.model, None).eval(), tuned.tokenizer
+    yield TUNED, PromptedLM(tuned.lm.model, None).eval(), tuned.tokenizer
     if tuned.lm.prompt is not None:
-        yield "tuned+prompt", tuned.lm, tuned.tokenizer
+        yield PROMPTED, tuned.lm, tuned.tokenizer
     for name in prompt_names(run_dir):  # multi-task / sequential runs: each task with its own prompt, on this model
         prompt = checked_prompt(run_dir, name, tuned.lm.model, tuned.record.model.fingerprint)
         lm = PromptedLM(tuned.lm.model, prompt, bos_id=tuned.lm.bos_id).eval()
-        yield f"tuned+prompt:{name}", lm, tuned.tokenizer
+        yield f"{PROMPTED}:{name}", lm, tuned.tokenizer
 
 
 def _base(name: str, dtype: str):
@@ -281,33 +280,31 @@ def _evaluate(run_dirs: list[Path], records: list, spec: EvalSpec, base: str, ou
     for run_dir, record in zip(run_dirs, records) if run_dirs else [(Path(out or "eval-base"), None)]:
         fmt = spec.fmt or (run_format(record) if record else None)
         trained = set(record.trained_data) if record else None
-        result = {"base_model": base, "tasks": spec.tasks, "shots": spec.shots, "limit": spec.limit,
-                  "apply_chat_template": spec.apply_chat_template, "fewshot_as_multiturn": spec.fewshot_as_multiturn,
-                  "target_tasks": list(spec.target_tasks), "target_shots": spec.target_shots,
-                  "trained_data": sorted(trained) if trained else None,
-                  "format": None if fmt is None else fmt.describe,
-                  "variants": {"base": {k: summarize(v, spec, fmt, trained) for k, v in base_res.items()}},
-                  "lm_eval": {"base": {k: _lm_eval_block(v) for k, v in base_res.items()}}}
+        variants = {BASE: {k: summarize(v, spec, fmt, trained) for k, v in base_res.items()}}
+        blocks = {BASE: {k: _lm_eval_block(v) for k, v in base_res.items()}}
         scored = []  # the variants, for the score on the run's own validation data
         unchanged = record is not None and record.base_model.source == base and \
             record.model.fingerprint == record.base_model.fingerprint  # prompt-tuning: the tuned model is the base
         for name, lm, tok in _variants(run_dir) if run_dirs else ():
             scored.append((name, lm, tok))
-            same = name == "tuned" and unchanged
+            same = name == TUNED and unchanged
             res = base_res if same else run_all_shots(lm, tok, spec, manager, f"eval {run_dir.name} {name}")
-            result["variants"][name] = {k: summarize(v, spec, fmt, trained) for k, v in res.items()}
-            result["lm_eval"][name] = {k: _lm_eval_block(v) for k, v in res.items()}
-            if name == "tuned":
+            variants[name] = {k: summarize(v, spec, fmt, trained) for k, v in res.items()}
+            blocks[name] = {k: _lm_eval_block(v) for k, v in res.items()}
+            if name == TUNED:
                 _flip_report(run_dir, base_res, res, spec)
+        own = None
         if run_dirs:
             from promot.evaluate.target import own_target
             from promot.precision import resolve_bf16
 
-            result["own_target"] = own_target(run_dir, [("base", base_own, base_tok), *scored], spec.batch_size,
-                                              resolve_bf16(spec.bf16))
-        result["variants"] = _with_leakage_ci(result["variants"], spec.bootstrap)
-        result["deltas"] = _deltas(result["variants"], spec.bootstrap)
-        atomic_write_json(run_dir / rundir.EVAL, result)
+            own = own_target(run_dir, [(BASE, base_own, base_tok), *scored], spec.batch_size, resolve_bf16(spec.bf16))
+        variants = _with_leakage_ci(variants, spec.bootstrap)
+        record = EvalRecord(base, variants, _deltas(variants, spec.bootstrap), tuple(spec.tasks), tuple(spec.shots),
+                            spec.limit, spec.apply_chat_template, spec.fewshot_as_multiturn, tuple(spec.target_tasks),
+                            spec.target_shots, tuple(sorted(trained)) if trained else None,
+                            None if fmt is None else fmt.describe, own, blocks)
+        atomic_write_json(run_dir / rundir.EVAL, record.to_json())
         if run_dirs:
             from promot.model_card import write_model_card
 
@@ -321,57 +318,52 @@ def _lm_eval_block(res: dict) -> dict:
     return {k: res[k] for k in ("results", "versions", "n-shot", "higher_is_better", "n-samples") if k in res}
 
 
-def _with_leakage_ci(variants: dict, iters: int) -> dict:
-    """The variants with each summary's leakage CI (`leakage_ci`) added when `iters` > 0 (a new mapping)."""
-    return {name: {k: {**s, "leakage_ci": proportion_ci(s["leak_hits"], iters)}
-                   if iters and s.get("leak_hits") is not None else s for k, s in per_k.items()}
+def _with_leakage_ci(variants: dict[str, dict[str, VariantSummary]], iters: int) -> dict:
+    """The variants with each summary's leakage CI added when `iters` > 0 (a new mapping)."""
+    return {name: {k: replace(s, leakage_ci=tuple(proportion_ci(list(s.leak_hits), iters)))
+                   if iters and s.leak_hits is not None else s for k, s in per_k.items()}
             for name, per_k in variants.items()}
 
 
-def _deltas(variants: dict, iters: int = 1000) -> dict:
-    """Every variant minus the base, per task and in Norm. Avg., with paired-bootstrap 95% CIs (`ci`) when
-    `iters` > 0."""
-    base = variants["base"]
-    out = {}
+def _deltas(variants: dict[str, dict[str, VariantSummary]], iters: int = 1000) -> dict[str, dict[str, Delta]]:
+    """Every variant minus the base, per task and in Norm. Avg., with paired-bootstrap 95% CIs when `iters` > 0."""
+    base = variants[BASE]
+    out: dict[str, dict[str, Delta]] = {}
     for name, per_k in variants.items():
-        if name == "base":
+        if name == BASE:
             continue
         out[name] = {}
         for k, summary in per_k.items():
-            d = {t: v["score"] - base[k]["tasks"][t]["score"] for t, v in summary["tasks"].items()}
-            d["norm_avg"] = summary["norm_avg"] - base[k]["norm_avg"]
+            d = {t: v.score - base[k].tasks[t].score for t, v in summary.tasks.items()}
+            d["norm_avg"] = summary.norm_avg - base[k].norm_avg
+            ci: dict = {}
             if iters:
-                outside = {*summary["target_tasks"], *summary.get("other_format_tasks", ()),  # not in Norm. Avg.
-                           *summary.get("unaveraged_tasks", ())}
-                icl = {t: v for t, v in summary.get("items", {}).items() if t not in outside}
-                ci = paired_bootstrap(base[k].get("items", {}), icl, iters)
-                targets = {t: v for t, v in summary.get("items", {}).items() if t in summary["target_tasks"]}
-                ci.update({t: v for t, v in paired_bootstrap(base[k].get("items", {}), targets, iters).items()
+                ci = paired_bootstrap(base[k].items, summary.icl_items, iters)
+                targets = {t: v for t, v in summary.items.items() if t in summary.target_tasks}
+                ci.update({t: v for t, v in paired_bootstrap(base[k].items, targets, iters).items()
                            if t != "norm_avg"})
-                d["ci"] = ci
-            out[name][k] = d
+            out[name][k] = Delta(d, {t: tuple(v) for t, v in ci.items() if v is not None})
     return out
 
 
 def summary_lines(eval_json: Path) -> list[str]:
     """A small table: variant × shots → Norm. Avg. (delta vs base), leakage, target-task scores."""
-    data = json.loads(Path(eval_json).read_text())
+    data = EvalRecord.from_json(json.loads(Path(eval_json).read_text()))
     lines = [f"{'variant':<14} {'shots':<5}{'Norm.Avg':>9}{'Δ base [95% CI]':>23}{'leakage [95% CI]':>20}  target"]
-    for name, per_k in data["variants"].items():
+    for name, per_k in data.variants.items():
         for k, s in per_k.items():
-            d = data.get("deltas", {}).get(name, {}).get(k, {})
-            ci = d.get("ci", {}).get("norm_avg")
-            delta = f"{d.get('norm_avg', 0.0):+.1f}" + (f" [{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else "")
-            leak = "-" if s["leakage"] is None else f"{s['leakage']:.2f}"
-            if s.get("leakage_ci"):
-                leak += f" [{s['leakage_ci'][0]:.2f}, {s['leakage_ci'][1]:.2f}]"
-            target = ", ".join(f"{t} {s['tasks'][t]['score']:.1f}" for t in s.get("target_tasks", []))
-            lines.append(f"{name:<14} {k[2:]:<5}{s['norm_avg']:>9.1f}{delta:>23}{leak:>20}  {target}")
-    own = data.get("own_target")
+            ci = data.delta_ci(name, k)
+            delta = f"{data.delta(name, k) or 0.0:+.1f}" + (f" [{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else "")
+            leak = "-" if s.leakage is None else f"{s.leakage:.2f}"
+            if s.leakage_ci:
+                leak += f" [{s.leakage_ci[0]:.2f}, {s.leakage_ci[1]:.2f}]"
+            target = ", ".join(f"{t} {s.tasks[t].score:.1f}" for t in s.target_tasks)
+            lines.append(f"{name:<14} {k[2:]:<5}{s.norm_avg:>9.1f}{delta:>23}{leak:>20}  {target}")
+    own = data.own_target
     if own and own.get("scores"):
         lines.append(f"own validation data ({own['metric']}, n={own.get('n')}): "
                      + ", ".join(f"{name} {v:.1f}" for name, v in own["scores"].items()))
-    if list(data["variants"]) == ["base"]:  # base only: the per-task scores are the point
-        for k, s in data["variants"]["base"].items():
-            lines += [f"  {k[2:]}-shot {t:<24}{v['score']:>6.1f}  (n={v['n']})" for t, v in s["tasks"].items()]
+    if list(data.variants) == [BASE]:  # base only: the per-task scores are the point
+        for k, s in data.variants[BASE].items():
+            lines += [f"  {k[2:]}-shot {t:<24}{v.score:>6.1f}  (n={v.n})" for t, v in s.tasks.items()]
     return lines

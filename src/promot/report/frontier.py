@@ -10,8 +10,8 @@ from pathlib import Path
 
 from promot.report.points import FinalPoint, final_point
 from promot.report.seeds import Items, seed_bootstrap
-from promot.report.tables import (FLAG, RunView, _num, flagged, guard_cell, icl_tasks, label, serving, shot_keys,
-                                  tradeoff)
+from promot.eval_record import BASE, TUNED, VariantSummary
+from promot.report.tables import FLAG, RunView, _num, flagged, guard_cell, label, shot_keys, tradeoff
 from promot.rundir import WISE_FT, seed_of
 
 REFERENCE = "finetune"
@@ -90,12 +90,11 @@ def frontier_points(runs: list[RunView]) -> Frontier:
     base = None
     out = []
     for r in runs:
-        v = (r.eval or {}).get("variants", {})
         final = None
-        if k is not None and k in v.get("tuned", {}):
-            final = final_point(serving(v, k), v["tuned"][k])
-        if base is None and k is not None and k in v.get("base", {}):
-            base = final_point(v["base"][k], v["base"][k])
+        if k is not None and r.eval and (tuned := r.eval.summary(TUNED, k)):
+            final = final_point(r.eval.serving(k), tuned)
+        if base is None and k is not None and r.eval and (b := r.eval.summary(BASE, k)):
+            base = final_point(b, b)
         best_alpha = r.info.stages.get(WISE_FT, {}).get("best_alpha")
         out.append(FrontierRun(r, tradeoff(r), alpha_curve(r), best_alpha, final))
     groups: dict[Path, list[FrontierRun]] = {}  # a method's seeds share their folder; any other run is its own
@@ -104,10 +103,10 @@ def frontier_points(runs: list[RunView]) -> Frontier:
     return Frontier(k, base, out, [method_seeds(g[0].run.group, g, k) for g in groups.values()])
 
 
-def _summaries(f: FrontierRun, k: str) -> tuple[dict, dict, dict]:
+def _summaries(f: FrontierRun, k: str) -> tuple[VariantSummary, VariantSummary, VariantSummary]:
     """(serving variant, tuned variant, base) eval.json summaries of one evaluated run at k shots."""
-    v = f.run.eval["variants"]
-    return serving(v, k), v["tuned"][k], v["base"][k]
+    ev = f.run.eval
+    return ev.serving(k), ev.summary(TUNED, k), ev.summary(BASE, k)
 
 
 def method_seeds(name: str, runs: list[FrontierRun], k: str | None) -> MethodSeeds:
@@ -117,24 +116,24 @@ def method_seeds(name: str, runs: list[FrontierRun], k: str | None) -> MethodSee
     if not done or k is None:
         return MethodSeeds(name, runs, None)
     parts = [_summaries(f, k) for f in done]
-    tasks = icl_tasks(parts[0][1])
-    icl_items = [t.get("items", {}) for _, t, _ in parts]
+    tasks = parts[0][1].icl_tasks
+    icl_items = [t.items for _, t, _ in parts]
     base = parts[0][2]
     mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
     icl = mean([f.final.icl for f in done])
-    delta_ci = seed_bootstrap([icl_items], tasks, base=base.get("items", {}))
+    delta_ci = seed_bootstrap([icl_items], tasks, base=base.items)
     if len(done) == 1:
         final = done[0].final
     else:
-        targets = parts[0][0].get("target_tasks", [])
-        hits = [t.get("leak_hits") for _, t, _ in parts]
+        targets = list(parts[0][0].target_tasks)
+        hits = [t.leak_hits for _, t, _ in parts]
         leaks = [f.final.leakage for f in done]
         final = FinalPoint(
-            mean([f.final.target for f in done]), seed_bootstrap([[s.get("items", {}) for s, _, _ in parts]], targets),
+            mean([f.final.target for f in done]), seed_bootstrap([[s.items for s, _, _ in parts]], targets),
             icl, seed_bootstrap([icl_items], tasks), None if None in leaks else mean(leaks),
             None if any(h is None for h in hits) else seed_bootstrap([[{"leak": list(map(float, h))} for h in hits]],
                                                                      ["leak"]))
-    return MethodSeeds(name, runs, final, icl - base["norm_avg"], delta_ci, tasks, icl_items)
+    return MethodSeeds(name, runs, final, icl - base.norm_avg, delta_ci, tasks, icl_items)
 
 
 def method_contrast(a: MethodSeeds, b: MethodSeeds) -> tuple[float, list[float] | None] | None:

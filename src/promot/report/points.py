@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from promot.evaluate.metrics import paired_bootstrap, proportion_ci
-from promot.report.tables import icl_tasks, target_score
+from promot.eval_record import VariantSummary
 
 
 @dataclass
@@ -33,16 +33,15 @@ def mean_ci(items: dict[str, list[float]], tasks: list[str]) -> list[float] | No
     return paired_bootstrap({t: [0.0] * len(v) for t, v in own.items()}, own).get("norm_avg")
 
 
-def final_point(served: dict, icl_summary: dict) -> FinalPoint | None:
+def final_point(served: VariantSummary, icl_summary: VariantSummary) -> FinalPoint | None:
     """A FinalPoint from eval.json summaries (one variant at one shot count): target score from `served`, ICL
     Norm.Avg and leakage from `icl_summary` (for a tuned model: tuned+prompt and tuned; for base: base twice)."""
-    target = target_score(served)
+    target = served.target_score
     if target is None:
         return None
-    leak_ci = icl_summary.get("leakage_ci")
-    if leak_ci is None and icl_summary.get("leak_hits"):
-        leak_ci = proportion_ci(icl_summary["leak_hits"])
-    return FinalPoint(target, mean_ci(served.get("items", {}), served["target_tasks"]), icl_summary["norm_avg"],
-                      mean_ci(icl_summary.get("items", {}), icl_tasks(icl_summary)), icl_summary.get("leakage"),
-                      leak_ci)
-
+    leak_ci = icl_summary.leakage_ci
+    if leak_ci is None and icl_summary.leak_hits:
+        leak_ci = proportion_ci(list(icl_summary.leak_hits))
+    return FinalPoint(target, mean_ci(served.items, list(served.target_tasks)), icl_summary.norm_avg,
+                      mean_ci(icl_summary.items, icl_summary.icl_tasks), icl_summary.leakage,
+                      None if leak_ci is None else list(leak_ci))

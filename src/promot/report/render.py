@@ -71,8 +71,8 @@ def render(run_paths: list[str | Path], out_dir: str | Path = "report", with_bas
     runs = load_runs(run_paths)
     out = Path(out_dir)
     ks = shot_keys(runs)
-    base = next((r.eval["base_model"] for r in runs if r.eval), runs[0].info.base_model.source if runs else "")
-    fmt = next((r.eval.get("format") for r in runs if r.eval and r.eval.get("format")), None)
+    base = next((r.eval.base_model for r in runs if r.eval), runs[0].info.base_model.source if runs else "")
+    fmt = next((r.eval.format for r in runs if r.eval and r.eval.format), None)
     title = f"promot report — {title_of(runs)}"
     facts = [f"base model <code>{html.escape(str(base))}</code>",
              *([f"fine-tuned format {html.escape(str(fmt))}"] if fmt else []), f"promot {__version__}",

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from promot.rundir import WISE_FT, RunRecord, read_eval, read_flips, read_metrics, read_run_info, seed_of
+from promot.eval_record import BASE, PROMPTED, TUNED, EvalRecord, VariantSummary, read_eval
+from promot.rundir import WISE_FT, RunRecord, read_flips, read_metrics, read_run_info, seed_of
 
 
 @dataclass
@@ -13,7 +14,7 @@ class RunView:
     name: str
     path: Path
     info: RunRecord
-    eval: dict | None
+    eval: EvalRecord | None
     metrics: list[dict] = field(default_factory=list)
     flips: list[dict] = field(default_factory=list)
 
@@ -50,27 +51,6 @@ def load_runs(paths: list[str | Path]) -> list[RunView]:
     return views
 
 
-def serving(variants: dict, k: str) -> dict | None:
-    """The eval.json summary, at k shots, of the variant that serves the fine-tuned task: the tuned model with its
-    prompt where the run was evaluated with one, else the tuned model alone (None: no tuned variant at k)."""
-    with_prompt = variants.get("tuned+prompt", {}).get(k)
-    return with_prompt if with_prompt is not None else variants.get("tuned", {}).get(k)
-
-
-def icl_tasks(summary: dict) -> list[str]:
-    """A summary's ICL tasks: every task but the target tasks and the target's other answer formats."""
-    outside = {*summary.get("target_tasks", ()), *summary.get("other_format_tasks", ())}
-    return [t for t in summary["tasks"] if t not in outside]
-
-
-def target_score(summary: dict) -> float | None:
-    """A summary's target score: the mean over its target tasks (None: it has none, or lacks one)."""
-    names = summary.get("target_tasks", [])
-    if not names or any(t not in summary["tasks"] for t in names):
-        return None
-    return sum(summary["tasks"][t]["score"] for t in names) / len(names)
-
-
 def _num(x: float) -> str:
     """Signed with a true minus sign, one decimal: −66.7, +2.5."""
     return f"{x:+.1f}".replace("-", "−")
@@ -89,17 +69,21 @@ def _fmt(x: float | None, delta: float | None = None, ci: list[float] | None = N
     return f"{x:.1f}" if delta is None else f"{x:.1f} ({_num(delta)}{fmt_ci(ci)})"
 
 
-def delta_ci(run: RunView, variant: str, k: str, key: str) -> list[float] | None:
-    """The 95% paired-bootstrap interval of a delta vs base (`deltas[variant][k]["ci"][key]`), when recorded."""
-    return (((run.eval or {}).get("deltas", {}).get(variant, {}).get(k, {}).get("ci")) or {}).get(key)
+def delta_ci(run: RunView, variant: str, k: str, key: str) -> tuple[float, float] | None:
+    """The 95% paired-bootstrap interval of a delta vs base, when recorded."""
+    return None if run.eval is None else run.eval.delta_ci(variant, k, key)
 
 
 def shot_keys(runs: list[RunView]) -> list[str]:
-    keys = []
+    keys: list[str] = []
     for r in runs:
-        for per_k in (r.eval or {}).get("variants", {}).values():
-            keys += [k for k in per_k if k not in keys]
+        keys += [k for k in (r.eval.shot_keys if r.eval else []) if k not in keys]
     return keys
+
+
+def base_summary(runs: list[RunView], k: str) -> VariantSummary | None:
+    """The base model at k shots, from the first run (every run of a report is evaluated against one base)."""
+    return runs[0].eval.summary(BASE, k) if runs and runs[0].eval else None
 
 
 def summary_table(runs: list[RunView], k: str, with_base: bool = True) -> list[list[str]]:
@@ -107,20 +91,17 @@ def summary_table(runs: list[RunView], k: str, with_base: bool = True) -> list[l
     head = ["run", "method", "target (val, selected)", "target task (eval)", "ICL Norm.Avg, no prompt (Δ)",
             "leakage %, no prompt", "ICL Norm.Avg, prompt on (Δ)", "leakage %, prompt on", "guard leakage %"]
     rows = [head]
-    if with_base and runs and runs[0].eval and k in runs[0].eval["variants"]["base"]:
-        b = runs[0].eval["variants"]["base"][k]
-        rows.append(["base", "–", "–", _target(b), _fmt(b["norm_avg"]), _fmt_leak(b["leakage"], b.get("leakage_ci")),
+    if with_base and (b := base_summary(runs, k)):
+        rows.append(["base", "–", "–", _target(b), _fmt(b.norm_avg), _fmt_leak(b.leakage, b.leakage_ci),
                      "–", "–", "–"])
     for r in runs:
-        v = (r.eval or {}).get("variants", {})
-        d = (r.eval or {}).get("deltas", {})
-        used = serving(v, k)
+        used = r.eval.serving(k) if r.eval else None
         cells = [r.name, r.method_lr, _fmt(r.best_target()), _target(used) if used else "–"]
-        for name in ("tuned", "tuned+prompt"):
-            s = v.get(name, {}).get(k)
-            delta = d.get(name, {}).get(k, {}).get("norm_avg") if with_base else None
+        for name in (TUNED, PROMPTED):
+            s = r.eval.summary(name, k) if r.eval else None
+            delta = r.eval.delta(name, k) if with_base and s else None
             ci = delta_ci(r, name, k, "norm_avg")
-            cells += [_fmt(s["norm_avg"], delta, ci), _fmt_leak(s["leakage"], s.get("leakage_ci"))] if s else ["–", "–"]
+            cells += [_fmt(s.norm_avg, delta, ci), _fmt_leak(s.leakage, s.leakage_ci)] if s else ["–", "–"]
         rows.append([*cells, guard_cell(r)])
     return rows
 
@@ -152,33 +133,33 @@ def guard_table(runs: list[RunView]) -> list[list[str]]:
     return rows if len(rows) > 1 else []
 
 
-def _target(summary: dict) -> str:
-    score = target_score(summary)
+def _target(summary: VariantSummary) -> str:
+    score = summary.target_score
     return "–" if score is None else _fmt(score)
 
 
-def _fmt_leak(x: float | None, ci: list[float] | None = None) -> str:
+def _fmt_leak(x: float | None, ci: tuple[float, float] | None = None) -> str:
     """Leakage (a 0-1 share in eval.json) on the 0-100 scale of every score."""
     return "–" if x is None else f"{100 * x:.1f}" + fmt_ci(ci, 100).replace("+", "")
 
 
 def task_table(runs: list[RunView], k: str, with_base: bool = True) -> list[list[str]]:
     """Tasks × (base, each run's variants): 0-100 scores with Δ vs base."""
-    columns: list[tuple[str, RunView | None, str]] = []
+    columns: list[tuple[str, RunView, str]] = []
     if with_base and runs and runs[0].eval:
-        columns.append(("base", runs[0], "base"))
+        columns.append(("base", runs[0], BASE))
     columns += variant_columns(runs, k)
     if not columns:
         return []
-    tasks = sorted({t for _, r, n in columns for t in r.eval["variants"][n][k]["tasks"]})
+    summaries = [(r, n, r.eval.summary(n, k)) for _, r, n in columns]
+    tasks = sorted({t for _, _, s in summaries for t in s.tasks})
     rows = [["task", *(c[0] for c in columns)]]
     for t in [*tasks, "Norm.Avg"]:
         row = [t]
-        for _, r, n in columns:
-            s = r.eval["variants"][n][k]
-            score = s["norm_avg"] if t == "Norm.Avg" else s["tasks"].get(t, {}).get("score")
+        for r, n, s in summaries:
+            score = s.norm_avg if t == "Norm.Avg" else (s.tasks[t].score if t in s.tasks else None)
             key = "norm_avg" if t == "Norm.Avg" else t
-            delta = None if n == "base" or not with_base else r.eval["deltas"].get(n, {}).get(k, {}).get(key)
+            delta = None if n == BASE or not with_base else r.eval.delta(n, k, key)
             row.append(_fmt(score, delta, delta_ci(r, n, k, key)))
         rows.append(row)
     return rows
@@ -189,9 +170,9 @@ def variant_columns(runs: list[RunView], k: str) -> list[tuple[str, RunView, str
     (multi-task, sequential)."""
     cols = []
     for r in runs:
-        for name in (r.eval or {}).get("variants", {}):
-            if name != "base" and k in r.eval["variants"][name]:
-                label = {"tuned": "no prompt", "tuned+prompt": "+prompt"}.get(name, "+" + name.split(":", 1)[-1])
+        for name in (r.eval.variants if r.eval else {}):
+            if name != BASE and r.eval.summary(name, k):
+                label = {TUNED: "no prompt", PROMPTED: "+prompt"}.get(name, "+" + name.split(":", 1)[-1])
                 cols.append((f"{r.name} {label}", r, name))
     return cols
 
@@ -199,25 +180,24 @@ def variant_columns(runs: list[RunView], k: str) -> list[tuple[str, RunView, str
 def delta_grid(runs: list[RunView], k: str) -> tuple[list[str], list[str], list[list[float | None]], list[list]]:
     """Deltas vs base for the heatmap: (row labels = run variants, columns = tasks + Norm.Avg, values, CIs)."""
     cols = variant_columns(runs, k)
-    tasks = sorted({t for _, r, n in cols for t in r.eval["variants"][n][k]["tasks"]})
+    tasks = sorted({t for _, r, n in cols for t in r.eval.summary(n, k).tasks})
     keys = [*tasks, "norm_avg"]
     values, cis = [], []
     for _, r, n in cols:
-        d = r.eval.get("deltas", {}).get(n, {}).get(k, {})
-        values.append([d.get(t) for t in keys])
+        values.append([r.eval.delta(n, k, t) for t in keys])
         cis.append([delta_ci(r, n, k, t) for t in keys])
     return [c[0] for c in cols], [*tasks, "Norm.Avg"], values, cis
 
 
-def leakage_entries(runs: list[RunView], k: str) -> list[tuple[str, str, float, list[float] | None]]:
+def leakage_entries(runs: list[RunView], k: str) -> list[tuple[str, str, float, tuple[float, float] | None]]:
     """(label, method, leakage 0-1, its 95% CI or None) for base and every run variant with a leakage at k shots."""
     out = []
-    if runs and runs[0].eval and (b := runs[0].eval["variants"]["base"].get(k)) and b["leakage"] is not None:
-        out.append(("base", "base", b["leakage"], b.get("leakage_ci")))
+    if (b := base_summary(runs, k)) and b.leakage is not None:
+        out.append(("base", "base", b.leakage, b.leakage_ci))
     for name, r, n in variant_columns(runs, k):
-        s = r.eval["variants"][n][k]
-        if s["leakage"] is not None:
-            out.append((name, r.method, s["leakage"], s.get("leakage_ci")))
+        s = r.eval.summary(n, k)
+        if s.leakage is not None:
+            out.append((name, r.method, s.leakage, s.leakage_ci))
     return out
 
 
@@ -248,8 +228,7 @@ def headline(runs: list[RunView]) -> str | None:
         return None
     parts = []
     for group in groups(runs):
-        scored = [(r, (r.eval or {}).get("variants", {}).get("tuned", {}).get(keys[0]),
-                   (r.eval or {}).get("deltas", {}).get("tuned", {}).get(keys[0], {}).get("norm_avg")) for r in group]
+        scored = [(r, r.eval.summary(TUNED, keys[0]), r.eval.delta(TUNED, keys[0])) for r in group if r.eval]
         scored = [(r, s, d) for r, s, d in scored if s is not None and d is not None]
         if not scored:
             continue
@@ -257,7 +236,7 @@ def headline(runs: list[RunView]) -> str | None:
         points = " points of ICL Norm.Avg" if first else " points"
         if len(scored) == 1:
             r, s, d = scored[0]
-            name, ci = f"`{label(r)}`", fmt_ci(delta_ci(r, "tuned", keys[0], "norm_avg"))
+            name, ci = f"`{label(r)}`", fmt_ci(delta_ci(r, TUNED, keys[0], "norm_avg"))
             exact = f"{_num(d)}{ci}" if ci or (first and abs(d) <= 0.05) else ""
         else:
             ds = [d for _, _, d in scored]
@@ -272,7 +251,7 @@ def headline(runs: list[RunView]) -> str | None:
             change += f" ({keys[0][2:]}-shot, no prompt{'; ' + exact if exact else ''})"
         elif exact:
             change += f" ({exact})"
-        leaks = [s["leakage"] for _, s, _ in scored if s["leakage"] is not None]
+        leaks = [s.leakage for _, s, _ in scored if s.leakage is not None]
         if leaks:
             share = f"{100 * sum(leaks) / len(leaks):.0f}%"
             if len(leaks) > 1:
@@ -322,15 +301,14 @@ def console_summary(runs: list[RunView]) -> list[str]:
     head = (f"{'model':<{w}}{'target':>8}" + "".join(f"{'ICL ' + k[2:] + '-shot (Δ)':>20}{'leak %':>7}" for k in keys)
             + f"{'guard %':>16}")
     lines = [head, "-" * len(head)]
-    base = runs[0].eval["variants"]["base"]
+    base = runs[0].eval.variants[BASE]
     entries = [("base", base, base[keys[0]], "–")]
     for r in runs:
-        v = (r.eval or {}).get("variants", {})
-        if "tuned" in v:
-            entries.append((r.name, v["tuned"], serving(v, keys[0]), guard_cell(r)))
+        if r.eval and TUNED in r.eval.variants:
+            entries.append((r.name, r.eval.variants[TUNED], r.eval.serving(keys[0]), guard_cell(r)))
     for name, icl, first, guard in entries:
-        cells = "".join(f"{icl[k]['norm_avg']:>11.1f} ({icl[k]['norm_avg'] - base[k]['norm_avg']:+6.1f})"
-                        f"{_fmt_leak(icl[k]['leakage']):>7}" for k in keys)
+        cells = "".join(f"{icl[k].norm_avg:>11.1f} ({icl[k].norm_avg - base[k].norm_avg:+6.1f})"
+                        f"{_fmt_leak(icl[k].leakage):>7}" for k in keys)
         lines.append(f"{name:<{w}}{_target(first):>8}{cells}{guard:>16}")
     return lines
 
