@@ -6,7 +6,7 @@ import json
 
 from promot.report import plots
 from promot.report.frontier import (console_frontier, frontier_headline, frontier_points, matched_table,
-                                    within_best_target)
+                                    within_best)
 from promot.report.tables import load_runs
 
 
@@ -76,7 +76,7 @@ def test_final_points_come_from_the_serving_variant_with_item_cis(tmp_path):
     assert by["lora"].target == 50.0 and 30.0 < lo < 50.0 < hi < 70.0
     assert front.base.target == 0.0 and front.base.icl == 40.0 and front.base.icl_ci == [40.0, 40.0]
     assert frontier_points(runs).runs[2].final == by["lora"]  # seeded: the same intervals every time
-    assert within_best_target(front) == {"ft": True, "pm": True, "lora": False, "wise": True}
+    assert within_best(front) == {"ft": True, "pm": True, "lora": False, "wise": True}
 
 
 def test_icl_interval_is_the_bootstrap_of_the_mean_of_task_means(tmp_path):
@@ -99,18 +99,20 @@ def test_headline_picks_the_best_icl_within_the_target_ci_and_names_the_excluded
     assert text == (
         "Of the 3 runs whose target score's 95% CI reaches the best (100.0 [100.0, 100.0], `ft (finetune)`), "
         "`pm (promot)` keeps the most: ICL Norm.Avg 50.0 [50.0, 50.0] (1-shot, no prompt), vs 45.0 [45.0, 45.0] for "
-        "`wise (wise-ft)` — ahead beyond CI; `lora` keeps more (70.0 [70.0, 70.0]) but its target score "
+        "`wise (wise-ft)` — ahead beyond CI (difference +5.0 [+5.0, +5.0]); `lora` keeps more (70.0 [70.0, 70.0]) "
+        "but its target score "
         f"50.0 [{lora.target_ci[0]:.1f}, {lora.target_ci[1]:.1f}] falls short.")
-    rows = matched_table(runs)
-    assert rows[1] == ["base", "–", "0.0 [0.0, 0.0]", "40.0 [40.0, 40.0]", "0.0 [0.0, 0.0]", "–", "–"]
-    assert [r[0] for r in rows[2:]] == ["lora", "pm", "wise", "ft"]  # sorted by ICL Norm.Avg
+    rows = matched_table(runs)  # every run is a method with one seed: the seeds table's questions, one seed each
+    assert rows[0][:2] == ["method", "seeds"] and "ICL per seed" not in rows[0] and rows[0][-2] == "guard leakage %"
+    assert rows[1] == ["base", "–", "0.0 [0.0, 0.0]", "40.0 [40.0, 40.0]", "–", "0.0 [0.0, 0.0]", "–", "–"]
+    assert [r[0] for r in rows[2:]] == ["lora", "pm (promot)", "wise (wise-ft)", "ft (finetune)"]  # by ICL Norm.Avg
     pm = frontier_points(runs).runs[1].final
-    assert rows[3] == ["pm", "promot", f"97.5 [{pm.target_ci[0]:.1f}, 100.0]", "50.0 [50.0, 50.0]",
-                       "10.0 [5.0, 15.0]", "–", "yes"]
+    assert rows[3] == ["pm (promot)", "1", f"97.5 [{pm.target_ci[0]:.1f}, 100.0]", "50.0 [50.0, 50.0]",
+                       "+10.0 [+10.0, +10.0]", "10.0 [5.0, 15.0]", "–", "yes"]
     assert rows[2][-1] == "no" and rows[5][-1] == "yes"
     lines = console_frontier(runs)
-    assert lines[0] == text.replace("`", "") and lines[1].startswith("run") and set(lines[2]) == {"-"}
-    assert lines[4].split()[:2] == ["lora", "lora"] and lines[4].split()[-1] == "no"
+    assert lines[0] == text.replace("`", "") and lines[1].startswith("method") and set(lines[2]) == {"-"}
+    assert lines[4].split()[:2] == ["lora", "1"] and lines[4].split()[-1] == "no"
 
 
 def test_headline_overlap_and_tie(tmp_path):
@@ -120,7 +122,8 @@ def test_headline_overlap_and_tie(tmp_path):
     ])
     text = frontier_headline(runs)
     assert "`pm (promot)` keeps the most: ICL Norm.Avg 50.0 [" in text
-    assert text.endswith("for `ft (finetune)` — ahead, CIs overlap.")
+    # the runs answer the same items: the paired difference's interval, not two overlapping intervals, decides
+    assert text.endswith("for `ft (finetune)` — not ahead beyond CI: the difference +5.0 [+0.0, +12.5] includes 0.")
     tied = load_runs([
         _run(tmp_path / "t", "x", "replay", _items(40), _const(30.0)),
         _run(tmp_path / "t", "y", "l2-sp", _items(40), _const(30.0)),
@@ -193,6 +196,7 @@ def test_report_leads_with_the_frontier(tmp_path):
     top = md.split("## Summary")[0]
     assert "## Which method keeps most ICL at the target score" in top
     assert frontier_headline(load_runs(runs)) in top
-    assert "| pm | promot | 97.5 [" in top and "| 50.0 [50.0, 50.0] | 10.0 [5.0, 15.0] | – | yes |" in top
+    assert "| pm (promot) | 1 | 97.5 [" in top and "| 50.0 [50.0, 50.0] | +10.0 [+10.0, +10.0] | 10.0 [5.0, 15.0] | – | yes |" \
+        in top
     assert text.index('alt="forgetting frontier') < text.index("<h2>Summary")
     assert "<code>pm (promot)</code> keeps the most" in text

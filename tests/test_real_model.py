@@ -48,7 +48,7 @@ def test_promot_on_smollm2_from_gguf(tmp_path):
 
 
 def test_eval_smollm2_on_the_mini_suite_is_above_chance(tmp_path):
-    """Recorded in docs/RESULTS.md: k-shot scores of SmolLM2-135M-Instruct on the offline mini suite."""
+    """Recorded in docs/history/smollm2-mini-suite-eval.md: k-shot scores of SmolLM2-135M-Instruct on the offline mini suite."""
     from promot.evaluate.runner import EvalSpec, evaluate
 
     spec = EvalSpec(tasks=["mini"], shots=[4], limit=20, batch_size=16, bf16="auto")

@@ -62,8 +62,8 @@ def test_a_method_whose_seeds_disagree_is_never_called_ahead(tmp_path):
     assert "not ahead beyond CI" in text and "ahead beyond CI (" not in text
     diff, ci = method_contrast(front.methods[0], front.methods[1])
     assert diff == pytest.approx(10.0, abs=1e-9) and ci[0] <= 0 < ci[1]
-    single = frontier_headline(load_runs([pm[0], ft[0]]))  # seed 0 alone: today's verdict
-    assert single.endswith("ahead beyond CI.")
+    single = frontier_headline(load_runs([pm[0], ft[0]]))  # seed 0 alone: ahead on its items
+    assert single.endswith("ahead beyond CI (difference +30.0 [+20.0, +40.0]).")
     # with 3 seeds, one seed behind the other method keeps it from being "ahead", however good the other two
     for worst in (0, 2, 4):
         m = _seeds(tmp_path / f"w{worst}", "promot", [_noisy(30, 30), _noisy(28, 29), _noisy(worst, worst)])
@@ -135,12 +135,26 @@ def test_mixed_groups_report_and_plot(tmp_path):
     assert 'hierarchical bootstrap over seeds and items' in md and '"Ahead" needs' in md
 
 
+def test_a_single_run_is_a_method_with_one_seed(tmp_path):
+    """The frontier has one path: plain runs and one seed per method in the seed layout get the same numbers, the
+    same verdict and the same table, only the names differ."""
+    flat = load_runs([_run(tmp_path / "flat", "promot", "promot", _items(40), _noisy(20, 22)),
+                      _run(tmp_path / "flat", "finetune", "finetune", _items(40), _noisy(0, 1))])
+    seeded = load_runs([*_seeds(tmp_path / "s", "promot", [_noisy(20, 22)]),
+                        *_seeds(tmp_path / "s", "finetune", [_noisy(0, 1)])])
+    assert frontier_headline(flat) == frontier_headline(seeded) and "ahead beyond CI (difference +" in \
+        frontier_headline(flat)
+    rows = matched_table(flat)
+    assert rows == matched_table(seeded) and [r[0] for r in rows[2:]] == ["promot", "finetune"] and "− finetune" in \
+        rows[0][5]
+
+
 def test_runs_with_the_same_folder_name_outside_the_seed_layout_are_not_pooled(tmp_path):
     a = _run(tmp_path / "x", "finetune", "finetune", _items(40), _const(20.0))
     b = _run(tmp_path / "y", "finetune", "finetune", _items(40), _const(30.0))
     front = frontier_points(load_runs([a, b]))
     assert not front.seeded and len(front.methods) == 2
-    assert frontier_headline(load_runs([a, b])).endswith("ahead beyond CI.")  # today's per-run headline
+    assert frontier_headline(load_runs([a, b])).endswith("ahead beyond CI (difference +10.0 [+10.0, +10.0]).")
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """The forgetting frontier: target score (x) against ICL Norm.Avg without the prompt (y) — which way of fine-tuning
 keeps most of the model's other abilities at the target score. Per run: its stage-2 checkpoints, WiSE-FT α grid and
-evaluated point; per method run with several seeds (`promot compare --seeds`): the mean over seeds with 95% intervals
-over seeds and items (report/seeds.py), so "ahead" survives another seed. Pure: no matplotlib (plots.py draws it).
+evaluated point; per method (its seeds from `promot compare --seeds`; any other run is a method with one seed): the
+mean over seeds with 95% intervals over seeds and items (report/seeds.py), so "ahead" survives another seed. The
+headline and the table ask every method the same question, whatever its number of seeds. Pure: no matplotlib
+(plots.py draws it).
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from pathlib import Path
 from promot.report.points import FinalPoint, final_point
 from promot.report.seeds import Items, seed_bootstrap
 from promot.eval_record import BASE, TUNED, VariantSummary
-from promot.report.tables import FLAG, RunView, _num, flagged, guard_cell, label, shot_keys, tradeoff
+from promot.report.tables import FLAG, RunView, _num, flagged, guard_cell, shot_keys, tradeoff
 from promot.rundir import WISE_FT, seed_of
 
 REFERENCE = "finetune"
@@ -150,93 +152,152 @@ def _val(x: float, ci: list[float] | None, scale: float = 1.0) -> str:
     return f"{x * scale:.1f}" + (f" [{ci[0] * scale:.1f}, {ci[1] * scale:.1f}]" if ci else "")
 
 
-def within_best_target(front: Frontier) -> dict[str, bool]:
-    """run name → whether its final target score's 95% CI reaches the best run's target score (the best run
-    itself: yes; a run without an interval: only when it ties the best)."""
-    finals = [f for f in front.runs if f.final]
+SEED_CI = "95% CI over seeds and items"
+
+
+def _reaches(p: FinalPoint, best: float) -> bool:
+    """Whether a final point's target score, or its 95% CI's upper end, reaches `best`."""
+    return (p.target_ci[1] if p.target_ci else p.target) >= best - 1e-9
+
+
+def seeds_reaching(m: MethodSeeds, best: float) -> int:
+    """How many of a method's evaluated seeds reach `best` on their own (their target's item interval)."""
+    return sum(_reaches(f.final, best) for f in m.seeds)
+
+
+def within_best(front: Frontier) -> dict[str, bool]:
+    """method group → whether it reaches the best (mean) target score: its mean's 95% CI (seeds and items) does, and
+    so does every seed's own item interval — with three seeds the mean's interval reaches 100 as soon as one seed
+    does, and a method that learned the task in one seed of three keeps ICL partly by not learning it. The best
+    method itself always counts. A run outside the seed layout is a method with one seed: its target's 95% CI."""
+    finals = [m for m in front.methods if m.final]
     if not finals:
         return {}
-    best = max(f.final.target for f in finals)
-    return {f.name: (f.final.target_ci[1] if f.final.target_ci else f.final.target) >= best - 1e-9 for f in finals}
+    top = max(finals, key=lambda m: m.final.target)
+    best = top.final.target
+    return {m.name: m is top or (_reaches(m.final, best) and seeds_reaching(m, best) == len(m.seeds))
+            for m in finals}
 
 
-def _contenders(items: list, within: dict[str, bool]) -> tuple[list, object, list]:
-    """Runs or methods: (those with a final point, the best target score's, those whose target CI reaches it ranked
-    by ICL Norm.Avg, most first) — what both headlines name."""
-    finals = [x for x in items if x.final]
-    best = max(finals, key=lambda x: x.final.target)
-    return finals, best, sorted((x for x in finals if within[x.name]), key=lambda x: -x.final.icl)
+def _contenders(front: Frontier, within: dict[str, bool]) -> tuple[list, MethodSeeds, list]:
+    """(the methods with a final point, the best target score's, those reaching it ranked by ICL Norm.Avg, most
+    first) — what the headline names."""
+    finals = [m for m in front.methods if m.final]
+    best = max(finals, key=lambda m: m.final.target)
+    return finals, best, sorted((m for m in finals if within[m.name]), key=lambda m: -m.final.icl)
 
 
-def _falls_short(finals: list, within: dict[str, bool], win, name, target: str, best: float | None = None) -> str:
-    """The clause naming the one that keeps more ICL than the winner but misses the target ('' when none does); with
-    `best` (several seeds), also how many of its seeds reached that target on their own."""
-    missed = [x for x in finals if not within[x.name] and x.final.icl > win.final.icl]
+def _falls_short(front: Frontier, within: dict[str, bool], win: MethodSeeds, best: float) -> str:
+    """The clause naming the one that keeps more ICL than the winner but misses the target ('' when none does); over
+    several seeds, also how many of its seeds reached that target on their own."""
+    missed = [m for m in front.methods if m.final and not within[m.name] and m.final.icl > win.final.icl]
     if not missed:
         return ""
     m = max(missed, key=lambda x: x.final.icl)
-    seeds = "" if best is None else (f" (its seeds reach {_val(best, None)} in {seeds_reaching(m, best)} of "
-                                     f"{len(m.seeds)})")
-    return (f"; `{name(m)}` keeps more ({_val(m.final.icl, m.final.icl_ci)}) but its {target} "
+    seeds = (f" (its seeds reach {_val(best, None)} in {seeds_reaching(m, best)} of {len(m.seeds)})"
+             if front.seeded else "")
+    return (f"; `{m.label}` keeps more ({_val(m.final.icl, m.final.icl_ci)}) but its {_words(front)['target']} "
             f"{_val(m.final.target, m.final.target_ci)} falls short{seeds}")
 
 
-def frontier_headline(runs: list[RunView], front: Frontier | None = None) -> str | None:
-    """One sentence: among the runs whose target score's 95% CI reaches the best run's, which keeps the most ICL
-    Norm.Avg (no prompt), with its CI, the runner-up with its CI, and whether the two intervals overlap; a run that
-    keeps more ICL but falls short on the target is named as excluded. None when no run has a final point."""
-    front = front or frontier_points(runs)
+def _words(front: Frontier) -> dict[str, str]:
+    """The headline's words: over seeds, means of methods with seed-and-item intervals; else runs (one seed each)."""
     if front.seeded:
-        return seeds_headline(front)
-    within = within_best_target(front)
+        return {"target": "mean target score", "icl": "mean ICL Norm.Avg", "ci": f"; {SEED_CI}",
+                "reaching": "methods that reach the best mean target score", "only": "", "other": "method"}
+    return {"target": "target score", "icl": "ICL Norm.Avg", "ci": "", "only": " within its 95% CI",
+            "reaching": "runs whose target score's 95% CI reaches the best", "other": "run"}
+
+
+def _named(win: MethodSeeds) -> str:
+    """The winner, never named without its flag."""
+    flags = sum(flagged(f.run) for f in win.runs)
+    if not flags:
+        return f"`{win.label}`"
+    if len(win.runs) == 1:
+        return f"`{win.label}` ({FLAG})"
+    return (f"`{win.label}` (flagged in {flags} of {len(win.runs)} seeds: its leakage guard says the protection "
+            "did not hold)")
+
+
+def _verdict(win: MethodSeeds, second: MethodSeeds) -> str:
+    """Ahead only when the 95% interval of the difference (seeds and the shared items, paired) excludes 0."""
+    if round(win.final.icl, 1) == round(second.final.icl, 1):
+        return "tied"
+    diff = method_contrast(win, second)
+    if not (diff and diff[1]):
+        return "ahead in the mean, no intervals recorded"
+    shown = f"difference {_num(diff[0])} [{_num(diff[1][0])}, {_num(diff[1][1])}]"
+    return f"ahead beyond CI ({shown})" if diff[1][0] > 0 else f"not ahead beyond CI: the {shown} includes 0"
+
+
+def frontier_headline(runs: list[RunView], front: Frontier | None = None) -> str | None:
+    """One sentence: among the methods that reach the best (mean) target score (`within_best`), which keeps the most
+    ICL Norm.Avg (no prompt), with its interval, the runner-up with its, and whether the 95% interval of their
+    difference excludes 0 — only then is it "ahead". One seed is the same question with item intervals. A method
+    that keeps more but misses the target is named as excluded. None when no run has a final point."""
+    front = front or frontier_points(runs)
+    within = within_best(front)
     if not within:
         return None
-    finals, best, ranked = _contenders(front.runs, within)
+    w = _words(front)
+    finals, best, ranked = _contenders(front, within)
     win = ranked[0]
-    named = f"`{label(win.run)}`" + (f" ({FLAG})" if flagged(win.run) else "")  # never named without its flag
-    icl = f"ICL Norm.Avg {_val(win.final.icl, win.final.icl_ci)} ({front.k[2:]}-shot, no prompt)"
+    seeds = f" over {_seeds_note(win)}" if front.seeded else ""
+    icl = f"{w['icl']} {_val(win.final.icl, win.final.icl_ci)}{seeds} ({front.k[2:]}-shot, no prompt{w['ci']})"
     if len(finals) == 1:
-        sentence = (f"{named} reaches a target score of {_val(win.final.target, win.final.target_ci)} "
-                    f"and keeps {icl}; no other evaluated run to compare")
+        sentence = (f"{_named(win)} reaches a {w['target']} of {_val(win.final.target, win.final.target_ci)} and "
+                    f"keeps {icl}; no other evaluated {w['other']} to compare")
     elif len(ranked) == 1:
-        sentence = (f"Only {named} reaches the best target score "
-                    f"({_val(win.final.target, win.final.target_ci)}) within its 95% CI; it keeps {icl}")
+        sentence = (f"Only {_named(win)} reaches the best {w['target']} "
+                    f"({_val(win.final.target, win.final.target_ci)}){w['only']}; it keeps {icl}")
     else:
         second = ranked[1]
-        a, b = win.final.icl_ci, second.final.icl_ci
-        if round(win.final.icl, 1) == round(second.final.icl, 1):
-            verdict = "tied"
-        elif a and b:
-            verdict = "ahead, CIs overlap" if a[0] <= b[1] else "ahead beyond CI"
-        else:
-            verdict = "ahead, no intervals recorded"
-        sentence = (f"Of the {len(ranked)} runs whose target score's 95% CI reaches the best "
-                    f"({_val(best.final.target, best.final.target_ci)}, `{label(best.run)}`), {named} "
-                    f"keeps the most: {icl}, vs {_val(second.final.icl, second.final.icl_ci)} for "
-                    f"`{label(second.run)}` — {verdict}")
-    return sentence + _falls_short(finals, within, win, lambda f: label(f.run), "target score") + "."
+        sentence = (f"Of the {len(ranked)} {w['reaching']} ({_val(best.final.target, best.final.target_ci)}, "
+                    f"`{best.label}`), {_named(win)} keeps the most: {icl}, vs "
+                    f"{_val(second.final.icl, second.final.icl_ci)} for `{second.label}` — {_verdict(win, second)}")
+    return sentence + _falls_short(front, within, win, best.final.target) + "."
+
+
+def _seeds_note(m: MethodSeeds) -> str:
+    n = len(m.seeds)
+    return f"{n} seed{'s' if n != 1 else ''}"
 
 
 def matched_table(runs: list[RunView], front: Frontier | None = None) -> list[list[str]]:
-    """The matched-target-score table: base, then one row per evaluated run sorted by ICL Norm.Avg (no prompt):
-    target score, ICL Norm.Avg and leakage (0-100) with 95% CIs, and whether the target's CI reaches the best."""
+    """The matched-target-score table: base, then one row per method (a run outside the seed layout: a method with
+    one seed) sorted by mean ICL Norm.Avg (no prompt) — seeds, target score, ICL Norm.Avg (and each seed's, over
+    several), the change vs base, the difference from plain fine-tuning (when run), leakage, the guard, and whether
+    it reaches the best target; 95% CIs over seeds and items."""
     front = front or frontier_points(runs)
-    if front.seeded:
-        return seeds_table(front)
-    within = within_best_target(front)
+    within = within_best(front)
     if not within:
         return []
-    rows = [["run", "method", "target score [95% CI]", "ICL Norm.Avg, no prompt [95% CI]", "leakage %, no prompt",
-             "guard leakage %", "within CI of best target"]]
-
-    def cells(p: FinalPoint) -> list[str]:
-        return [_val(p.target, p.target_ci), _val(p.icl, p.icl_ci),
-                "–" if p.leakage is None else _val(p.leakage, p.leakage_ci, 100)]
-
+    best = max(m.final.target for m in front.methods if m.final)
+    ref = next((m for m in front.methods if m.name == REFERENCE and m.final), None)
+    per_seed = front.seeded
+    rows = [["method", "seeds", "target score [95% CI]", "ICL Norm.Avg, no prompt [95% CI]",
+             *(["ICL per seed"] if per_seed else []), "Δ vs base [95% CI]",
+             *([f"− {REFERENCE} [95% CI]"] if ref else []), "leakage %, no prompt",
+             "guard leakage % per seed" if per_seed else "guard leakage %",
+             "within CI of best target"]]
+    leak = lambda p: "–" if p.leakage is None else _val(p.leakage, p.leakage_ci, 100)  # noqa: E731
     if front.base:
-        rows.append(["base", "–", *cells(front.base), "–", "–"])
-    for f in sorted((f for f in front.runs if f.final), key=lambda f: -f.final.icl):
-        rows.append([f.name, f.method, *cells(f.final), guard_cell(f.run), "yes" if within[f.name] else "no"])
+        b = front.base
+        rows.append(["base", "–", _val(b.target, b.target_ci), _val(b.icl, b.icl_ci), *(["–"] if per_seed else []),
+                     "–", *(["–"] if ref else []), leak(b), "–", "–"])
+    for m in sorted((m for m in front.methods if m.final), key=lambda m: -m.final.icl):
+        p = m.final
+        delta = "–" if m.delta is None else _num(m.delta) + fmt_interval(m.delta_ci)
+        cells = [m.label, str(len(m.seeds)), _val(p.target, p.target_ci), _val(p.icl, p.icl_ci),
+                 *([" / ".join(f"{f.final.icl:.1f}" for f in m.seeds)] if per_seed else []), delta]
+        if ref:
+            c = None if m is ref else method_contrast(m, ref)
+            cells.append("–" if c is None else _num(c[0]) + fmt_interval(c[1]))
+        reached = seeds_reaching(m, best)
+        rows.append([*cells, leak(p), " / ".join(guard_cell(f.run) for f in m.seeds), "yes" if within[m.name] else
+                     "no" if reached == len(m.seeds) or len(m.seeds) == 1 else
+                     f"no ({reached} of {len(m.seeds)} seeds)"])
     return rows
 
 
@@ -259,112 +320,6 @@ def console_comparison(paths: list[Path]) -> list[str]:
 
     views = load_runs(paths)
     return [*console_curves(views), "", *console_summary(views), "", *console_frontier(views)]
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Several seeds per method: the same questions, asked of each method's mean over seeds with seed-and-item intervals.
-
-SEED_CI = "95% CI over seeds and items"
-
-
-def _reaches(p: FinalPoint, best: float) -> bool:
-    """Whether a final point's target score, or its 95% CI's upper end, reaches `best`."""
-    return (p.target_ci[1] if p.target_ci else p.target) >= best - 1e-9
-
-
-def seeds_reaching(m: MethodSeeds, best: float) -> int:
-    """How many of a method's evaluated seeds reach `best` on their own (their target's item interval)."""
-    return sum(_reaches(f.final, best) for f in m.seeds)
-
-
-def within_best_method(front: Frontier) -> dict[str, bool]:
-    """method group → whether it reaches the best mean target score: its mean's 95% CI (seeds and items) does, and so
-    does every seed's own item interval — with three seeds the mean's interval reaches 100 as soon as one seed does,
-    and a method that learned the task in one seed of three keeps ICL partly by not learning it. The best method
-    itself always counts."""
-    finals = [m for m in front.methods if m.final]
-    if not finals:
-        return {}
-    top = max(finals, key=lambda m: m.final.target)
-    best = top.final.target
-    return {m.name: m is top or (_reaches(m.final, best) and seeds_reaching(m, best) == len(m.seeds))
-            for m in finals}
-
-
-def _seeds_note(m: MethodSeeds) -> str:
-    n = len(m.seeds)
-    return f"{n} seed{'s' if n != 1 else ''}"
-
-
-def seeds_headline(front: Frontier) -> str | None:
-    """The frontier headline over methods: among the methods that reach the best mean target score
-    (`within_best_method`: the mean's 95% CI over seeds and items, and every seed's own), which keeps the most ICL
-    Norm.Avg on average over its seeds, and whether the 95% interval of its difference from the runner-up (seeds and
-    items) excludes 0 — only then is it "ahead". A method that keeps more but misses the target is named, with how
-    many seeds reached it."""
-    within = within_best_method(front)
-    if not within:
-        return None
-    finals, best, ranked = _contenders(front.methods, within)
-    win = ranked[0]
-    flags = sum(flagged(f.run) for f in win.runs)
-    named = f"`{win.label}`" + (f" (flagged in {flags} of {len(win.runs)} seeds: its leakage guard says the "
-                                "protection did not hold)" if flags else "")  # never named without its flag
-    icl = (f"mean ICL Norm.Avg {_val(win.final.icl, win.final.icl_ci)} over {_seeds_note(win)} ({front.k[2:]}-shot, "
-           f"no prompt; {SEED_CI})")
-    if len(finals) == 1:
-        sentence = (f"{named} reaches a mean target score of {_val(win.final.target, win.final.target_ci)} and "
-                    f"keeps {icl}; no other evaluated method to compare")
-    elif len(ranked) == 1:
-        sentence = (f"Only {named} reaches the best mean target score "
-                    f"({_val(win.final.target, win.final.target_ci)}); it keeps {icl}")
-    else:
-        second = ranked[1]
-        diff = method_contrast(win, second)
-        if round(win.final.icl, 1) == round(second.final.icl, 1):
-            verdict = "tied"
-        elif diff and diff[1]:
-            shown = f"difference {_num(diff[0])} [{_num(diff[1][0])}, {_num(diff[1][1])}]"
-            verdict = (f"ahead beyond CI ({shown})" if diff[1][0] > 0 else
-                       f"not ahead beyond CI: the {shown} includes 0")
-        else:
-            verdict = "ahead in the mean, no intervals recorded"
-        sentence = (f"Of the {len(ranked)} methods that reach the best mean target score "
-                    f"({_val(best.final.target, best.final.target_ci)}, `{best.label}`), {named} keeps the "
-                    f"most: {icl}, vs {_val(second.final.icl, second.final.icl_ci)} for `{second.label}` — {verdict}")
-    short = _falls_short(finals, within, win, lambda m: m.label, "mean target score", best.final.target)
-    return sentence + short + "."
-
-
-def seeds_table(front: Frontier) -> list[list[str]]:
-    """The matched-target-score table over methods: base, then one row per method sorted by mean ICL Norm.Avg (no
-    prompt) — seeds, mean target score, mean ICL Norm.Avg, each seed's ICL Norm.Avg, the change vs base, the
-    difference from plain fine-tuning (when run) and mean leakage, all with 95% CIs over seeds and items."""
-    within = within_best_method(front)
-    if not within:
-        return []
-    best = max(m.final.target for m in front.methods if m.final)
-    ref = next((m for m in front.methods if m.name == REFERENCE and m.final), None)
-    rows = [["method", "seeds", "target score [95% CI]", "ICL Norm.Avg, no prompt [95% CI]", "ICL per seed",
-             "Δ vs base [95% CI]", *([f"− {REFERENCE} [95% CI]"] if ref else []), "leakage %, no prompt",
-             "guard leakage % per seed", "within CI of best target"]]
-    leak = lambda p: "–" if p.leakage is None else _val(p.leakage, p.leakage_ci, 100)  # noqa: E731
-    if front.base:
-        b = front.base
-        rows.append(["base", "–", _val(b.target, b.target_ci), _val(b.icl, b.icl_ci), "–", "–", *(["–"] if ref else []),
-                     leak(b), "–", "–"])
-    for m in sorted((m for m in front.methods if m.final), key=lambda m: -m.final.icl):
-        p = m.final
-        delta = "–" if m.delta is None else _num(m.delta) + fmt_interval(m.delta_ci)
-        cells = [m.label, str(len(m.seeds)), _val(p.target, p.target_ci), _val(p.icl, p.icl_ci),
-                 " / ".join(f"{f.final.icl:.1f}" for f in m.seeds), delta]
-        if ref:
-            c = None if m is ref else method_contrast(m, ref)
-            cells.append("–" if c is None else _num(c[0]) + fmt_interval(c[1]))
-        reached = seeds_reaching(m, best)
-        rows.append([*cells, leak(p), " / ".join(guard_cell(f.run) for f in m.seeds), "yes" if within[m.name] else
-                     "no" if reached == len(m.seeds) else f"no ({reached} of {len(m.seeds)} seeds)"])
-    return rows
 
 
 def fmt_interval(ci: list[float] | None) -> str:

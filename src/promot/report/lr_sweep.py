@@ -2,7 +2,7 @@
 rule — among its lrs whose target reaches the best, the one that keeps the most ICL."""
 from __future__ import annotations
 
-from promot.report.frontier import Frontier, MethodSeeds, _val, within_best_method, within_best_target
+from promot.report.frontier import Frontier, MethodSeeds, _val, within_best
 
 
 def swept_lr(m: MethodSeeds) -> float | None:
@@ -20,7 +20,7 @@ def lr_table(front: Frontier) -> list[list[str]]:
     """With an lr sweep: each method at its own lr — among its lrs whose target reaches the best (the same rule as
     the headline's), the one that keeps the most ICL; a method whose every lr misses the target says so. Empty
     without a sweep."""
-    within = within_best_method(front) if front.seeded else within_best_target(front)
+    within = within_best(front)
     swept: dict[str, list[tuple[float, MethodSeeds]]] = {}
     for m in front.methods:
         if (lr := swept_lr(m)) is not None and m.final:
