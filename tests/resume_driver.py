@@ -44,7 +44,7 @@ class SignalAt(TrainerCallback):
 
 
 if __name__ == "__main__":
-    import promot.training.loop as loop
+    import promot.training.multitask as loop  # where selection scores a task
     from promot import api
 
     loop.target_score = weight_hash_score

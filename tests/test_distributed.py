@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from promot import api
 from promot.cli import main
 from promot.distributed import PRESETS, PRESETS_DIR, launch_command, preset_file
-from promot.training import loop
+from promot.training import multitask
 from tests.conftest import run_config
 from tests.fsdp_cpu_driver import StepClock, scripted_score
 
@@ -80,7 +80,7 @@ def test_fsdp2_killed_in_each_stage_and_resumed_selects_and_saves_what_one_proce
     """FSDP2 on 2 CPU processes: stage 1 with the frozen model sharded, stage 2 on a fresh model, selection of an
     intermediate step from per-process shards, the specialization monitor, gathered saving; SIGKILLed in each
     stage and resumed each time."""
-    monkeypatch.setattr(loop, "target_score", scripted_score)
+    monkeypatch.setattr(multitask, "target_score", scripted_score)
     monitor = {"monitor": {"tasks": ["tiny_first"], "every": 2, "limit": 4, "include_path": [str(tiny_task)]}}
     single = api.train(_config(tiny_dirs, task_files, tmp_path / "single", 4, True, **monitor), callbacks=[StepClock()])
     fsdp = tmp_path / "fsdp"

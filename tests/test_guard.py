@@ -210,7 +210,7 @@ def _fake_guard(monkeypatch, leaks, scores):
     leaks = itertools.chain(leaks, itertools.repeat(leaks[-1]))
     monkeypatch.setattr(LeakageGuard, "measure", lambda self, model: next(leaks))
     scores = itertools.chain(scores, itertools.repeat(scores[-1]))
-    monkeypatch.setattr("promot.training.loop.target_score", lambda lm, *a, **k: 0.0 if lm.prompt is not None and
+    monkeypatch.setattr("promot.training.multitask.target_score", lambda lm, *a, **k: 0.0 if lm.prompt is not None and
                         lm.prompt.requires_grad else next(scores))
 
 

@@ -39,6 +39,31 @@ def test_mixing_weights_and_mixture():
     assert mixed == mixture(rows, [0.5, 0.5], 400, seed=0)
 
 
+def test_a_single_task_run_is_a_plan_of_one_task(tiny_dirs, task_files, tmp_path):
+    """One task plan: a single-task run's one task is its `data` (no name, eval's metric), trained and scored by the
+    same code as declared tasks; only the prompt's form differs — [P, H], or a bank [T, P, H] with tasks declared."""
+    from promot.api import prepare
+    from promot.training.loop import StageContext, score_target
+    from promot.training.multitask import TaskTarget
+
+    single = prepare(run_config(tiny_dirs["llama"], task_files, tmp_path / "one"))
+    (task,) = single.tasks
+    assert task.name is None and task.rows is single.rows and task.validation == single.data.validation
+    assert task.metric == single.cfg.eval.metric and single.stage2_rows is single.rows
+    assert single.prompt.shape == (4, 32) and len(single.prompts) == 1
+    several = prepare(_multitask(tiny_dirs, task_files, tmp_path / "two"))
+    assert [t.name for t in several.tasks] == ["label", "echo"] and several.prompt.shape == (2, 4, 32)
+    assert {r["task_id"] for r in several.rows} == {0, 1} and several.tasks[1].metric == "exact_match"
+    # a context built from data alone scores through the same one-task plan as the pipeline's own
+    ctx = StageContext(single.cfg, single.tokenizer, single.tokenizing, single.rows, single.data.validation, tmp_path)
+    assert isinstance(ctx.targets[0], TaskTarget) and ctx.targets[0].validation == task.validation
+    from promot.prompt import PromptedLM
+
+    lm = PromptedLM(single.model, single.prompt).eval()
+    same = StageContext(single.cfg, single.tokenizer, single.tokenizing, single.rows, [], tmp_path, targets=[task])
+    assert score_target(lm, ctx) == score_target(lm, same)
+
+
 def test_multitask_promot_keeps_one_prompt_per_task(tiny_dirs, task_files, tmp_path):
     pt = promot.train(_multitask(tiny_dirs, task_files, tmp_path / "pt", method="prompt-tuning"))
     run = promot.train(_multitask(tiny_dirs, task_files, tmp_path / "promot"))

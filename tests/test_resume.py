@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from promot import api
 from promot.cli import main
 from promot.errors import Interrupted
-from promot.training import loop
+from promot.training import loop, multitask
 from promot.training.resume import resume_point
 from tests.conftest import run_config
 from tests.resume_driver import weight_hash_score
@@ -56,7 +56,7 @@ def _curve(run: Path) -> list[dict]:
 def straight(tiny_dirs, task_files, tmp_path_factory) -> Path:
     """The uninterrupted run every interrupted-and-resumed one must equal."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(loop, "target_score", weight_hash_score)
+        mp.setattr(multitask, "target_score", weight_hash_score)
         return api.train(_config(tiny_dirs, task_files, tmp_path_factory.mktemp("straight") / "straight"))
 
 
@@ -75,7 +75,7 @@ def _same_run(straight: Path, run: Path, where: str) -> None:
 
 def test_sigkill_in_each_stage_then_resume_matches_an_uninterrupted_run(straight, tiny_dirs, task_files, tmp_path,
                                                                         monkeypatch):
-    monkeypatch.setattr(loop, "target_score", weight_hash_score)
+    monkeypatch.setattr(multitask, "target_score", weight_hash_score)
     kill1, kill2 = random.randint(1, STEPS - 1), random.randint(1, STEPS - 1)
     where = f"killed at stage1 step {kill1}, stage2 step {kill2}"
     run = tmp_path / "resumed"
@@ -97,7 +97,7 @@ def test_sigterm_and_sigint_in_each_stage_checkpoint_the_step_then_resume_matche
 
     from tests.resume_driver import SignalAt
 
-    monkeypatch.setattr(loop, "target_score", weight_hash_score)
+    monkeypatch.setattr(multitask, "target_score", weight_hash_score)
     stop1, stop2 = random.choice([1, 3, 5, 7]), random.randint(1, STEPS - 2)
     stop3 = random.randint(stop2 + 1, STEPS - 1)
     where = f"SIGTERM at stage1 step {stop1}, SIGINT at stage2 step {stop2}, SIGTERM at stage2 step {stop3}"

@@ -44,7 +44,7 @@ def test_wise_ft_keeps_the_smallest_alpha_with_the_best_score_and_logs_the_curve
                                                                                 monkeypatch):
     # stage 2 scores its final weights once, then wise-ft scores each α in sorted order
     scores = iter([99.0, 10.0, 60.0, 60.0, 40.0])
-    monkeypatch.setattr("promot.training.loop.target_score", lambda *a, **k: next(scores))
+    monkeypatch.setattr("promot.training.multitask.target_score", lambda *a, **k: next(scores))
     run = _train(tiny_dirs, task_files, tmp_path / "run", "wise-ft", wise_ft={"alphas": [1.0, 0.0, 0.6, 0.3]})
     info = json.loads((run / "run.json").read_text())
     h = info["stages"]["wise-ft"]
@@ -59,7 +59,7 @@ def test_wise_ft_keeps_the_smallest_alpha_with_the_best_score_and_logs_the_curve
 
 def test_wise_ft_tolerance_trades_target_points_for_nearness_to_the_base(tiny_dirs, task_files, tmp_path, monkeypatch):
     scores = iter([99.0, 10.0, 58.0, 60.0])
-    monkeypatch.setattr("promot.training.loop.target_score", lambda *a, **k: next(scores))
+    monkeypatch.setattr("promot.training.multitask.target_score", lambda *a, **k: next(scores))
     run = _train(tiny_dirs, task_files, tmp_path / "run", "wise-ft", wise_ft={"alphas": [0.0, 0.5, 1.0], "tolerance": 2})
     assert json.loads((run / "run.json").read_text())["stages"]["wise-ft"]["best_alpha"] == 0.5
 

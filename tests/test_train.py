@@ -135,7 +135,7 @@ class _Snapshots(TrainerCallback):
 def test_selection_keeps_the_best_checkpoint_and_earlier_on_ties(tiny_dirs, task_files, tmp_path, monkeypatch):
     """Scripted scores: step 0 → 10, 1 → 50, 2 → 50 (tie), 3 → 20, 4 → 5. Best = step 1's weights."""
     scores = iter([10.0, 50.0, 50.0, 20.0, 5.0])
-    monkeypatch.setattr("promot.training.loop.target_score", lambda *a, **k: next(scores))
+    monkeypatch.setattr("promot.training.multitask.target_score", lambda *a, **k: next(scores))
     over = {"method": "finetune", "stage2": {"steps": 4, "lr": 1e-2, "eval_every": 1}}
     p = prepare(run_config(tiny_dirs["llama"], task_files, tmp_path / "run", **over))
     ctx = _context(p, tmp_path)
@@ -180,7 +180,7 @@ def test_gradient_checkpointing_trains_the_same_prompt(tiny_dirs, task_files, tm
 
 
 def test_stage2_warns_when_the_target_is_already_solved(tiny_dirs, task_files, tmp_path, monkeypatch, caplog):
-    monkeypatch.setattr("promot.training.loop.target_score", lambda *a, **k: 100.0)
+    monkeypatch.setattr("promot.training.multitask.target_score", lambda *a, **k: 100.0)
     over = {"method": "random-prompt", "stage2": {"steps": 2, "lr": 1e-2, "eval_every": 1}}
     p = prepare(run_config(tiny_dirs["llama"], task_files, tmp_path / "run", **over))
     ctx = _context(p, tmp_path)

@@ -31,7 +31,6 @@ from promot.distributed import is_main_process, process_index, sharding
 from promot.errors import CheckpointError, DiskFullError, PromotError, TrainingError
 from promot.io import disk_full, is_disk_full, settle_modes, tree_size
 from promot.evaluate.guard import LeakageGuard
-from promot.evaluate.target import target_score
 from promot.precision import resolve_bf16
 from promot.progress import stage_progress, verbose
 from promot import rundir
@@ -39,6 +38,7 @@ from promot.prompt import PromptedLM, load_prompt
 from promot.rundir import METRICS, PROMOT_STATE, STAGING
 from promot.training.arguments import optimizer, training_arguments
 from promot.training.artifacts import save_checkpoint
+from promot.training.multitask import TaskTarget, mean_target_score
 from promot.training.selection import GuardPolicy, KeepBest, best_note
 from promot.training.stage_settings import stage_settings
 from promot.training.preempt import StopOnSignal, interrupted
@@ -61,10 +61,17 @@ class StageContext:
     monitors: tuple[TrainerCallback, ...] = ()
     """Probes of the stage that tunes the model: the specialization monitor, gradient alignment."""
     targets: list = field(default_factory=list)
-    """Multi-task stage 2: one TaskTarget per task; selection then uses their mean target score."""
+    """The run's tasks (TaskTarget), what selection scores: the mean target score over them, each with its own
+    prompt. Left empty, the one task of `tokenizing` and `validation` with the config's eval settings."""
     guard: LeakageGuard | None = None
     """Stage 2's leakage guard (None: off, or a target with no format to watch)."""
     guard_policy: GuardPolicy | None = None
+
+    def __post_init__(self) -> None:
+        if not self.targets and self.validation:
+            ev = self.cfg.eval
+            self.targets = [TaskTarget(None, 0, self.tokenizing, self.validation, ev.metric, ev.max_new_tokens,
+                                       self.train_rows)]
 
 
 @dataclass(frozen=True)
@@ -286,14 +293,9 @@ def _checkpoint_errors(checkpoint: str | None, what: str) -> Iterator[None]:
 
 
 def score_target(lm: PromptedLM, ctx: StageContext) -> float:
-    """The selection score: the target task on validation (multi-task: the mean over tasks, each with its prompt)."""
-    ev, bf16 = ctx.cfg.eval, resolve_bf16(ctx.cfg.bf16, ctx.cfg.fp16)
-    if ctx.targets:
-        from promot.training.multitask import mean_target_score
-
-        return mean_target_score(lm, ctx.targets, ev.batch_size, bf16, ev.limit)
-    examples = ctx.validation[: ev.limit] if ev.limit else ctx.validation
-    return target_score(lm, ctx.tokenizing, examples, ev.metric, ev.max_new_tokens, ev.batch_size, bf16)
+    """The selection score: the target task on validation, the mean over the run's tasks (each with its prompt)."""
+    ev = ctx.cfg.eval
+    return mean_target_score(lm, ctx.targets, ev.batch_size, resolve_bf16(ctx.cfg.bf16, ctx.cfg.fp16), ev.limit)
 
 
 def read_checkpoint_state(checkpoint: Path) -> dict:
@@ -317,10 +319,10 @@ def _resumed_state(keep: KeepBest, resume: str, sharded: str | None) -> dict:
 
 
 def _stage_metric(ctx: StageContext) -> str:
-    """What selection maximises: eval.metric, a multi-task run's one task's own metric, or the mean over tasks."""
-    if ctx.targets:
-        return ctx.targets[0].metric if len(ctx.targets) == 1 else "mean target score"
-    return ctx.cfg.eval.metric
+    """What selection maximises: the one task's metric, or the mean over tasks (nothing to select on: eval.metric)."""
+    if len(ctx.targets) > 1:
+        return "mean target score"
+    return ctx.targets[0].metric if ctx.targets else ctx.cfg.eval.metric
 
 
 def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, resume: str | None = None,
@@ -330,7 +332,7 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
     sharded = sharding()
     if resume is not None and sharded == "deepspeed":
         raise CheckpointError("--resume under DeepSpeed is not supported yet (single-process, DDP and FSDP2 runs are)")
-    selecting = bool(ctx.validation or ctx.targets)  # no validation set: nothing to select on, the final weights stand
+    selecting = any(t.validation for t in ctx.targets)  # no validation set: nothing to select on, the final weights stand
     with stage_settings(lm.model, st):  # put back however the stage ends
         args = training_arguments(name, st, ctx.cfg, ctx.run_dir, selecting, resume is not None)
         guard = ctx.guard if guarded and selecting else None

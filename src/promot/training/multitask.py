@@ -1,4 +1,5 @@
-"""Multi-task ProMoT (paper Table 5): one soft prompt per task, a stage-2 mixture in which every example carries its
+"""A run's tasks: every run trains N ≥ 1 of them, a single-task run being N = 1 (its task is the config's `data`).
+Multi-task ProMoT (paper Table 5): one soft prompt per task, a stage-2 mixture in which every example carries its
 own task's frozen prompt. The multi-task fine-tuning baseline is the same mixture with no prompts.
 
 Stage 1 trains each task's prompt alone (the model is frozen, so the tasks cannot interact). Stage 2 trains the
@@ -8,7 +9,7 @@ by the mean target score over the tasks, each scored with its own prompt.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from promot.data import Example, Tokenizing
 from promot.evaluate.target import target_score
@@ -17,14 +18,17 @@ from promot.prompt import PromptedLM
 
 @dataclass
 class TaskTarget:
-    """What selection needs to score one task: its validation examples, how they tokenize, its metric."""
+    """One task of the run: what stage 1 trains its prompt on (its rows) and what selection scores it with (its
+    validation examples, how they tokenize, its metric). A single-task run's one task has no name."""
 
-    name: str
+    name: str | None
     index: int
     tokenizing: Tokenizing
     validation: list[Example]
     metric: str
     max_new_tokens: int
+    rows: list[dict] = field(default_factory=list)
+    """The task's tokenized training rows."""
 
 
 def mixing_weights(sizes: list[int], mode: str, temperature: float = 2.0,

@@ -101,20 +101,43 @@ def prepare(config: RunConfig | str | Path | dict, overrides: list[str] | None =
     if problems := [line for room in (method.stage2, *method.addons) if room for line in room.fits(cfg, model)]:
         raise ConfigError("; ".join(problems))
     base_fp = fingerprint(model, tok)
-    if cfg.tasks:
-        return dataclasses.replace(_prepare_tasks(cfg, method, loaded.source, model, tok, base_fp, carried),
-                                   guard_requests=requests)
-    data = load_task_data(cfg.data, tok, cfg.seed)
-    tokenizing = Tokenizing.for_data(cfg.data, tok, bool(model.config.is_encoder_decoder), data.chat)
-    rows = tokenizing.encode_all(data.train)
-    held_out = tokenizing.encode_all(data.validation)  # a bad validation record fails now, not mid-training
-    _check_prompt_fits(cfg, method, model, [*rows, *held_out])
-    prompt = _initial_prompt(cfg, model, tok, base_fp) if method.prompt else None
+    tasks, data = _task_plan(cfg, method, model, tok)
+    rows = tasks[0].rows
+    if cfg.tasks:  # several tasks declared: stage 2 trains on their mixture, each row tagged with its task
+        from promot.training.multitask import mixing_weights, mixture, stage2_examples
+
+        weights = mixing_weights([len(t.rows) for t in tasks], cfg.mixing, cfg.mixing_temperature,
+                                 [t.weight for t in cfg.tasks])
+        rows = mixture([t.rows for t in tasks], weights, stage2_examples(cfg), cfg.seed)
+    prompts = [_initial_prompt(dataclasses.replace(cfg, seed=cfg.seed + i), model, tok, base_fp)
+               for i in range(len(tasks))] if method.prompt else None
     stage2_rows = rows
     for addon in method.addons:  # replay: the target's rows mixed with other data
         stage2_rows = addon.stage2_rows(stage2_rows, cfg, tok, bool(model.config.is_encoder_decoder))
-    return Prepared(cfg, method, loaded.source, model, tok, tokenizing, data, rows, base_fp, prompt, carried,
-                    stage2_rows=stage2_rows, guard_requests=requests)
+    return Prepared(cfg, method, loaded.source, model, tok, tasks[0].tokenizing, data, rows, base_fp, prompts,
+                    carried, tasks, stage2_rows, requests)
+
+
+def _task_plan(cfg: RunConfig, method: Method, model, tok) -> tuple[list, TaskData]:
+    """The run's tasks, N ≥ 1 (a single-task run's one task is `data`, scored with `eval`'s metric): each one's data
+    read and every record tokenized (a bad line fails here), its prompt checked to fit; and the data they train on
+    together (a single task's validation set kept with it, as run.json's readers expect)."""
+    from promot.training.multitask import TaskTarget
+
+    seq2seq = bool(model.config.is_encoder_decoder)
+    declared = cfg.tasks or [None]
+    tasks, train, chat = [], [], False
+    for i, t in enumerate(declared):
+        data = load_task_data(cfg.data if t is None else t.data, tok, cfg.seed)
+        tokenizing = Tokenizing.for_data(cfg.data if t is None else t.data, tok, seq2seq, data.chat)
+        rows = tokenizing.encode_all(data.train)
+        held_out = tokenizing.encode_all(data.validation)  # a bad validation record fails now, not mid-training
+        _check_prompt_fits(cfg, method, model, [*rows, *held_out])
+        metric = (t and t.metric) or cfg.eval.metric
+        tasks.append(TaskTarget(t and t.name, i, tokenizing, data.validation, metric,
+                                (t and t.max_new_tokens) or cfg.eval.max_new_tokens, rows))
+        train, chat = train + data.train, chat or data.chat
+    return tasks, (data if not cfg.tasks else TaskData(train, [], chat))
 
 
 def _check_report_to(cfg: RunConfig) -> None:
@@ -186,31 +209,6 @@ def _unsharded(cfg: RunConfig, gathered: dict):
     return model
 
 
-def _prepare_tasks(cfg: RunConfig, method: Method, source: str, model, tok, base_fp: str, carried: dict) -> Prepared:
-    """Multi-task: every task's data and tokenizing, the stage-2 mixture, one initial prompt per task."""
-    from promot.training.multitask import TaskTarget, mixing_weights, mixture, stage2_examples
-
-    seq2seq = bool(model.config.is_encoder_decoder)
-    targets, task_rows, train, chat = [], [], [], False
-    for i, t in enumerate(cfg.tasks):
-        data = load_task_data(t.data, tok, cfg.seed)
-        tokenizing = Tokenizing.for_data(t.data, tok, seq2seq, data.chat)
-        task_rows.append(tokenizing.encode_all(data.train))
-        _check_prompt_fits(cfg, method, model, [*task_rows[-1], *tokenizing.encode_all(data.validation)])
-        targets.append(TaskTarget(t.name, i, tokenizing, data.validation, t.metric or cfg.eval.metric,
-                                  t.max_new_tokens or cfg.eval.max_new_tokens))
-        train, chat = train + data.train, chat or data.chat
-    weights = mixing_weights([len(r) for r in task_rows], cfg.mixing, cfg.mixing_temperature,
-                             [t.weight for t in cfg.tasks])
-    rows = mixture(task_rows, weights, stage2_examples(cfg), cfg.seed)
-    prompt = None
-    if method.prompt:
-        prompt = torch.stack([_initial_prompt(dataclasses.replace(cfg, seed=cfg.seed + i), model, tok, base_fp)
-                              for i in range(len(cfg.tasks))])
-    return Prepared(cfg, method, source, model, tok, targets[0].tokenizing, TaskData(train, [], chat), rows, base_fp,
-                    prompt, carried, targets, task_rows)
-
-
 def dataset_names(cfg: RunConfig) -> set[str]:
     """Names of the datasets a run trains on: each training file's name before its first dot
     (`…/world/data/true_false.train.jsonl` → true_false), an `hf:` source's config (or dataset), multi-task names."""
@@ -235,10 +233,11 @@ def start_run(p: Prepared) -> Path:
 
 def data_fingerprint(p: Prepared) -> str:
     """sha256 of every tokenized training row and validation example, so a resume refuses changed data."""
-    h = hashlib.sha256(json.dumps([p.rows, p.task_rows]).encode())
-    if p.stage2_rows is not None and p.stage2_rows is not p.rows:
+    per_task = [t.rows for t in p.tasks] if p.cfg.tasks else []  # as hashed before a single task was a task too
+    h = hashlib.sha256(json.dumps([p.rows, per_task]).encode())
+    if p.stage2_rows is not p.rows:
         h.update(json.dumps(p.stage2_rows).encode())
-    for ex in [*p.data.validation, *(ex for t in p.tasks for ex in t.validation)]:
+    for ex in (ex for t in p.tasks for ex in t.validation):
         h.update(json.dumps([ex.input, ex.target]).encode())
     return h.hexdigest()
 
@@ -274,29 +273,23 @@ def run_prepared(p: Prepared, run_dir: Path, resuming: bool, callbacks: list | N
                        callbacks=list(callbacks or []), monitors=monitors(p), targets=p.tasks, guard=guard,
                        guard_policy=policy)
     started = time.time()
-    model, prompt, stages, gathered = p.model, p.prompt, {}, {}
+    model, prompts, stages, gathered = p.model, None if p.prompts is None else list(p.prompts), {}, {}
     fsdp = sharding() == "fsdp"
 
     def fresh():  # FSDP2 shards a model in place: a later stage wraps a new copy of the (unchanged) frozen one
         return _load_start_model(p.cfg).model if fsdp else model
 
-    if p.method.stage1:  # before stage 1 shards anything (FSDP2): prompt_scale's denominator, once
-        vocab = row_norm(model.get_input_embeddings().weight.detach())
-    if p.method.stage1 and p.tasks:                                                 # ③ one prompt per task
-        prompts = []
+    if p.method.stage1:                                      # ③ stage 1: each task's prompt alone, the model frozen
+        vocab = row_norm(model.get_input_embeddings().weight.detach())  # before FSDP2 shards it: prompt_scale's
         for i, t in enumerate(p.tasks):
             name = rundir.stage1_name(t.name)
-            task_ctx = dataclasses.replace(ctx, train_rows=p.task_rows[i], targets=[t])
-            prompt_i, stages[name] = _stage1(fresh() if i else model, prompt[i], task_ctx, name, resuming, vocab)
-            prompts.append(prompt_i)
-        prompt = torch.stack(prompts)
-    elif p.method.stage1:                                                           # ③ stage 1: prompt tuning
-        prompt, stages[rundir.STAGE1] = _stage1(model, prompt, ctx, rundir.STAGE1, resuming, vocab)
+            task_ctx = dataclasses.replace(ctx, train_rows=t.rows, targets=[t])
+            prompts[i], stages[name] = _stage1(fresh() if i else model, prompts[i], task_ctx, name, resuming, vocab)
+    prompt = p.stage2_prompt(prompts)
     if p.method.stage2:                                                             # ④ stage 2: model tuning
         if p.method.stage1:
             model = fresh()
-        if p.stage2_rows is not None:
-            ctx.train_rows = p.stage2_rows
+        ctx.train_rows = p.stage2_rows
         tuned = train_model(model, prompt, p.method, ctx, resume_point(run_dir, rundir.STAGE2) if resuming else None)
         lm, gathered = tuned.lm, tuned.gathered
         stages.update(tuned.stages)
@@ -325,7 +318,7 @@ def write_run(run_dir: Path, p: Prepared, model, prompt, stages: dict[str, dict]
     model_fp = fingerprint(model, tok)
     fps = sorted({base_fp, model_fp})
     base = model_dir_for_peft(run_dir)  # what AutoPeftModelForCausalLM.from_pretrained(RUN/prompt) loads
-    if prompt is not None and p.tasks:  # multi-task: prompts/<task>/, picked by name like carried prompts
+    if prompt is not None and p.cfg.tasks:  # declared tasks: prompts/<task>/, picked by name like carried prompts
         for i, t in enumerate(p.tasks):
             save_prompt(run_dir / rundir.PROMPTS / t.name, prompt[i], model, base, fps)
     elif prompt is not None:
@@ -335,10 +328,10 @@ def write_run(run_dir: Path, p: Prepared, model, prompt, stages: dict[str, dict]
         method=cfg.method,
         base_model=rundir.BaseModelRef(source, base_fp),
         model=rundir.TunedModelRef(rundir.MODEL, model_fp),
-        prompt=None if prompt is None or p.tasks else rundir.PromptRef(rundir.PROMPT, prompt.shape[0]),
+        prompt=None if prompt is None or p.cfg.tasks else rundir.PromptRef(rundir.PROMPT, prompt.shape[0]),
         prompts={name: rundir.prompts_path(name)
-                 for name in [*p.carried, *(t.name for t in p.tasks if prompt is not None)]},
-        tasks=tuple(t.name for t in p.tasks),
+                 for name in [*p.carried, *(t.name for t in p.cfg.tasks if prompt is not None)]},
+        tasks=tuple(t.name for t in p.cfg.tasks),
         init_from=cfg.model.init_from,
         chat=p.data.chat,
         target_metric=cfg.eval.metric,

@@ -26,14 +26,25 @@ class Prepared:
     data: TaskData
     rows: list[dict]
     base_fingerprint: str
-    prompt: torch.Tensor | None
+    prompts: list[torch.Tensor] | None
+    """Each task's initial prompt [P, H] (None: the method has none)."""
     carried: dict = dataclasses.field(default_factory=dict)
     """Earlier runs' prompts (sequential training, `model.init_from`), re-saved under prompts/<name>/."""
     tasks: list = dataclasses.field(default_factory=list)
-    """Multi-task: one TaskTarget per task (prompt[i] is task i's), and each task's own training rows."""
-    task_rows: list = dataclasses.field(default_factory=list)
-    stage2_rows: list | None = None
-    """What stage 2 trains on: `rows`, or the rows a method's add-on made of them (replay mixes other data in);
-    None for multi-task runs, whose `rows` already are the stage-2 mixture."""
+    """The run's tasks (TaskTarget), N ≥ 1: a single-task run's one task is `data`; declared `tasks:` are several."""
+    stage2_rows: list = dataclasses.field(default_factory=list)
+    """What stage 2 trains on: `rows`, or the rows a method's add-on made of them (replay mixes other data in)."""
     guard_requests: list[Example] | None = None
     """The leakage guard's generic requests (None: the guard is off)."""
+
+    def stage2_prompt(self, prompts: list[torch.Tensor] | None) -> torch.Tensor | None:
+        """The prompt stage 2 attaches: the one task's [P, H], or with declared tasks a bank [T, P, H] that each
+        example indexes by its task."""
+        if prompts is None:
+            return None
+        return torch.stack(prompts) if self.cfg.tasks else prompts[0]
+
+    @property
+    def prompt(self) -> torch.Tensor | None:
+        """The initial prompt, as stage 2 would attach it."""
+        return self.stage2_prompt(self.prompts)

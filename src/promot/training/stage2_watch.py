@@ -53,8 +53,7 @@ def leakage_guard(p: Prepared) -> tuple:
     budget = g.max_new_tokens or max([cfg.eval.max_new_tokens, *(t.max_new_tokens or 0 for t in cfg.tasks)])
     guard = LeakageGuard(p.guard_requests, fmt, p.tokenizer, cfg.data.max_length, chat, budget,
                          cfg.eval.batch_size, resolve_bf16(cfg.bf16, cfg.fp16), bool(p.model.config.is_encoder_decoder))
-    validations = [t.validation for t in p.tasks] if p.tasks else [p.data.validation]
-    items = sum(len(v[: cfg.eval.limit] if cfg.eval.limit else v) for v in validations)
+    items = sum(len(t.validation[: cfg.eval.limit] if cfg.eval.limit else t.validation) for t in p.tasks)
     return guard, GuardPolicy(float(g.ceiling), items, g.target_tolerance)
 
 
