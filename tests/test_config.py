@@ -52,6 +52,27 @@ def test_lr_schedulers_are_transformers_scheduler_types():
     assert set(LR_SCHEDULERS) == {s.value for s in SchedulerType}
 
 
+def test_a_word_outside_a_keys_choices_is_refused_from_its_declared_type_alone():
+    """Keys that take one of a few words are `Literal` types: the type check names the choices, with the key's own
+    path (in a task too), and the optimizer names are exactly those Trainer is given a mapping for."""
+    import typing
+
+    from promot.config import OPTIMIZERS
+    from promot.config_sections import Optimizer
+    from promot.errors import ConfigError
+
+    assert set(typing.get_args(Optimizer)) == set(OPTIMIZERS)
+    base = {"model": {"name": "x"}, "data": {"train": "d.jsonl"},
+            "tasks": [{"name": "a", "data": {"train": "d.jsonl"}, "metric": "f2"}]}
+    with pytest.raises(ConfigError) as e:
+        load_config(base, ["model.dtype=int8", "stage1.optimizer=sgd", "data.truncation=3"])
+    text = str(e.value)
+    assert "model.dtype 'int8' is not one of float32, bfloat16, float16" in text
+    assert "stage1.optimizer 'sgd' is not one of adafactor, adamw" in text
+    assert "tasks[0].metric 'f2' is not one of accuracy, exact_match, bleu" in text
+    assert "data.truncation must be one of left, error, got 3" in text
+
+
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 SHIPPED = sorted([*(ROOT / "examples").rglob("*.yaml"), ROOT / "src" / "promot" / "world" / "demo.yaml"])
 

@@ -77,7 +77,7 @@ def test_a_completion_ends_at_its_first_end_of_sequence_token():
     ("t5", {"method": "sdft"}, "method sdft: self-distillation needs a decoder-only model, not "
                                "T5ForConditionalGeneration"),
     ("llama", {"method": "sdft", "sdft": {"alpha": 2}}, "sdft.alpha must be in [0, 1], got 2"),
-    ("llama", {"method": "sdft", "sdft": {"teacher": "ema"}}, "sdft.teacher must be one of base, live, got 'ema'"),
+    ("llama", {"method": "sdft", "sdft": {"teacher": "ema"}}, "sdft.teacher 'ema' is not one of base, live"),
     ("llama", {"method": "sdft", "sdft": {"topk": 0}}, "sdft.topk must be a positive integer, got 0"),
 ])
 def test_sdft_settings_and_models_it_cannot_take_are_refused_in_one_line(arch, over, message, tiny_dirs, task_files,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from promot.methods.freeze import FreezeConfig
 from promot.methods.l2_sp import L2SpConfig
@@ -16,12 +16,25 @@ from promot.methods.sdft import SdftConfig
 from promot.methods.value_only import ValueOnlyConfig
 from promot.methods.wise_ft import WiseFtConfig
 
+# The keys that take one of a few words: declared as Literal types, so the type check (validation.py) refuses any
+# other word in one line naming the choices, and no check restates them.
+Dtype = Literal["float32", "bfloat16", "float16"]
+Truncation = Literal["left", "error"]
+PromptInit = Literal["vocab", "uniform", "text", "normal"]
+Optimizer = Literal["adafactor", "adamw"]
+LrScheduler = Literal["linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
+                      "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr", "cosine_warmup_with_min_lr",
+                      "warmup_stable_decay", "greedy"]
+"""transformers' SchedulerType values (spelled out: config stays light; tests/test_config.py checks they match)."""
+Metric = Literal["accuracy", "exact_match", "bleu"]
+Mixing = Literal["proportional", "temperature", "explicit"]
+
 
 @dataclass(frozen=True)
 class ModelConfig:
     name: str = ""
     """Hub id, local directory, a `.gguf` file, or a packaged alias (`smollm2-135m-instruct`, `gemma-3-270m`)."""
-    dtype: str = "float32"
+    dtype: Dtype = "float32"
     """Weights dtype while training; bf16 autocast is the top-level `bf16`."""
     trust_remote_code: bool = False
     """Run model code shipped with a checkpoint. Off unless you trust the checkpoint."""
@@ -61,7 +74,7 @@ class DataConfig:
     """Train in the chat template as at inference: a record is a user + assistant turn (conversations set this)."""
     max_length: int = 256
     """Token budget for input + target (the soft prompt adds its own length on top)."""
-    truncation: str = "left"
+    truncation: Truncation = "left"
     """What to do with an input over budget: `left` drops its oldest tokens, `error` refuses. Targets never shrink."""
     shots: int = 0
     """k exemplars from the training split placed before each input (ProMoT + k-shot; in a chat, earlier turns)."""
@@ -75,7 +88,7 @@ class DataConfig:
 class PromptConfig:
     length: int = 20
     """Number of virtual tokens P (paper: 100 for T5, 50 for PaLM)."""
-    init: str = "vocab"
+    init: PromptInit = "vocab"
     """`vocab` (embeddings of ordinary tokens sampled from the first 5000 ids: no special, added, `<...>`-shaped or
     byte tokens), `uniform` (paper's code base: U[0, 0.5)), `text`, `normal`."""
     init_text: str | None = None
@@ -90,13 +103,13 @@ class StageConfig:
     """Optimizer steps."""
     lr: float = 1e-4
     """Peak learning rate."""
-    optimizer: str = "adafactor"
+    optimizer: Optimizer = "adafactor"
     """`adafactor` (paper, fixed lr, no relative step) or `adamw`."""
     scale_parameter: bool = False
     """Adafactor only: scale each step by the RMS of the weight it updates (T5X's multiply_by_parameter_scale, the
     paper's stage-2 setting: lr 1e-3 moves each weight by ~0.1% of its size per step). Off, every weight moves by
     ~lr per step whatever its size."""
-    lr_scheduler: str = "constant_with_warmup"
+    lr_scheduler: LrScheduler = "constant_with_warmup"
     """Any transformers scheduler name (constant_with_warmup, linear, cosine, ...)."""
     warmup_steps: float = 0
     """Linear warmup: a step count, or a fraction of `steps` when below 1 (transformers' convention)."""
@@ -129,7 +142,7 @@ class StageConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    metric: str = "accuracy"
+    metric: Metric = "accuracy"
     """Target-task metric used for checkpoint selection: `accuracy` (first word), `exact_match`, `bleu`."""
     max_new_tokens: int = 8
     """Generation budget when scoring the target task."""
@@ -201,7 +214,7 @@ class TaskConfig:
     name: str = ""
     """The task's name: its prompt is saved as prompts/<name>/ and picked by that name at inference."""
     data: DataConfig = field(default_factory=DataConfig)
-    metric: str | None = None
+    metric: Metric | None = None
     """Selection metric for this task (default: eval.metric)."""
     max_new_tokens: int | None = None
     """Generation budget when scoring this task (default: eval.max_new_tokens)."""
@@ -225,7 +238,7 @@ class RunConfig:
     tasks: list[TaskConfig] = field(default_factory=list)
     """Multi-task ProMoT: one prompt per task (stage 1 trains each alone), stage 2 on the task mixture with every
     example carrying its own task's frozen prompt. When set, `data` is unused."""
-    mixing: str = "proportional"
+    mixing: Mixing = "proportional"
     """Stage-2 task mixture: `proportional` (to training-set sizes), `temperature` (sizes^(1/T)), `explicit`
     (tasks[].weight)."""
     mixing_temperature: float = 2.0

@@ -1,5 +1,5 @@
 """Config checks declared once, apart from the sections' dataclasses (config_sections.py): every value's type from
-its field's declared type (`type_issues`), the ranges of numeric keys (`_RANGES`), and the YAML loader that refuses
+its field's declared type (`type_issues`; a `Literal` key names its choices), the ranges of numeric keys (`_RANGES`), and the YAML loader that refuses
 duplicate keys.
 `config.validate` runs them with its own combination checks and the method rooms' (promot/methods/), every problem
 in one message."""
@@ -24,7 +24,7 @@ def field_types(cls: type) -> dict[str, Any]:
 def optional_of(kind: Any) -> Any:
     """`X` for a declared `X | None` (None: the type is not optional)."""
     args = typing.get_args(kind)
-    if isinstance(kind, types.UnionType) and len(args) == 2 and type(None) in args:
+    if typing.get_origin(kind) in (typing.Union, types.UnionType) and len(args) == 2 and type(None) in args:
         return args[0] if args[1] is type(None) else args[1]
     return None
 
@@ -45,7 +45,9 @@ def type_issues(node: Any, where: str = "") -> list[tuple[str, str]]:
             continue
         problem = _wrong_type(value, kind, f.name)
         if problem:
-            out.append((path, f"{path} must be {problem}, got {value!r}"))
+            choices = _choices(kind)
+            out.append((path, f"{path} {value!r} is not one of {', '.join(choices)}" if choices and
+                        isinstance(value, str) else f"{path} must be {problem}, got {value!r}"))
             # the checker's own deep copy (checked_config), frozen like every config: the default stands in
             object.__setattr__(node, f.name, f.default if f.default is not dataclasses.MISSING else f.default_factory())
     return out
@@ -59,6 +61,8 @@ def _wrong_type(value: Any, kind: Any, name: str) -> str | None:
     if base is not None and value is None:
         return None
     base = base or kind
+    if choices := _choices(base):
+        return None if isinstance(value, str) and value in choices else f"one of {', '.join(choices)}"
     is_int = isinstance(value, int) and not isinstance(value, bool)
     if base is str:
         return None if isinstance(value, str) else "text"
@@ -75,6 +79,12 @@ def _wrong_type(value: Any, kind: Any, name: str) -> str | None:
         ok = isinstance(value, list) and all(finite(v) for v in value)
         return None if ok else "a list of finite numbers"
     return None  # bool | str (bf16), list[str] | str (lora.target_modules): checked by value, by their owners
+
+
+def _choices(kind: Any) -> tuple[str, ...]:
+    """The words a `Literal[...]` (or `Literal[...] | None`) key takes; () for any other type."""
+    kind = optional_of(kind) or kind
+    return typing.get_args(kind) if typing.get_origin(kind) is typing.Literal else ()
 
 
 # Every numeric key's range, declared once (types are checked by declaration first, so each rule sees a number;

@@ -4,16 +4,15 @@ setting. What it does in stage 2: training/methods/sdft.py."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from promot.methods.own_lr import OwnLr, lr_problems
 
-TEACHERS = ("base", "live")
 
 
 @dataclass(frozen=True)
 class SdftConfig(OwnLr):
-    teacher: str = "base"
+    teacher: Literal["base", "live"] = "base"
     """Method sdft: the teacher's weights, as TRL's `teacher_model_kind`: `base` (the starting model, frozen: a second
     copy in memory) or `live` (the model being trained, without gradient)."""
     topk: int = 100
@@ -35,8 +34,6 @@ class SdftConfig(OwnLr):
 def problems(cfg: Any) -> list[str]:
     """What a self-distillation run refuses in `cfg.sdft`."""
     c, out = cfg.sdft, lr_problems("sdft", cfg.sdft.lr)
-    if c.teacher not in TEACHERS:
-        out.append(f"sdft.teacher must be one of {', '.join(TEACHERS)}, got {c.teacher!r}")
     if not c.topk >= 1:
         out.append(f"sdft.topk must be a positive integer, got {c.topk!r}")
     if not 0 <= c.alpha <= 1:
