@@ -233,8 +233,9 @@ class RunConfig:
     """Prompt tuning (model frozen). Paper: Adafactor, lr 0.2-0.3."""
     stage2: StageConfig = field(default_factory=lambda: StageConfig(steps=100, lr=3e-5, warmup_steps=0.1))
     """Model tuning, shared by every method that trains weights so comparisons are fair. Defaults from the
-    gemma-3-270m measurements (docs/history/gemma-3-270m-base-has-a.md): at lr 1e-4 the weights of plain fine-tuning *and* ProMoT collapse
-    to the target's format within 20 steps, warmup or not; 3e-5 with warmup learns the target and keeps ICL."""
+    gemma-3-270m measurements (docs/history/gemma-3-270m-base-has-a.md): at lr 1e-4 the weights of plain
+    fine-tuning *and* ProMoT collapse to the target's format within 20 steps, warmup or not; 3e-5 with warmup
+    learns the target and keeps ICL."""
     tasks: list[TaskConfig] = field(default_factory=list)
     """Multi-task ProMoT: one prompt per task (stage 1 trains each alone), stage 2 on the task mixture with every
     example carrying its own task's frozen prompt. When set, `data` is unused."""

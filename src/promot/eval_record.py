@@ -5,7 +5,7 @@ defaults for the fields they lack."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from promot.errors import CheckpointError
@@ -137,9 +137,6 @@ class EvalRecord:
         for per_k in self.variants.values():
             keys += [k for k in per_k if k not in keys]
         return keys
-
-    def with_variants(self, variants: dict[str, dict[str, VariantSummary]]) -> EvalRecord:
-        return replace(self, variants=variants)
 
     @classmethod
     def from_json(cls, data: dict) -> EvalRecord:
