@@ -139,6 +139,15 @@ def test_what_fsdp2_cannot_do_is_refused_up_front(tiny_dirs, task_files, tmp_pat
     with pytest.raises(ConfigError, match="LoRA under fsdp is not supported"):
         api.prepare(run_config(tiny_dirs["llama"], task_files, tmp_path / "lora", method="lora"))
     assert not (tmp_path / "run").exists()
+    # every problem of the environment table at once, in one message, before anything loads
+    over = {"stage2": {"optimizer": "adafactor"}, "monitor": {"alignment_every": 5}, "report_to": ["nope"],
+            "fp16": True}
+    with pytest.raises(ConfigError) as e:
+        api.prepare(run_config(tiny_dirs["llama"], task_files, tmp_path / "all", **over))
+    text = str(e.value)
+    at = [text.index(part) for part in ("fp16:", "monitor.alignment_every:", "stage1.optimizer:", "stage2.optimizer:",
+                                         "report_to: 'nope'")]
+    assert "\n" not in text and at == sorted(at) and not (tmp_path / "all").exists()
 
 
 def test_sigterm_to_one_ddp_process_stops_every_process_at_one_step_with_a_checkpoint(tiny_dirs, task_files,

@@ -53,7 +53,7 @@ def method_configs(config: str | Path | dict, methods: list[str], out: str | Pat
     from promot.methods import METHODS as RECIPES
     from promot.rundir import seed_dir
     from promot.training import METHODS
-    from promot.training.pipeline import check_method
+    from promot.training.environment import check_environment
 
     if unknown := [m for m in methods if m not in METHODS]:
         raise ConfigError(f"--methods: unknown {', '.join(unknown)}; known: {', '.join(METHODS)}")
@@ -73,7 +73,7 @@ def method_configs(config: str | Path | dict, methods: list[str], out: str | Pat
                 where = Path(out) / name if not seeds or len(seeds) == 1 else Path(out) / name / seed_dir(s)
                 cfg = dataclasses.replace(shared, method=m, output_dir=str(where), seed=s)
                 cfg = validate(cfg if lr is None else with_lr(cfg, lr))
-                check_method(cfg, METHODS[m])
+                check_environment(cfg, METHODS[m])
                 cfgs.append(cfg)
     return cfgs
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import re
 import typing
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import yaml
 
 from promot import methods
+from promot.config_rules import broken_rules
 from promot.errors import ConfigError
 from promot.config_sections import (DataConfig, EvalConfig, GuardConfig, LrScheduler, Metric, ModelConfig,
                                     MonitorConfig, PromptConfig, PromptInit, ReplayConfig, RunConfig, StageConfig,
@@ -32,7 +32,6 @@ parameter scaling (`scale_parameter` adds it)."""
 PROMPT_INITS = typing.get_args(PromptInit)
 LR_SCHEDULERS = typing.get_args(LrScheduler)
 METRICS = typing.get_args(Metric)
-MAX_PROMPT_LENGTH = 4096
 
 
 def input_paths(cfg: RunConfig) -> list[str]:
@@ -137,52 +136,7 @@ def _field_type(parts: list[str]) -> Any:
 def validate(cfg: RunConfig) -> RunConfig:
     """Check every value; raise one ConfigError listing all problems (validation.py: types, ranges; then these, and
     every method room's: promot/methods/)."""
-    return checked_config(cfg, _value_issues)
-
-
-def _value_issues(cfg: RunConfig) -> list[str]:
-    """Every combination problem of a well-typed config (bf16 is parsed, and checked against fp16, by the caller)."""
-    issues = []
-
-    def check(ok: bool, msg: str) -> None:
-        if not ok:
-            issues.append(msg)
-
-    check(bool(cfg.model.name) or bool(cfg.model.init_from), "model.name (or model.init_from) is required")
-    check(bool(cfg.data.train) or bool(cfg.tasks), "data.train (or tasks) is required")
-    names = [t.name for t in cfg.tasks]
-    check(all(names) and len(set(names)) == len(names), "tasks[].name must be set and unique")
-    check(all(t.data.train for t in cfg.tasks), "tasks[].data.train is required")
-    check(cfg.mixing != "explicit" or all((t.weight or 0) > 0 for t in cfg.tasks),
-          "mixing: explicit needs a positive tasks[].weight for every task")
-    check(not cfg.tasks or cfg.method in ("promot", "finetune", "prompt-tuning"),
-          "multi-task training supports method promot, finetune or prompt-tuning")
-    check(not cfg.tasks or not cfg.monitor.alignment_every, "monitor.alignment_every is for single-task runs")
-    check(cfg.method in METHODS, f"method '{cfg.method}' is not one of {', '.join(METHODS)}")
-    check(cfg.prompt.init != "text" or bool(cfg.prompt.init_text), "prompt.init 'text' needs prompt.init_text")
-    check(isinstance(cfg.prompt.length, int) and cfg.prompt.length > 0, "prompt.length must be a positive integer")
-    check(not isinstance(cfg.prompt.length, int) or cfg.prompt.length <= MAX_PROMPT_LENGTH,
-          f"prompt.length must be at most {MAX_PROMPT_LENGTH} virtual tokens (the paper uses 50-100)")
-    check(not cfg.data.packing and not any(t.data.packing for t in cfg.tasks),
-          "data.packing is refused: each example needs its own soft prompt in front of it, and packed examples "
-          "would share one and attend across example boundaries")
-    for name in ("stage1", "stage2"):
-        st: StageConfig = getattr(cfg, name)
-        check(not st.scale_parameter or st.optimizer == "adafactor",
-              f"{name}.scale_parameter is an Adafactor option (optimizer is {st.optimizer})")
-    g = cfg.guard
-    check(g.format_regex is None or (g.format_regex != "" and _compiles(g.format_regex)),
-          f"guard.format_regex is not a valid, non-empty regex: {g.format_regex!r}")
-    check(g.data is None or g.data.startswith("hf:") or Path(g.data).is_file(), f"guard.data: {g.data}: file not found")
-    return [*issues, *methods.problems(cfg)]  # each method room's own settings (promot/methods/)
-
-
-def _compiles(pattern: str) -> bool:
-    try:
-        re.compile(pattern)
-    except re.error:
-        return False
-    return True
+    return checked_config(cfg, broken_rules)
 
 
 def load_config(source: str | Path | dict | None = None, overrides: list[str] | None = None) -> RunConfig:

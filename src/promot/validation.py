@@ -88,7 +88,7 @@ def _choices(kind: Any) -> tuple[str, ...]:
 
 
 # Every numeric key's range, declared once (types are checked by declaration first, so each rule sees a number;
-# prompt.length's two-part rule is config._value_issues'; the method rooms' own settings, lora.*, replay.fraction,
+# prompt.length's two-part rule is in config_rules.RULES; the method rooms' own settings, lora.*, replay.fraction,
 # wise_ft.*, l2_sp.weight, freeze.*, sdft.*, by their rooms: promot/methods/).
 _RANGES: dict[str, tuple[str, Any]] = {
     "seed": ("an integer in [0, 2**32)", lambda v: 0 <= v < 2 ** 32),

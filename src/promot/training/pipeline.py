@@ -33,6 +33,7 @@ from promot.runs import carried_prompts, load_tuned_model
 from promot.model_card import write_model_card
 from promot.training.artifacts import model_dir_for_peft, save_carried, save_model
 from promot.training.loop import StageContext
+from promot.training.environment import check_environment
 from promot.training.methods import METHODS, Method
 from promot.training.prepared import Prepared
 from promot.training.stage2_watch import answer_format, guard_outcome, leakage_guard, monitors
@@ -87,11 +88,7 @@ def prepare(config: RunConfig | str | Path | dict, overrides: list[str] | None =
         check_output_dir(cfg)
     method = METHODS[cfg.method]
     check_weights_dtype(cfg.model.dtype, bool(method.stage2 and method.stage2.trains_all_weights))
-    if cfg.fp16 and not torch.cuda.is_available():
-        raise ConfigError("fp16: mixed precision with loss scaling needs a CUDA GPU (on CPU, bf16: true)")
-    check_method(cfg, method)
-    _check_sharding(cfg, method)
-    _check_report_to(cfg)
+    check_environment(cfg, method)
     set_seed(cfg.seed)
     # A bad guard file is one line before the model loads.
     requests = load_requests(cfg.guard.data, cfg.data, cfg.guard.limit) if cfg.guard.enabled else None
@@ -140,22 +137,6 @@ def _task_plan(cfg: RunConfig, method: Method, model, tok) -> tuple[list, TaskDa
     return tasks, (data if not cfg.tasks else TaskData(train, [], chat))
 
 
-def _check_report_to(cfg: RunConfig) -> None:
-    """A `report_to` integration that is not installed fails here, not in Trainer after the run directory exists."""
-    from transformers.integrations.integration_utils import (INTEGRATION_TO_CALLBACK,
-                                                             get_available_reporting_integrations)
-
-    names = [cfg.report_to] if isinstance(cfg.report_to, str) else list(cfg.report_to or [])
-    available = get_available_reporting_integrations()
-    for name in names:
-        if name in ("all", "none"):
-            continue
-        if name not in INTEGRATION_TO_CALLBACK:
-            raise ConfigError(f"report_to: '{name}' is not one of {', '.join(INTEGRATION_TO_CALLBACK)}")
-        if name not in available:
-            raise ConfigError(f"report_to: '{name}' is not installed (pip install {name.replace('_', '-')})")
-
-
 def _check_prompt_fits(cfg: RunConfig, method: Method, model, rows: list[dict]) -> None:
     """Soft prompt + the longest tokenized example must fit the model's positions: a too-long prompt otherwise
     allocates its attention (40 GB at prompt.length=100000) and fails mid-stage, after the run directory exists."""
@@ -167,27 +148,6 @@ def _check_prompt_fits(cfg: RunConfig, method: Method, model, rows: list[dict]) 
     if limit and cfg.prompt.length + longest > limit:
         raise ConfigError(f"prompt.length={cfg.prompt.length} + the longest example's {longest} tokens exceeds "
                           f"the model's {limit} positions (shorten prompt.length or data.max_length)")
-
-
-def check_method(cfg: RunConfig, method: Method) -> None:
-    """What the method's rooms refuse under this run's sharding (LoRA, or an add-on that needs whole weights, under
-    FSDP2 / ZeRO-3): one line. Their settings' problems (replay without data, ...) are config.validate's."""
-    problems = [*(method.stage2.check(cfg, sharding()) if method.stage2 else []),
-                *(line for addon in method.addons for line in addon.check(cfg))]
-    if problems:
-        raise ConfigError("; ".join(problems))
-
-
-def _check_sharding(cfg: RunConfig, method: Method) -> None:
-    """What a sharded run (`--accelerate-config fsdp2`) cannot do, refused before anything loads or is written."""
-    kind = sharding()
-    if kind == "fsdp" and cfg.monitor.alignment_every:
-        raise ConfigError("monitor.alignment_every: gradient alignment differentiates the sharded parameters "
-                          "themselves, which FSDP2 never puts in the graph; run `promot diagnose` without fsdp2")
-    for name, used in (("stage1", method.stage1), ("stage2", method.stage2)):
-        if kind == "fsdp" and used and getattr(cfg, name).optimizer == "adafactor":
-            raise ConfigError(f"{name}.optimizer: transformers' Adafactor cannot update FSDP2's sharded (DTensor) "
-                              "parameters; set adamw")
 
 
 def _load_start_model(cfg: RunConfig):
