@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from promot import __version__, rundir
-from promot.config import RunConfig, dump_config, input_paths, load_config
+from promot.config import RunConfig, TaskConfig, dump_config, input_paths, load_config
 from promot.data import TaskData, Tokenizing, load_task_data
 from promot.evaluate.guard import load_requests
 from promot.distributed import full, is_main_process, sharding, wait_for_everyone
@@ -122,17 +122,16 @@ def _task_plan(cfg: RunConfig, method: Method, model, tok) -> tuple[list, TaskDa
     from promot.training.multitask import TaskTarget
 
     seq2seq = bool(model.config.is_encoder_decoder)
-    declared = cfg.tasks or [None]
+    declared = cfg.tasks or [TaskConfig(name="", data=cfg.data)]  # a single-task run: one unnamed task, `data`
     tasks, train, chat = [], [], False
     for i, t in enumerate(declared):
-        data = load_task_data(cfg.data if t is None else t.data, tok, cfg.seed)
-        tokenizing = Tokenizing.for_data(cfg.data if t is None else t.data, tok, seq2seq, data.chat)
+        data = load_task_data(t.data, tok, cfg.seed)
+        tokenizing = Tokenizing.for_data(t.data, tok, seq2seq, data.chat)
         rows = tokenizing.encode_all(data.train)
         held_out = tokenizing.encode_all(data.validation)  # a bad validation record fails now, not mid-training
         _check_prompt_fits(cfg, method, model, [*rows, *held_out])
-        metric = (t and t.metric) or cfg.eval.metric
-        tasks.append(TaskTarget(t and t.name, i, tokenizing, data.validation, metric,
-                                (t and t.max_new_tokens) or cfg.eval.max_new_tokens, rows))
+        tasks.append(TaskTarget(t.name or None, i, tokenizing, data.validation, t.metric or cfg.eval.metric,
+                                t.max_new_tokens or cfg.eval.max_new_tokens, rows))
         train, chat = train + data.train, chat or data.chat
     return tasks, (data if not cfg.tasks else TaskData(train, [], chat))
 
