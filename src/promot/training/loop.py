@@ -332,7 +332,8 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
     sharded = sharding()
     if resume is not None and sharded == "deepspeed":
         raise CheckpointError("--resume under DeepSpeed is not supported yet (single-process, DDP and FSDP2 runs are)")
-    selecting = any(t.validation for t in ctx.targets)  # no validation set: nothing to select on, the final weights stand
+    # no validation set: nothing to select on, the final weights stand
+    selecting = any(t.validation for t in ctx.targets)
     with stage_settings(lm.model, st):  # put back however the stage ends
         args = training_arguments(name, st, ctx.cfg, ctx.run_dir, selecting, resume is not None)
         guard = ctx.guard if guarded and selecting else None
