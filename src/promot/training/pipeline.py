@@ -111,8 +111,8 @@ def prepare(config: RunConfig | str | Path | dict, overrides: list[str] | None =
     stage2_rows = rows
     for addon in method.addons:  # replay: the target's rows mixed with other data
         stage2_rows = addon.stage2_rows(stage2_rows, cfg, tok, bool(model.config.is_encoder_decoder))
-    return Prepared(cfg, method, loaded.source, model, tok, tasks[0].tokenizing, data, rows, base_fp, prompts,
-                    carried, tasks, stage2_rows, requests)
+    return Prepared(cfg, method, loaded.source, model, tok, data, rows, base_fp, prompts, carried, tasks, stage2_rows,
+                    requests)
 
 
 def _task_plan(cfg: RunConfig, method: Method, model, tok) -> tuple[list, TaskData]:

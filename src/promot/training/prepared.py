@@ -22,7 +22,6 @@ class Prepared:
     source: str
     model: torch.nn.Module
     tokenizer: object
-    tokenizing: Tokenizing
     data: TaskData
     rows: list[dict]
     base_fingerprint: str
@@ -43,6 +42,12 @@ class Prepared:
         if prompts is None:
             return None
         return torch.stack(prompts) if self.cfg.tasks else prompts[0]
+
+    @property
+    def tokenizing(self) -> Tokenizing:
+        """How the first task's examples tokenize: a single-task run's one way (gradient alignment, a single-task
+        probe, builds its batches with it); each task of several has its own (`tasks[i].tokenizing`)."""
+        return self.tasks[0].tokenizing
 
     @property
     def prompt(self) -> torch.Tensor | None:
