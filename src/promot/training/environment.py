@@ -1,7 +1,9 @@
 """What this machine and launch refuse of a valid config, declared once as a table (config_rules.Rule, given the
 run's Environment): fp16 without CUDA, what FSDP2's sharded parameters cannot do, a `report_to` integration that is
 not installed, and what each method room refuses under the run's sharding (its `check`). Checked before anything
-loads or is written, every problem in one message; `promot compare` checks every method's run before training any."""
+loads or is written, every problem in one message; `promot compare` checks every method's run before training any.
+What the loaded model cannot give the run (`check_model`: the rooms' `fits`, the prompt beside the longest example)
+is checked once the model and data are read, before anything is written, also in one message."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -66,5 +68,28 @@ def check_environment(cfg: RunConfig, method: Method) -> None:
     problems += [*(method.stage2.check(cfg, env.sharding) if method.stage2 else []),
                  *(line for addon in method.addons for line in addon.check(cfg))]
     problems += _report_to_problems(cfg)
+    if problems:
+        raise ConfigError("; ".join(problems))
+
+
+def _prompt_fit(cfg: RunConfig, method: Method, model, longest: int) -> str | None:
+    """Soft prompt + the longest tokenized example must fit the model's positions: a too-long prompt otherwise
+    allocates its attention (40 GB at prompt.length=100000) and fails mid-stage, after the run directory exists."""
+    if not method.prompt or model.config.is_encoder_decoder:
+        return None
+    text_cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    limit = getattr(text_cfg, "max_position_embeddings", None) or getattr(text_cfg, "n_positions", None)
+    if limit and cfg.prompt.length + longest > limit:
+        return (f"prompt.length={cfg.prompt.length} + the longest example's {longest} tokens exceeds the model's "
+                f"{limit} positions (shorten prompt.length or data.max_length)")
+    return None
+
+
+def check_model(cfg: RunConfig, method: Method, model, longest: int) -> None:
+    """Refuse, in one message, what the loaded model cannot give the run: each method room's `fits` (blocks or value
+    projections found by role, ...) and the soft prompt beside the longest tokenized example (`longest` tokens)."""
+    problems = [line for room in (method.stage2, *method.addons) if room for line in room.fits(cfg, model)]
+    if (line := _prompt_fit(cfg, method, model, longest)) is not None:
+        problems.append(line)
     if problems:
         raise ConfigError("; ".join(problems))

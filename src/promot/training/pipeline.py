@@ -33,8 +33,8 @@ from promot.runs import carried_prompts, load_tuned_model
 from promot.model_card import write_model_card
 from promot.training.artifacts import model_dir_for_peft, save_carried, save_model
 from promot.training.loop import StageContext
-from promot.training.environment import check_environment
-from promot.training.methods import METHODS, Method
+from promot.training.environment import check_environment, check_model
+from promot.training.methods import METHODS
 from promot.training.prepared import Prepared
 from promot.training.stage2_watch import answer_format, guard_outcome, leakage_guard, monitors
 from promot.training.resume import config_fingerprint, load_stage_result, resume_point, save_stage_result
@@ -95,10 +95,9 @@ def prepare(config: RunConfig | str | Path | dict, overrides: list[str] | None =
     loaded = _load_start_model(cfg)
     carried = carried_prompts(cfg.model.init_from, read_run_info(cfg.model.init_from)) if cfg.model.init_from else {}
     model, tok = loaded.model, loaded.tokenizer
-    if problems := [line for room in (method.stage2, *method.addons) if room for line in room.fits(cfg, model)]:
-        raise ConfigError("; ".join(problems))
     base_fp = fingerprint(model, tok)
-    tasks, data = _task_plan(cfg, method, model, tok)
+    tasks, data, longest = _task_plan(cfg, model, tok)
+    check_model(cfg, method, model, longest)
     rows = tasks[0].rows
     if cfg.tasks:  # several tasks declared: stage 2 trains on their mixture, each row tagged with its task
         from promot.training.multitask import mixing_weights, mixture, stage2_examples
@@ -115,38 +114,25 @@ def prepare(config: RunConfig | str | Path | dict, overrides: list[str] | None =
                     requests)
 
 
-def _task_plan(cfg: RunConfig, method: Method, model, tok) -> tuple[list, TaskData]:
+def _task_plan(cfg: RunConfig, model, tok) -> tuple[list, TaskData, int]:
     """The run's tasks, N ≥ 1 (a single-task run's one task is `data`, scored with `eval`'s metric): each one's data
-    read and every record tokenized (a bad line fails here), its prompt checked to fit; and the data they train on
-    together (a single task's validation set kept with it, as run.json's readers expect)."""
+    read and every record tokenized (a bad line fails here); the data they train on together (a single task's
+    validation set kept with it, as run.json's readers expect); and the longest tokenized example, in tokens."""
     from promot.training.multitask import TaskTarget
 
     seq2seq = bool(model.config.is_encoder_decoder)
     declared = cfg.tasks or [TaskConfig(name="", data=cfg.data)]  # a single-task run: one unnamed task, `data`
-    tasks, train, chat = [], [], False
+    tasks, train, chat, longest = [], [], False, 0
     for i, t in enumerate(declared):
         data = load_task_data(t.data, tok, cfg.seed)
         tokenizing = Tokenizing.for_data(t.data, tok, seq2seq, data.chat)
         rows = tokenizing.encode_all(data.train)
         held_out = tokenizing.encode_all(data.validation)  # a bad validation record fails now, not mid-training
-        _check_prompt_fits(cfg, method, model, [*rows, *held_out])
+        longest = max([longest, *(len(r["input_ids"]) for r in [*rows, *held_out])])
         tasks.append(TaskTarget(t.name or None, i, tokenizing, data.validation, t.metric or cfg.eval.metric,
                                 t.max_new_tokens or cfg.eval.max_new_tokens, rows))
         train, chat = train + data.train, chat or data.chat
-    return tasks, (data if not cfg.tasks else TaskData(train, [], chat))
-
-
-def _check_prompt_fits(cfg: RunConfig, method: Method, model, rows: list[dict]) -> None:
-    """Soft prompt + the longest tokenized example must fit the model's positions: a too-long prompt otherwise
-    allocates its attention (40 GB at prompt.length=100000) and fails mid-stage, after the run directory exists."""
-    if not method.prompt or model.config.is_encoder_decoder:
-        return
-    text_cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-    limit = getattr(text_cfg, "max_position_embeddings", None) or getattr(text_cfg, "n_positions", None)
-    longest = max((len(r["input_ids"]) for r in rows), default=0)
-    if limit and cfg.prompt.length + longest > limit:
-        raise ConfigError(f"prompt.length={cfg.prompt.length} + the longest example's {longest} tokens exceeds "
-                          f"the model's {limit} positions (shorten prompt.length or data.max_length)")
+    return tasks, (data if not cfg.tasks else TaskData(train, [], chat)), longest
 
 
 def _load_start_model(cfg: RunConfig):
