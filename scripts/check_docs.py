@@ -34,7 +34,7 @@ def commands(page: Path) -> list[str]:
     found = [part.strip() for block in fenced(text, "bash") for line in block.splitlines()
              for part in re.split(r"\s+#\s", line)[0].split("&&")]
     prose = "\n".join(line for line in text.splitlines() if not line.startswith("|"))
-    found += [c for c in re.findall(r"`(promot [^`]+)`", prose)
+    found += [c for c in (" ".join(m.split()) for m in re.findall(r"`(promot [^`]+)`", prose))  # one line each
               if any(PLACEHOLDER.fullmatch(a) or (a.startswith(PATH_PREFIXES) and (ROOT / a).exists())
                      for a in c.split()[2:])]
     return [c for c in found if c.startswith("promot ")]
