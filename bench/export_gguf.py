@@ -11,9 +11,8 @@ import numpy as np
 import torch
 from gguf import GGMLQuantizationType, quants
 
-from promot.data import load_task_data
 from promot.evaluate.target import target_score
-from promot.runs import load_run
+from promot.runs import load_run, run_validation
 
 
 def roundtrip(rows: torch.Tensor, qtype: GGMLQuantizationType) -> torch.Tensor:
@@ -28,11 +27,10 @@ def main() -> None:
     run = load_run(args.run)
     prompt = run.lm.prompt.detach().clone()
     table = run.lm.model.get_input_embeddings().weight.detach()
-    val = load_task_data(run.config.data, run.tokenizer, run.config.seed).validation
-    cfg = run.config.eval
+    val = run_validation(args.run, run.record, run.tokenizer)[None]
 
     def score() -> float:
-        return target_score(run.lm, run.tokenizing, val, cfg.metric, cfg.max_new_tokens)
+        return target_score(run.lm, run.tokenizing, val, run.record.target_metric, run.inputs.max_new_tokens)
 
     print(f"prompt row norm {prompt.norm(dim=1).mean():.2f}, vocabulary row norm {table.norm(dim=1).mean():.2f}")
     print(f"fp32: target {score():.1f} on {len(val)} validation items")

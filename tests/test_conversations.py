@@ -369,6 +369,33 @@ def test_promot_eval_scores_the_runs_own_validation_conversations(chat_run, tiny
     assert any(line.startswith("own validation data (accuracy, n=8): base") for line in summary_lines(path))
 
 
+def test_a_run_scores_and_generates_without_its_data_or_config_and_an_older_run_reads_them(chat_run, tmp_path):
+    """validation.jsonl and run.json's `inputs` make a run self-contained; a run written before them (neither) still
+    reads its config.yaml and data, to the same score."""
+    import shutil
+
+    from promot.evaluate.target import own_target
+    from promot.runs import load_run
+
+    loaded = load_run(chat_run)
+    variants = [("tuned+prompt", loaded.lm, loaded.tokenizer)]
+    want = own_target(chat_run, variants, bf16=False)
+    best = json.loads((chat_run / "run.json").read_text())["stages"]["stage2"]["best_score"]
+    assert want["n"] == 8 and want["scores"]["tuned+prompt"] == pytest.approx(best)
+    text = "a b c question : it has a ?"
+    moved = Path(shutil.copytree(chat_run, tmp_path / "moved"))
+    (moved / "config.yaml").write_text("data: [not, a config")  # nothing may read it now
+    assert own_target(moved, variants, bf16=False) == want
+    assert load_run(moved).generate(text, max_new_tokens=2) == loaded.generate(text, max_new_tokens=2)
+    older = Path(shutil.copytree(chat_run, tmp_path / "older"))
+    (older / "validation.jsonl").unlink()
+    info = json.loads((older / "run.json").read_text())
+    del info["inputs"]
+    (older / "run.json").write_text(json.dumps(info))
+    assert own_target(older, variants, bf16=False) == want
+    assert load_run(older).generate(text, max_new_tokens=2) == loaded.generate(text, max_new_tokens=2)
+
+
 def test_leakage_labels_of_a_conversational_run_are_its_assistant_answers(chat_run):
     from promot.rundir import read_run_info
 

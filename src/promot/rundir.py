@@ -16,6 +16,8 @@
                              README.md: its model card (base model, method, data, selection; eval after `promot eval`)
     RUN/prompt/              PEFT prompt-tuning adapter (methods with a prompt)
     RUN/prompts/<name>/      carried prompts (sequential training) and multi-task prompts
+    RUN/validation.jsonl     the validation examples selection scored, as the model read them (one task per line's
+                             `task`): what `promot eval`'s own-data score and export's probes use, wherever the data is
     RUN/run.json             the run record (`RunRecord`), written last: the run is complete
     RUN/eval.json, flips.jsonl, flips.md    written by `promot eval`
     RUN/export/              written by `promot export` (default --out): a plain HF model, prompts as added tokens
@@ -50,6 +52,7 @@ STAGE1 = "stage1"
 STAGE2 = "stage2"
 WISE_FT = "wise-ft"
 """run.json `stages` key and metrics.jsonl `stage` of WiSE-FT's α grid (θ = α·θ_tuned + (1−α)·θ_base)."""
+VALIDATION = "validation.jsonl"
 MODEL_CARD = "README.md"
 EXPORT = "export"
 """`promot export`'s default output: the tuned model with every prompt as added tokens, for any inference server."""
@@ -123,6 +126,32 @@ class PromptRef:
 
 
 @dataclass(frozen=True)
+class InputsRef:
+    """How the run turned an input into tokens (the data section's tokenizing keys), loaded its model and generated:
+    what load_run, eval and export need to present an input as the run did, without going back to config.yaml."""
+
+    max_length: int
+    truncation: str
+    target_delimiter: str
+    chat_template: bool = False
+    train_on: str = "all"
+    system: str | None = None
+    dtype: str = "float32"
+    trust_remote_code: bool = False
+    bf16: bool | str = "auto"
+    fp16: bool = False
+    max_new_tokens: int = 8
+    """The target's answer budget (eval.max_new_tokens): what selection generated."""
+
+    @classmethod
+    def of(cls, cfg) -> InputsRef:
+        """A RunConfig's (duck-typed: rundir imports no config) keys that shape an input."""
+        d = cfg.data
+        return cls(d.max_length, d.truncation, d.target_delimiter, d.chat_template, d.train_on, d.system,
+                   cfg.model.dtype, cfg.model.trust_remote_code, cfg.bf16, cfg.fp16, cfg.eval.max_new_tokens)
+
+
+@dataclass(frozen=True)
 class AnswerFormatRef:
     """The fine-tuned task's output format as training saw it (its label set, or none for open-ended targets):
     what leakage is measured against, so evaluation never re-reads the training data to recover it."""
@@ -190,6 +219,8 @@ class RunRecord:
     """Per stage: selection metric, best score and step (WiSE-FT: best α), the scores seen; stage 1 also
     `prompt_scale` (`promot.prompt.init.prompt_scale`)."""
     answer_format: AnswerFormatRef | None = None
+    inputs: InputsRef | None = None
+    """None in records written before it: their config.yaml says (`promot.runs.run_inputs`)."""
     guard: GuardOutcome | None = None
     """The leakage guard's verdict on the kept stage-2 checkpoint (None: no guard ran)."""
     trained_data: tuple[str, ...] = ()
@@ -216,6 +247,8 @@ class RunRecord:
         if data.get("answer_format"):
             fmt = data["answer_format"]
             kw["answer_format"] = AnswerFormatRef(tuple(fmt.get("labels") or ()), fmt.get("regex"))
+        if data.get("inputs"):
+            kw["inputs"] = InputsRef(**data["inputs"])
         if data.get("guard"):
             kw["guard"] = GuardOutcome(**data["guard"])
         kw["tasks"] = tuple(data.get("tasks") or ())

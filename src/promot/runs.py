@@ -11,14 +11,36 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from promot import rundir
-from promot.config import RunConfig, load_config
-from promot.data import Example, Tokenizing, with_chat_template
-from promot.errors import CheckpointError
+from promot.config import load_config
+from promot.data import Example, Tokenizing, load_task_data, with_chat_template
+from promot.data.saved import read_examples_file
+from promot.errors import CheckpointError, PromotError
 from promot.models import LoadedModel, fingerprint, load_model
 from promot.precision import resolve_bf16
 from promot.prompt import PromptedLM, SavedPrompt, check_compatible, load_prompt, prompt_bos_id
 from promot.prompt.generate import generate_texts
-from promot.rundir import RunRecord, read_run_info
+from promot.rundir import InputsRef, RunRecord, read_run_info
+
+
+def run_inputs(run_dir: str | Path, record: RunRecord) -> InputsRef:
+    """How the run shaped its inputs: the record's word, else (records written before it) its config.yaml's."""
+    return record.inputs or InputsRef.of(load_config(Path(run_dir) / rundir.CONFIG))
+
+
+def run_validation(run_dir: str | Path, record: RunRecord, tokenizer) -> dict[str | None, list[Example]]:
+    """The validation examples selection scored, by task (None: a single-task run): validation.jsonl, else (runs
+    written before it) the data read again through config.yaml - {} when that data is gone or unreadable from here."""
+    saved = Path(run_dir) / rundir.VALIDATION
+    if saved.is_file():
+        return read_examples_file(saved)
+    cfg = load_config(Path(run_dir) / rundir.CONFIG)
+    out = {}
+    for name, data in [(t.name, t.data) for t in cfg.tasks] or [(None, cfg.data)]:
+        try:
+            out[name] = load_task_data(data, tokenizer, cfg.seed).validation
+        except (PromotError, OSError, ValueError):  # e.g. a relative data path from another working directory
+            continue
+    return out
 
 
 def load_tuned_model(run_dir: str | Path, record: RunRecord, dtype: str,
@@ -70,7 +92,8 @@ class LoadedRun:
     """The tuned model with the run's prompt attached (prompt=None for methods without one)."""
     tokenizer: object
     record: RunRecord
-    config: RunConfig
+    inputs: InputsRef
+    """How the run shaped its inputs (tokenizing, system prompt, precision): what `generate` repeats."""
     tokenizing: Tokenizing
 
     def generate(self, texts: list[str] | str, prompt: bool = True, max_new_tokens: int = 32) -> list[str]:
@@ -79,11 +102,11 @@ class LoadedRun:
         bare tuned model (the ProMoT way for every other task)."""
         texts = [texts] if isinstance(texts, str) else texts
         examples = [Example(t, "", "<cli>") for t in texts]
-        if self.record.trained_in_chat(self.config.data.chat_template):
-            examples = with_chat_template(examples, self.tokenizer, self.config.data.system)
+        if self.record.trained_in_chat(self.inputs.chat_template):
+            examples = with_chat_template(examples, self.tokenizer, self.inputs.system)
         lm = self.lm if prompt or self.lm.prompt is None else PromptedLM(self.lm.model, None).eval()
         return generate_texts(lm, self.tokenizing, examples, max_new_tokens,
-                              bf16=resolve_bf16(self.config.bf16, self.config.fp16))
+                              bf16=resolve_bf16(self.inputs.bf16, self.inputs.fp16))
 
 
 def load_run(run_dir: str | Path, with_prompt: bool = True, prompt_name: str | None = None) -> LoadedRun:
@@ -91,8 +114,8 @@ def load_run(run_dir: str | Path, with_prompt: bool = True, prompt_name: str | N
     fingerprint-checked against the tuned model before it attaches."""
     run_dir = Path(run_dir)
     record = read_run_info(run_dir)
-    cfg = load_config(run_dir / rundir.CONFIG)
-    loaded, model_fp = load_tuned_model(run_dir, record, cfg.model.dtype, cfg.model.trust_remote_code)
+    inputs = run_inputs(run_dir, record)
+    loaded, model_fp = load_tuned_model(run_dir, record, inputs.dtype, inputs.trust_remote_code)
     prompt = None
     if with_prompt and (record.prompt or prompt_name):
         prompt = checked_prompt(run_dir, prompt_name, loaded.model, model_fp)
@@ -100,5 +123,5 @@ def load_run(run_dir: str | Path, with_prompt: bool = True, prompt_name: str | N
     seq2seq = bool(loaded.model.config.is_encoder_decoder)
     bos = prompt_bos_id(loaded.tokenizer) if record.prompt_after_bos else None
     lm = PromptedLM(loaded.model, prompt, bos_id=bos).eval()
-    chat = record.trained_in_chat(cfg.data.chat_template)
-    return LoadedRun(lm, loaded.tokenizer, record, cfg, Tokenizing.for_data(cfg.data, loaded.tokenizer, seq2seq, chat))
+    chat = record.trained_in_chat(inputs.chat_template)
+    return LoadedRun(lm, loaded.tokenizer, record, inputs, Tokenizing.for_data(inputs, loaded.tokenizer, seq2seq, chat))

@@ -39,27 +39,27 @@ def target_score(lm, tokenizing, examples, metric, max_new_tokens, batch_size=16
 def own_target(run_dir, variants, batch_size: int = 16, bf16: bool = False) -> dict | None:
     """`promot eval`'s score on the run's own validation data (what selection maximised), for every variant
     [(name, lm, tokenizer)]: the only target score a run trained on your own file (a conversation, say) has, since
-    no lm-eval task holds that data. None for multi-task runs (each task has its own prompt) or unreadable data."""
+    no lm-eval task holds that data. None for multi-task runs (each task has its own prompt) or when a run written
+    before validation.jsonl can no longer read its data."""
     import logging
-    from pathlib import Path
 
-    from promot import rundir
-    from promot.config import load_config
-    from promot.data import Tokenizing, load_task_data
-    from promot.errors import PromotError
+    from promot.data import Tokenizing
+    from promot.rundir import read_run_info
+    from promot.runs import run_inputs, run_validation
 
-    cfg = load_config(Path(run_dir) / rundir.CONFIG)
-    if cfg.tasks:
+    record = read_run_info(run_dir)
+    if record.tasks:
         return None
-    out = {"metric": cfg.eval.metric, "scores": {}}
+    inputs = run_inputs(run_dir, record)
+    examples = run_validation(run_dir, record, variants[0][2]).get(None)
+    if not examples:
+        logging.getLogger(__name__).warning("no own-data target score for %s (its data is unreadable from here)",
+                                            run_dir)
+        return None
+    chat = record.trained_in_chat(inputs.chat_template)
+    out = {"metric": record.target_metric, "scores": {}, "n": len(examples)}
     for name, lm, tok in variants:
-        try:
-            data = load_task_data(cfg.data, tok, cfg.seed)
-        except PromotError as e:  # e.g. a relative data path from another working directory
-            logging.getLogger(__name__).warning("no own-data target score for %s (%s)", run_dir, e)
-            return None
-        examples, steps = data.validation, Tokenizing.for_data(cfg.data, tok, bool(lm.is_seq2seq), data.chat)
-        out["scores"][name] = target_score(lm, steps, examples, cfg.eval.metric, cfg.eval.max_new_tokens,
+        steps = Tokenizing.for_data(inputs, tok, bool(lm.is_seq2seq), chat)
+        out["scores"][name] = target_score(lm, steps, examples, record.target_metric, inputs.max_new_tokens,
                                            batch_size, bf16)
-        out["n"] = len(examples)
     return out

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from promot import rundir
-from promot.errors import CheckpointError, ConfigError, DataError
+from promot.errors import CheckpointError, ConfigError
 from promot.rundir import RunRecord, read_run_info
 from promot.io import atomic_dir, atomic_write_json, atomic_write_text, check_replaceable, occupied
 from promot.lock import run_lock
@@ -82,18 +82,12 @@ def _specials_added(tokenizer) -> tuple[list[int], list[int]]:
     return [], []
 
 
-def _probe_texts(cfg, tokenizer) -> list[str]:
-    """Inputs the run trained on (validation, else train; ≤ 32), as the model saw them: probes for the exactness
-    check and the neutral output row. Fallback when the data moved: two plain strings."""
-    from promot.data import load_task_data
+def _probe_texts(run_dir: Path, record: RunRecord, tokenizer) -> list[str]:
+    """Inputs the run was validated on (≤ 32, every task's), as the model saw them: probes for the exactness check and
+    the neutral output row. Fallback when an older run's data moved: two plain strings."""
+    from promot.runs import run_validation
 
-    texts: list[str] = []
-    for data in [t.data for t in cfg.tasks] or [cfg.data]:
-        try:
-            split = load_task_data(data, tokenizer, cfg.seed)
-        except (DataError, OSError, ValueError):
-            continue
-        texts += [ex.input for ex in (split.validation or split.train)[:32]]
+    texts = [ex.input for examples in run_validation(run_dir, record, tokenizer).values() for ex in examples[:32]]
     return texts[:32] or ["The quick brown fox", "1 2 3"]
 
 
@@ -205,16 +199,15 @@ def export(run: str | Path, out: str | Path | None = None, overwrite: bool = Fal
 def _plan(run_dir: Path, out: str | Path | None, overwrite: bool) -> _Plan:
     from transformers import AutoTokenizer
 
-    from promot.config import load_config
-    from promot.runs import load_tuned_model
+    from promot.runs import load_tuned_model, run_inputs
 
     info = read_run_info(run_dir)
     out = Path(out) if out is not None else run_dir / rundir.EXPORT
     if occupied(out) and not overwrite:
         raise ConfigError(f"{out}: already exists (pass --overwrite to replace it)")
     check_replaceable(out, PREFIXES_FILE, "an export", [run_dir])
-    cfg = load_config(run_dir / rundir.CONFIG)
-    loaded, model_fp = load_tuned_model(run_dir, info, cfg.model.dtype, cfg.model.trust_remote_code)
+    inputs = run_inputs(run_dir, info)
+    loaded, model_fp = load_tuned_model(run_dir, info, inputs.dtype, inputs.trust_remote_code)
     model = loaded.model.eval()
     if model.config.is_encoder_decoder:
         raise ConfigError(f"{run_dir}: export serves causal LMs; a seq2seq model's prompt sits on the encoder side, "
@@ -229,8 +222,8 @@ def _plan(run_dir: Path, out: str | Path | None, overwrite: bool) -> _Plan:
         raise ConfigError(f"{run_dir}: the tokenizer already has tokens spelled '{MARKER}…' (exported before?)")
     if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
         raise ConfigError(f"{run_dir}: the tokenizer has more ids ({len(tokenizer)}) than the model has embedding rows")
-    chat_run = info.trained_in_chat(cfg.data.chat_template)
-    probes = _probe_texts(cfg, loaded.tokenizer)
+    chat_run = info.trained_in_chat(inputs.chat_template)
+    probes = _probe_texts(run_dir, info, loaded.tokenizer)
     row, row_p = _quietest_row(model, tokenizer, probes, add_special=not chat_run)
     return _Plan(run_dir, out, info, model, model_fp, tokenizer, prompts, names, chat_run, probes, row, row_p, notes)
 

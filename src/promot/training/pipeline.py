@@ -19,6 +19,7 @@ import torch
 from promot import __version__, rundir
 from promot.config import RunConfig, TaskConfig, dump_config, input_paths, load_config
 from promot.data import TaskData, Tokenizing, load_task_data
+from promot.data.saved import write_examples
 from promot.evaluate.guard import load_requests
 from promot.distributed import full, is_main_process, sharding, wait_for_everyone
 from promot.errors import ConfigError
@@ -256,7 +257,8 @@ def run_prepared(p: Prepared, run_dir: Path, resuming: bool, callbacks: list | N
 
 
 def write_run(run_dir: Path, p: Prepared, model, prompt, stages: dict[str, dict], started: float) -> Path:
-    """⑤ The run directory: model/, prompt/ (lora/ is already there), then run.json last ('complete')."""
+    """⑤ The run directory: model/, prompt/ (lora/ is already there), validation.jsonl, then run.json last
+    ('complete')."""
     cfg, tok, source, base_fp = p.cfg, p.tokenizer, p.source, p.base_fingerprint
     model.requires_grad_(False)
     save_model(run_dir / rundir.MODEL, model, tok)
@@ -269,6 +271,7 @@ def write_run(run_dir: Path, p: Prepared, model, prompt, stages: dict[str, dict]
     elif prompt is not None:
         save_prompt(run_dir / rundir.PROMPT, prompt, model, base, fps)
     save_carried(run_dir, p.carried, model, model_fp)
+    write_examples(run_dir / rundir.VALIDATION, [(t.name, t.validation) for t in p.tasks])
     record = rundir.RunRecord(
         method=cfg.method,
         base_model=rundir.BaseModelRef(source, base_fp),
@@ -282,6 +285,7 @@ def write_run(run_dir: Path, p: Prepared, model, prompt, stages: dict[str, dict]
         target_metric=cfg.eval.metric,
         stages=stages,
         answer_format=answer_format(p),
+        inputs=rundir.InputsRef.of(cfg),
         guard=guard_outcome(stages),
         trained_data=tuple(sorted(dataset_names(cfg))),
         data_fingerprint=(run_dir / rundir.DATA_FINGERPRINT).read_text().strip(),
