@@ -41,7 +41,7 @@ def test_mixing_weights_and_mixture():
 
 def test_a_single_task_run_is_a_plan_of_one_task(tiny_dirs, task_files, tmp_path):
     """One task plan: a single-task run's one task is its `data` (no name, eval's metric), trained and scored by the
-    same code as declared tasks; only the prompt's form differs — [P, H], or a bank [T, P, H] with tasks declared."""
+    same code as declared tasks, and stage 2 attaches the same form of prompt: a bank [N, P, H], N = 1 here."""
     from promot.api import prepare
     from promot.training.loop import StageContext, score_target
     from promot.training.multitask import TaskTarget
@@ -50,7 +50,7 @@ def test_a_single_task_run_is_a_plan_of_one_task(tiny_dirs, task_files, tmp_path
     (task,) = single.tasks
     assert task.name is None and task.rows is single.rows and task.validation == single.data.validation
     assert task.metric == single.cfg.eval.metric and single.stage2_rows is single.rows
-    assert single.prompt.shape == (4, 32) and len(single.prompts) == 1
+    assert single.prompt.shape == (1, 4, 32) and len(single.prompts) == 1
     several = prepare(_multitask(tiny_dirs, task_files, tmp_path / "two"))
     assert [t.name for t in several.tasks] == ["label", "echo"] and several.prompt.shape == (2, 4, 32)
     assert {r["task_id"] for r in several.rows} == {0, 1} and several.tasks[1].metric == "exact_match"

@@ -163,6 +163,29 @@ def test_a_mixed_batch_gives_each_example_its_own_prompt(arch):
         mixed(ids)
 
 
+@pytest.mark.parametrize("arch", ["llama", "t5"])
+def test_a_bank_of_one_trains_and_generates_bit_for_bit_as_its_prompt(arch):
+    """A single-task run's stage 2 attaches a bank [1, P, H]: the same loss, prompt gradient and generations as the
+    prompt [P, H] alone, to the bit, with no task ids; the greedy pool serves it."""
+    from promot.prompt.greedy_pool import supports
+
+    prompt = torch.randn(4, 32, generator=torch.Generator().manual_seed(0))
+    ids, labels = _inputs()
+    if arch == "llama":
+        labels = ids.clone()
+    outs = []
+    for p in (prompt, prompt.unsqueeze(0)):
+        lm = PromptedLM(make_model(arch), p, train_prompt=True).train()
+        loss = lm(ids, labels=labels).loss
+        loss.backward()
+        with torch.no_grad():
+            gen = lm.eval().generate(ids[:2], max_new_tokens=3, do_sample=False, pad_token_id=0)
+        outs.append((loss.detach(), lm.prompt.grad.reshape(4, 32), gen))
+    assert all(torch.equal(a, b) for a, b in zip(*outs))
+    assert supports(PromptedLM(make_model("llama"), prompt.unsqueeze(0)))
+    assert not supports(PromptedLM(make_model("llama"), torch.stack([prompt, prompt])))
+
+
 def test_collator_passes_task_ids():
     from promot.data import Collator
 

@@ -35,8 +35,8 @@ def test_stage1_changes_only_the_prompt_and_stage2_only_the_model(arch, tiny_dir
     p = prepare(run_config(tiny_dirs[arch], task_files, tmp_path / "run", **over))
     ctx = _context(p, tmp_path)
     before = _state(p.model)
-    prompt, record = train_prompt(p.model, p.prompt, ctx)
-    assert not torch.equal(prompt, p.prompt), "stage 1 must train the prompt"
+    prompt, record = train_prompt(p.model, p.prompts[0], ctx)
+    assert not torch.equal(prompt, p.prompts[0]), "stage 1 must train the prompt"
     assert record["best_step"] == 3 and record["lr"] == 0.3  # the stage's record comes back with it
     after1 = _state(p.model)
     assert all(torch.equal(before[k], after1[k]) for k in before), "stage 1 must not touch the model"
@@ -174,7 +174,7 @@ def test_gradient_checkpointing_trains_the_same_prompt(tiny_dirs, task_files, tm
     for gc in (False, True):
         over = {"method": "prompt-tuning", "stage1": {**stage, "gradient_checkpointing": gc}}
         p = prepare(run_config(tiny_dirs["llama"], task_files, tmp_path / f"r{gc}", **over))
-        prompts.append(train_prompt(p.model, p.prompt, _context(p, tmp_path / f"r{gc}"))[0])
+        prompts.append(train_prompt(p.model, p.prompts[0], _context(p, tmp_path / f"r{gc}"))[0])
         assert not p.model.is_gradient_checkpointing  # switched off again after the stage
     torch.testing.assert_close(prompts[0], prompts[1])
 
@@ -200,7 +200,7 @@ def test_training_can_start_from_a_peft_adapter_made_elsewhere(tiny_dirs, task_f
     stage = {"steps": 2, "lr": 0.3, "eval_every": 0, "eval_on_start": False}
     over = {"method": "prompt-tuning", "stage1": stage, "prompt": {"from_adapter": str(tmp_path / "a")}}
     p = prepare(run_config(tiny_dirs["llama"], task_files, tmp_path / "run", **over))
-    assert torch.equal(p.prompt, load_prompt(tmp_path / "a").embeddings)
+    assert torch.equal(p.prompts[0], load_prompt(tmp_path / "a").embeddings)
     run = promot.train(p.cfg)
     assert load_prompt(run / "prompt").embeddings.shape == (6, 32)
 

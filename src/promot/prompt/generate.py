@@ -27,12 +27,13 @@ def generate_texts(
     pool: bool = True,
 ) -> list[str]:
     """Greedy continuations, decoded without special tokens: through `GreedyPool` where it serves the model, else in
-    batches of `generate` (left padding for causal LMs). `task_id` picks the prompt from a prompt bank [T, P, H]."""
+    batches of `generate` (left padding for causal LMs). `task_id` picks the prompt from a bank of several [T, P, H]
+    (one prompt, or a bank of one, serves every task)."""
     tok = tokenizing.tokenizer
     device = next(lm.parameters()).device
     was_training = lm.training
     lm.eval()
-    if pool and task_id is None and supports(lm):
+    if pool and supports(lm):
         reqs = [Request(tokenizing.prompt_only(ex), max_new_tokens) for ex in examples]
         with autocast(bf16, device):
             stops = tokenizing.stop_ids()

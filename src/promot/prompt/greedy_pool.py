@@ -42,11 +42,12 @@ class Request:
 
 
 def supports(lm: PromptedLM) -> bool:
-    """Can the pool serve this model: causal, one prompt (not a bank), plain full-attention cache, plain greedy."""
+    """Can the pool serve this model: causal, one prompt (or a bank of one), plain full-attention cache, plain
+    greedy."""
     from transformers import DynamicCache
     from transformers.cache_utils import DynamicLayer
 
-    if lm.is_seq2seq or (lm.prompt is not None and lm.prompt.dim() != 2):
+    if lm.is_seq2seq or (lm.prompt is not None and lm.prompt.dim() == 3 and lm.prompt.shape[0] > 1):
         return False
     params = inspect.signature(plain_model(lm.model).forward).parameters  # the pool passes these by name
     loose = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())  # cache_position, in transformers 5
@@ -131,7 +132,7 @@ class GreedyPool:
         ids = torch.tensor(seqs, dtype=torch.long, device=self.device)
         embeds = self.model.get_input_embeddings()(ids.clamp(min=0))
         if self.lm.prompt is not None and (ids < 0).any():
-            prompt = self.lm.prompt.to(embeds.dtype)
+            prompt = self.lm.task_prompt().to(embeds.dtype)
             slot = (-1 - ids).clamp(min=0, max=prompt.shape[0] - 1)
             embeds = torch.where((ids < 0).unsqueeze(-1), prompt[slot], embeds)
         return embeds

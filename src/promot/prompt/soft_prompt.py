@@ -95,8 +95,9 @@ def padding_first(embeds: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tenso
 class PromptedLM(nn.Module):
     """A HF LM plus an optional soft prompt. `prompt=None` is the plain model, bit for bit.
 
-    `prompt` is one prompt [P, H], or a bank of per-task prompts [T, P, H] (multi-task ProMoT); with a bank, every
-    call names each example's task with `task_ids` [B], so one mixed batch carries each example's own prompt."""
+    `prompt` is one prompt [P, H], or a bank of per-task prompts [T, P, H] (training: N ≥ 1 tasks); with a bank of
+    several, every call names each example's task with `task_ids` [B], so one mixed batch carries each example's own
+    prompt; a bank of one needs no `task_ids`."""
 
     accepts_loss_kwargs = True  # lets Trainer pass num_items_in_batch, so grad accumulation averages correctly
 
@@ -129,10 +130,14 @@ class PromptedLM(nn.Module):
     def num_virtual_tokens(self) -> int:
         return 0 if self.prompt is None else self.prompt.shape[-2]
 
+    def task_prompt(self, task_id: int = 0) -> torch.Tensor:
+        """[P, H]: one task's prompt, a view of the parameter (a single prompt is every task's)."""
+        return self.prompt if self.prompt.dim() == 2 else self.prompt[task_id]
+
     def _prompts(self, batch: int, task_ids: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
         """[B, P, H]: the one prompt for every example, or each example's own from the bank."""
-        if self.prompt.dim() == 2:
-            return self.prompt.to(dtype).unsqueeze(0).expand(batch, -1, -1)
+        if self.prompt.dim() == 2 or (task_ids is None and self.prompt.shape[0] == 1):
+            return self.task_prompt().to(dtype).unsqueeze(0).expand(batch, -1, -1)  # gradients reduce as for [P, H]
         if task_ids is None:
             raise ValueError("a prompt bank [T, P, H] needs task_ids [B] naming each example's task")
         return self.prompt[task_ids.to(self.prompt.device)].to(dtype)

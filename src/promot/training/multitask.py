@@ -68,11 +68,10 @@ def mixture(rows: list[list[dict]], weights: list[float], n: int, seed: int) -> 
 
 def mean_target_score(lm: PromptedLM, targets: list[TaskTarget], batch_size: int, bf16: bool,
                       limit: int | None = None) -> float:
-    """Mean over tasks of the target score, each task generated with its own prompt from the bank (if any)."""
+    """Mean over tasks of the target score, each task generated with its own prompt (the bank's row `t.index`; a
+    single prompt serves its one task)."""
     scores = []
     for t in targets:
-        bank = lm.prompt is not None and lm.prompt.dim() == 3
         examples = t.validation[:limit] if limit else t.validation
-        scores.append(target_score(lm, t.tokenizing, examples, t.metric, t.max_new_tokens, batch_size, bf16,
-                                   t.index if bank else None))
+        scores.append(target_score(lm, t.tokenizing, examples, t.metric, t.max_new_tokens, batch_size, bf16, t.index))
     return sum(scores) / len(scores)

@@ -265,18 +265,16 @@ def write_run(run_dir: Path, p: Prepared, model, prompt, stages: dict[str, dict]
     model_fp = fingerprint(model, tok)
     fps = sorted({base_fp, model_fp})
     base = model_dir_for_peft(run_dir)  # what AutoPeftModelForCausalLM.from_pretrained(RUN/prompt) loads
-    if prompt is not None and p.cfg.tasks:  # declared tasks: prompts/<task>/, picked by name like carried prompts
-        for i, t in enumerate(p.tasks):
-            save_prompt(run_dir / rundir.PROMPTS / t.name, prompt[i], model, base, fps)
-    elif prompt is not None:
-        save_prompt(run_dir / rundir.PROMPT, prompt, model, base, fps)
+    for i, t in enumerate(p.tasks if prompt is not None else ()):  # the bank's rows: prompt/, or with declared
+        where = rundir.PROMPT if t.name is None else rundir.prompts_path(t.name)  # tasks prompts/<task>/ by name
+        save_prompt(run_dir / where, prompt[i], model, base, fps)
     save_carried(run_dir, p.carried, model, model_fp)
     write_examples(run_dir / rundir.VALIDATION, [(t.name, t.validation) for t in p.tasks])
     record = rundir.RunRecord(
         method=cfg.method,
         base_model=rundir.BaseModelRef(source, base_fp),
         model=rundir.TunedModelRef(rundir.MODEL, model_fp),
-        prompt=None if prompt is None or p.cfg.tasks else rundir.PromptRef(rundir.PROMPT, prompt.shape[0]),
+        prompt=None if prompt is None or p.cfg.tasks else rundir.PromptRef(rundir.PROMPT, prompt.shape[1]),
         prompts={name: rundir.prompts_path(name)
                  for name in [*p.carried, *(t.name for t in p.cfg.tasks if prompt is not None)]},
         tasks=tuple(t.name for t in p.cfg.tasks),

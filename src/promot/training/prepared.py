@@ -37,11 +37,9 @@ class Prepared:
     """The leakage guard's generic requests (None: the guard is off)."""
 
     def stage2_prompt(self, prompts: list[torch.Tensor] | None) -> torch.Tensor | None:
-        """The prompt stage 2 attaches: the one task's [P, H], or with declared tasks a bank [T, P, H] that each
-        example indexes by its task."""
-        if prompts is None:
-            return None
-        return torch.stack(prompts) if self.cfg.tasks else prompts[0]
+        """The prompt stage 2 attaches: a bank [N, P, H] of the N tasks' prompts, each example indexed by its task
+        (a bank of one, a single-task run's, needs no index)."""
+        return None if prompts is None else torch.stack(prompts)
 
     @property
     def tokenizing(self) -> Tokenizing:
