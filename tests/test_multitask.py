@@ -1,6 +1,7 @@
 """Multi-task ProMoT: one prompt per task, a mixed stage 2 where each example carries its own task's prompt."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 
@@ -57,6 +58,8 @@ def test_a_single_task_run_is_a_plan_of_one_task(tiny_dirs, task_files, tmp_path
     # a context built from data alone scores through the same one-task plan as the pipeline's own
     ctx = StageContext(single.cfg, single.tokenizer, single.tokenizing, single.rows, single.data.validation, tmp_path)
     assert isinstance(ctx.targets[0], TaskTarget) and ctx.targets[0].validation == task.validation
+    with pytest.raises(dataclasses.FrozenInstanceError):  # a stage that needs other rows gets its own copy
+        ctx.train_rows = []
     from promot.prompt import PromptedLM
 
     lm = PromptedLM(single.model, single.prompt).eval()

@@ -1,6 +1,7 @@
 """Training stages and the run directory: what each stage may change, what the run saves, and selection."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -138,9 +139,8 @@ def test_selection_keeps_the_best_checkpoint_and_earlier_on_ties(tiny_dirs, task
     monkeypatch.setattr("promot.training.multitask.target_score", lambda *a, **k: next(scores))
     over = {"method": "finetune", "stage2": {"steps": 4, "lr": 1e-2, "eval_every": 1}}
     p = prepare(run_config(tiny_dirs["llama"], task_files, tmp_path / "run", **over))
-    ctx = _context(p, tmp_path)
     snaps = _Snapshots(p.model)
-    ctx.callbacks.append(snaps)
+    ctx = dataclasses.replace(_context(p, tmp_path), callbacks=[snaps])
     stages = train_model(p.model, None, METHODS["finetune"], ctx).stages
     assert stages["stage2"]["best_step"] == 1 and stages["stage2"]["best_score"] == 50.0
     final = _state(p.model)

@@ -46,9 +46,10 @@ from promot.training.update_size import UpdateSizeProbe
 
 log = logging.getLogger(__name__)
 
-@dataclass
+@dataclass(frozen=True)
 class StageContext:
-    """What a stage needs besides the model: the run's config, data and where to write."""
+    """What a stage needs besides the model: the run's config, data and where to write. Frozen: a stage that needs
+    other rows or targets gets its own copy (`dataclasses.replace`), so no stage changes what the next one reads."""
 
     cfg: RunConfig
     tokenizer: object
@@ -70,8 +71,8 @@ class StageContext:
     def __post_init__(self) -> None:
         if not self.targets and self.validation:
             ev = self.cfg.eval
-            self.targets = [TaskTarget(None, 0, self.tokenizing, self.validation, ev.metric, ev.max_new_tokens,
-                                       self.train_rows)]
+            one = TaskTarget(None, 0, self.tokenizing, self.validation, ev.metric, ev.max_new_tokens, self.train_rows)
+            object.__setattr__(self, "targets", [one])
 
 
 @dataclass(frozen=True)

@@ -235,8 +235,9 @@ def run_prepared(p: Prepared, run_dir: Path, resuming: bool, callbacks: list | N
     if p.method.stage2:                                                             # ④ stage 2: model tuning
         if p.method.stage1:
             model = fresh()
-        ctx.train_rows = p.stage2_rows
-        tuned = train_model(model, prompt, p.method, ctx, resume_point(run_dir, rundir.STAGE2) if resuming else None)
+        stage2_ctx = dataclasses.replace(ctx, train_rows=p.stage2_rows)
+        tuned = train_model(model, prompt, p.method, stage2_ctx,
+                            resume_point(run_dir, rundir.STAGE2) if resuming else None)
         lm, gathered = tuned.lm, tuned.gathered
         stages.update(tuned.stages)
         prompt = None if lm.prompt is None else full(lm.prompt.detach()).clone()

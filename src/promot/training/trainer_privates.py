@@ -15,7 +15,8 @@ OVERRIDDEN: dict[str, tuple[tuple[str, ...], str]] = {
                          "Trainer's own save; `on_save` runs only after the files are written"),
     "_save": (("self", "output_dir", "state_dict"),
               "a checkpoint's weights are model/ + prompt/ (the plain model and the soft prompt, never one without the "
-              "other), not the wrapper's state dict"),
+              "other), not the wrapper's state dict; the public `save_model` is where Trainer gathers a sharded state "
+              "dict (FSDP, ZeRO-3) and hands it to `_save`, so overriding it would re-implement that gathering"),
     "_load_from_checkpoint": (("self", "resume_from_checkpoint", "model"),
                               "resume loads model/ + prompt/ back into the wrapper (a LoRA checkpoint: the adapter), "
                               "and a checkpoint that no longer fits is one line"),
