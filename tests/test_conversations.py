@@ -396,6 +396,25 @@ def test_a_run_scores_and_generates_without_its_data_or_config_and_an_older_run_
     assert load_run(older).generate(text, max_new_tokens=2) == loaded.generate(text, max_new_tokens=2)
 
 
+def test_eval_refuses_a_corrupt_saved_validation_set_before_any_pass_and_writes_nothing(chat_run, tiny_task,
+                                                                                        tmp_path, capsys):
+    import shutil
+
+    from promot.cli import main
+
+    run = Path(shutil.copytree(chat_run, tmp_path / "run"))
+    for name in ("eval.json", "flips.jsonl", "flips.md"):
+        (run / name).unlink(missing_ok=True)
+    (run / "validation.jsonl").write_text('{"task": null, "input": "x"\n')
+    before = sorted(p.name for p in run.iterdir())
+    assert main(["eval", str(run), "--tasks", "tiny_first", "--shots", "0", "--limit", "2",
+                 "--include-path", str(tiny_task)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"promot: error: {run / 'validation.jsonl'}, line 1: not a saved example")
+    assert not any("eval base" in line for line in err)  # refused before the base's pass
+    assert sorted(p.name for p in run.iterdir()) == before
+
+
 def test_leakage_labels_of_a_conversational_run_are_its_assistant_answers(chat_run):
     from promot.rundir import read_run_info
 

@@ -19,6 +19,7 @@ import torch
 
 from promot import rundir
 from promot.errors import ConfigError
+from promot.data.saved import read_examples_file
 from promot.eval_record import BASE, PROMPTED, TUNED, Delta, EvalRecord, TaskScore, VariantSummary
 from promot.evaluate.metrics import (AnswerFormat, flips, item_scores, leakage, norm_avg, paired_bootstrap,
                                      primary_metric, proportion_ci, sample_answer, task_score)
@@ -261,6 +262,9 @@ def evaluate(runs: list[str | Path], spec: EvalSpec, base: str | None = None, ou
     alone, to OUT/eval.json). Returns the files written."""
     run_dirs = [Path(r) for r in runs]
     records = [rundir.read_run_info(r) for r in run_dirs]
+    for r in run_dirs:  # a corrupt saved validation set is refused before any pass, not after them all
+        if (r / rundir.VALIDATION).is_file():
+            read_examples_file(r / rundir.VALIDATION)
     base = base or (records[0].base_model.source if records else None)
     if base is None:
         raise ConfigError("nothing to evaluate: give run directories or --base")
