@@ -7,6 +7,9 @@ first logged loss, the selected step, the guard's leakage where the run has one,
 
     python bench/world_seeds.py --seeds 0,1,2,3,4 --kernels native,avx2 --methods finetune,promot \
         --out runs/world-seeds/base [key.sub=value ...]
+
+`--target brackets` trains on the world's other fine-tuning target (a generation format, "[ letters ]") instead of
+true_false, with the demo's settings otherwise unchanged: a target the demo's choice never saw.
 """
 from __future__ import annotations
 
@@ -23,15 +26,23 @@ KERNELS = {"native": {}, "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU
            "default": {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41"}}
 
 
-def run_compare(out: Path, kernel: str, seeds: str, methods: str, overrides: list[str]) -> float:
+SUITE_DATA = Path(__file__).resolve().parents[1] / "src/promot/evaluate/suites/world/data"
+TARGETS = {"true_false": [], "brackets": [f"data.train={SUITE_DATA}/brackets.train.jsonl",
+                                          f"data.validation={SUITE_DATA}/brackets.validation.jsonl",
+                                          "eval.metric=exact_match", "eval.max_new_tokens=8"]}
+"""Each target's own data, and the selection metric and answer budget its format needs (as examples/world/multitask)."""
+
+
+def run_compare(out: Path, kernel: str, seeds: str, methods: str, overrides: list[str],
+                target: str = "true_false") -> float:
     from promot.world.demo import demo_config
     import yaml
 
     out.mkdir(parents=True, exist_ok=True)
     cfg = out / "config.yaml"
     cfg.write_text(yaml.safe_dump(demo_config()))
-    cmd = [sys.executable, "-m", "promot.cli", "compare", str(cfg), *overrides, "--methods", methods,
-           "--seeds", seeds, "--tasks", "world,world_true_false", "--target-task", "world_true_false",
+    cmd = [sys.executable, "-m", "promot.cli", "compare", str(cfg), *TARGETS[target], *overrides, "--methods", methods,
+           "--seeds", seeds, "--tasks", f"world,world_{target}", "--target-task", f"world_{target}",
            "--shots", "1,4", "--limit", "48", "--batch-size", "64", "--no-bf16", "--out", str(out)]
     started = time.time()
     subprocess.run(cmd, check=True, env={**os.environ, **KERNELS[kernel]})
@@ -55,9 +66,18 @@ def rows(out: Path) -> list[dict]:
                       "base1": base["k=1"]["norm_avg"], "base4": base["k=4"]["norm_avg"],
                       "scale": s1.get("prompt_scale"), "loss10": loss0, "best_step": s2.get("best_step"),
                       "target": s2.get("best_score"), "guard": s2.get("guard"),
-                      "icl1": ev["k=1"]["norm_avg"], "leak1": 100 * ev["k=1"]["leakage"],
-                      "icl4": ev["k=4"]["norm_avg"], "leak4": 100 * ev["k=4"]["leakage"], "curve": curve})
+                      "icl1": ev["k=1"]["norm_avg"], "leak1": _percent(ev["k=1"]["leakage"]),
+                      "icl4": ev["k=4"]["norm_avg"], "leak4": _percent(ev["k=4"]["leakage"]), "curve": curve})
     return found
+
+
+def _percent(share: float | None) -> float | None:
+    """Leakage in percent; None where the target's format is open-ended and nothing measures it (brackets)."""
+    return None if share is None else 100 * share
+
+
+def _fmt(x: float | None) -> str:
+    return "    –" if x is None else f"{x:5.1f}"
 
 
 def main() -> None:
@@ -66,31 +86,33 @@ def main() -> None:
     ap.add_argument("--kernels", default="native,avx2")
     ap.add_argument("--methods", default="finetune,promot")
     ap.add_argument("--out", type=Path, default=Path("runs/world-seeds"))
+    ap.add_argument("--target", choices=sorted(TARGETS), default="true_false", help="the task fine-tuned on")
     ap.add_argument("--summary-only", action="store_true", help="print the table of runs already made")
     ap.add_argument("--json", type=Path, help="also write every row and each kernel's headline here")
     ap.add_argument("overrides", nargs="*")
     a = ap.parse_args()
-    report = {"overrides": a.overrides, "seeds": a.seeds, "kernels": {}}
+    report = {"overrides": a.overrides, "target": a.target, "seeds": a.seeds, "kernels": {}}
     for kernel in a.kernels.split(","):
         if not a.summary_only:
-            took = run_compare(a.out / kernel, kernel, a.seeds, a.methods, a.overrides)
+            took = run_compare(a.out / kernel, kernel, a.seeds, a.methods, a.overrides, a.target)
             print(f"{kernel}: {took:.0f} s", flush=True)
         found = rows(a.out / kernel)
         for r in found:
             guard = "" if r["guard"] is None else f" guard {r['guard']}"
             print(f"{kernel:7} {r['method']:9} {r['seed']:7} s1 {r['s1_score'] or 0:5.1f} scale "
                   f"{r['scale'] or 0:5.1f} loss@10 {r['loss10'] or 0:.3f} step {r['best_step']} target "
-                  f"{r['target']:5.1f} ICL1 {r['icl1']:5.1f} leak1 {r['leak1']:5.1f} ICL4 {r['icl4']:5.1f} "
-                  f"leak4 {r['leak4']:5.1f}{guard}\n    curve {r['curve']}")
+                  f"{r['target']:5.1f} ICL1 {r['icl1']:5.1f} leak1 {_fmt(r['leak1'])} ICL4 {r['icl4']:5.1f} "
+                  f"leak4 {_fmt(r['leak4'])}{guard}\n    curve {r['curve']}")
         means = {}
         for method in sorted({r["method"] for r in found}):
             mine = [r for r in found if r["method"] == method]
             m = {key: statistics.mean(r[key] for r in mine) for key in ("icl1", "icl4", "base1", "base4")}
             means[method] = {**m, "ratio1": m["icl1"] / m["base1"], "ratio4": m["icl4"] / m["base4"],
-                             "max_leak1": max(r["leak1"] for r in mine), "max_leak4": max(r["leak4"] for r in mine)}
+                             "max_leak1": max((r["leak1"] for r in mine if r["leak1"] is not None), default=None),
+                             "max_leak4": max((r["leak4"] for r in mine if r["leak4"] is not None), default=None)}
             print(f"{kernel:7} {method:9} mean ICL1 {m['icl1']:.1f} ({means[method]['ratio1']:.3f} x base) ICL4 "
                   f"{m['icl4']:.1f} ({means[method]['ratio4']:.3f} x base) max leak1 "
-                  f"{means[method]['max_leak1']:.1f} leak4 {means[method]['max_leak4']:.1f}")
+                  f"{_fmt(means[method]['max_leak1'])} leak4 {_fmt(means[method]['max_leak4'])}")
         lead = headline(a.out / kernel)
         print(f"{kernel:7} headline: {lead}")
         report["kernels"][kernel] = {"rows": found, "means": means, "headline": lead}
