@@ -94,6 +94,35 @@ def test_without_a_guard_the_best_score_is_kept_and_the_earlier_on_ties():
     assert keep.kept_step == 10 and lm.w[0].item() == 10 and keep.outcome() is None and len(keep.candidates) == 1
 
 
+def _prompt_only(readings, prompt_only=True) -> tuple[KeepBest, _Weights]:
+    lm = _Weights()
+    keep = KeepBest(lm, prompt_only=prompt_only)
+    for step, score in readings:
+        lm.w.data.fill_(step)
+        keep.record(step, score)
+    lm.w.data.fill_(-1)
+    keep.restore()
+    return keep, lm
+
+
+def test_a_prompt_only_stage_whose_scores_never_move_keeps_its_latest_prompt():
+    """Exact match stuck at 0 says nothing about the prompt: stage 1 must not hand back its untrained start."""
+    keep, lm = _prompt_only([(0, 0.0), (50, 0.0), (100, 0.0)])
+    assert keep.kept_step == 100 and lm.w[0].item() == 100 and len(keep.candidates) == 1
+    assert "the latest prompt kept" in best_note(keep, "exact_match")
+    keep, lm = _prompt_only([(0, 0.0), (50, 0.0), (100, 0.0)], prompt_only=False)  # the model trains: step 0 stays
+    assert keep.kept_step == 0 and lm.w[0].item() == 0 and "latest" not in best_note(keep, "exact_match")
+
+
+def test_once_a_prompt_only_stage_scores_differently_the_usual_rule_holds():
+    keep, lm = _prompt_only([(0, 0.0), (50, 0.0), (100, 20.0), (150, 20.0), (200, 5.0)])
+    assert keep.kept_step == 100 and lm.w[0].item() == 100 and not keep.flat  # the earlier on ties again
+    keep, lm = _prompt_only([(0, 10.0), (50, 10.0), (100, 0.0)])  # a drop after a flat start: the flat run's latest
+    assert keep.kept_step == 50 and lm.w[0].item() == 50
+    keep, _ = _prompt_only([(0, 0.0)])  # one checkpoint: nothing to be flat about
+    assert keep.kept_step == 0 and not keep.flat
+
+
 def test_a_kept_checkpoint_over_the_ceiling_is_flagged_with_the_figures():
     keep, _ = _select([(0, 60.0, 0.0), (10, 95.0, 0.20), (20, 100.0, 0.40)])
     outcome = keep.outcome()
@@ -327,7 +356,7 @@ def test_compare_never_names_a_flagged_run_as_keeping_the_most_without_its_flag(
     from test_frontier import _four
 
     from promot.report.frontier import console_frontier, frontier_headline
-    from promot.report.tables import console_summary, load_runs
+    from promot.report.tables import load_runs
 
     runs = _four(tmp_path)
     assert "flagged" not in frontier_headline(runs)

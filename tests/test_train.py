@@ -148,6 +148,23 @@ def test_selection_keeps_the_best_checkpoint_and_earlier_on_ties(tiny_dirs, task
     assert any(not torch.equal(final[k], snaps.seen[4][k]) for k in final)
 
 
+def test_flat_scores_keep_stage_1s_latest_prompt_but_stage_2s_starting_model(tiny_dirs, task_files, tmp_path,
+                                                                              monkeypatch):
+    """Every checkpoint scores 0: stage 1 (only the prompt trains) hands over its trained prompt, not its start;
+    stage 2 (the model trains) keeps the model it started from, as ties to the earlier step always did."""
+    monkeypatch.setattr("promot.training.multitask.target_score", lambda *a, **k: 0.0)
+    over = {"stage1": {"steps": 4, "lr": 0.3, "eval_every": 2}, "stage2": {"steps": 4, "lr": 1e-2, "eval_every": 2}}
+    p = prepare(run_config(tiny_dirs["llama"], task_files, tmp_path / "run", **over))
+    ctx = _context(p, tmp_path)
+    prompt, record = train_prompt(p.model, p.prompts[0], ctx)
+    assert record["best_step"] == 4 and not torch.equal(prompt, p.prompts[0])
+    before = _state(p.model)
+    stages = train_model(p.model, prompt, METHODS["promot"], ctx).stages
+    assert stages["stage2"]["best_step"] == 0
+    after = _state(p.model)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
 @pytest.mark.parametrize("method", ["random-prompt", "lora"])
 def test_trainer_checkpoints_hold_model_and_prompt_and_resume_exactly(method, tiny_dirs, task_files, tmp_path):
     """Checkpoint at step 2 of 4, resume from it in a fresh process state: same final weights as straight through."""

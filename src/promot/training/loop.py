@@ -338,7 +338,8 @@ def run_stage(name: str, lm: PromptedLM, st: StageConfig, ctx: StageContext, res
     with stage_settings(lm.model, st):  # put back however the stage ends
         args = training_arguments(name, st, ctx.cfg, ctx.run_dir, selecting, resume is not None)
         guard = ctx.guard if guarded and selecting else None
-        keep, update_size = KeepBest(lm, ctx.guard_policy if guard is not None else None), UpdateSizeProbe()
+        frozen = not any(p.requires_grad for p in lm.model.parameters())  # only the prompt trains
+        keep, update_size = KeepBest(lm, ctx.guard_policy if guard is not None else None, frozen), UpdateSizeProbe()
         metrics_log = MetricsLog(ctx.run_dir, name)
         stop = StopOnSignal()  # last of the callbacks: a signal raised by any earlier one stops this very step
         state = _resumed_state(keep, resume, sharded) if resume is not None else {}

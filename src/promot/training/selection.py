@@ -6,6 +6,11 @@ the best score's own 95% interval on the validation items (Wilson's lower bound)
 points. Without guard readings every checkpoint leaks alike, and the rule is the best target score, the earlier
 checkpoint on ties (step 0 included).
 
+One exception, for stages that train only the prompt (the model frozen, so a later prompt costs nothing outside the
+task): while every checkpoint scores what the first did, the metric says nothing about the prompt (exact match stays
+at 0 until a long answer comes out whole), so the latest is kept: the one training has moved furthest. Otherwise
+stage 1 would hand stage 2 its untrained starting prompt.
+
 It streams: the threshold (the best score's lower bound) only rises, so a checkpoint once below it never comes
 back, and only the checkpoints that no other beats on both score and leakage can still be kept. Their weights are
 all that is held (usually one or two snapshots), and all that a checkpoint saves for resuming.
@@ -76,14 +81,21 @@ class Candidate:
 class KeepBest(TrainerCallback):
     """Remember the trainable tensors of the checkpoints selection may still keep; restore the kept one."""
 
-    def __init__(self, lm: PromptedLM, policy: GuardPolicy | None = None) -> None:
-        self.lm, self.policy = lm, policy
+    def __init__(self, lm: PromptedLM, policy: GuardPolicy | None = None, prompt_only: bool = False) -> None:
+        """`prompt_only`: only the prompt trains; while the scores stay flat the latest checkpoint is kept."""
+        self.lm, self.policy, self.prompt_only = lm, policy, prompt_only
         self.best_score: float | None = None
         self.scores: list[tuple[int, float]] = []
         self.leaks: dict[int, float] = {}
         """Guard leakage (0-1) by step; step 0's is the starting model's, measured whether or not step 0 is scored."""
         self.candidates: list[Candidate] = []
         self._snapshot_at_begin: int | None = None
+
+    @property
+    def flat(self) -> bool:
+        """A prompt-only stage whose checkpoints all scored the same so far (more than one of them)."""
+        return (self.prompt_only and self.policy is None and len(self.scores) > 1
+                and all(v == self.scores[0][1] for _, v in self.scores))
 
     @property
     def base_leak(self) -> float | None:
@@ -109,6 +121,9 @@ class KeepBest(TrainerCallback):
             self.leaks[step] = leak
         leak = 0.0 if leak is None or self.policy is None else leak
         self.best_score = score if self.best_score is None else max(self.best_score, score)
+        if self.flat:  # nothing tells the checkpoints apart: the latest replaces the rest
+            self.candidates = [Candidate(step, score, leak, self._snapshot())]
+            return
         floor = self._threshold() - EPS
         beaten = any(c.score >= score and c.leak <= leak for c in self.candidates)  # the earlier wins ties
         if score >= floor and not beaten:
@@ -200,6 +215,8 @@ def best_note(keep: KeepBest, metric: str) -> str:
     if keep.kept_score is None:
         return "done"
     note = f"best {metric} {keep.kept_score:.2f} at step {keep.kept_step}"
+    if keep.flat:
+        note += " (every checkpoint scored the same: the latest prompt kept)"
     if keep.kept_score < keep.best_score:
         best_step = next(s for s, v in keep.scores if v == keep.best_score)
         note = (f"kept {metric} {keep.kept_score:.2f} at step {keep.kept_step} over the best, "
