@@ -1,10 +1,12 @@
 """How much prefill a prefix cache could still save in `promot eval`: counted on the requests themselves.
 
 The greedy pool encodes once the prefix that every request shares. This bench takes the requests one pass hands
-the pool (no forward runs) and counts the prefill positions of four schedules, padding included, with the pool's
+the pool (no forward runs) and counts the prefill positions of five schedules, padding included, with the pool's
 batches (the batch size, then refills of half of it):
 - `global prefix` (the pool as shipped), requests longest first;
 - `batch prefix`: each refill also shares the prefix common to its own rows;
+- `sorted batch prefix`: the same with the requests in token order instead of longest first, so that a refill's
+  rows share as much as they can (and pad to each other's lengths);
 - `first use`: each request starts from the deepest prefix it shares with another request once some earlier row
   has computed it (a prefix tree filled as it goes);
 - `tree first`: every shared prefix computed up front, once (its positions counted on their own), each request
@@ -55,9 +57,9 @@ def schedules(seqs: list[list[int]], size: int) -> dict:
 
     out = {"requests": len(seqs), "context positions": sum(map(len, seqs)), "shared by all": g}
     out["global prefix"] = g + padded(longest, lambda b, r: g)
-    out["batch prefix"] = g + sum(max(_common([seqs[r] for r in b]) if len(b) > 1 else g, g) - g
-                                  for b in _batches(longest, size)) + \
-        padded(longest, lambda b, r: max(_common([seqs[s] for s in b]) if len(b) > 1 else g, g))
+    for name, order in (("batch prefix", longest), ("sorted batch prefix", lex)):
+        own = {tuple(b): max(_common([seqs[r] for r in b]) if len(b) > 1 else g, g) for b in _batches(order, size)}
+        out[name] = g + sum(o - g for o in own.values()) + padded(order, lambda b, r: own[tuple(b)])
     done: set[tuple] = {tuple(seqs[0][:g])}
     first = g
     for b in _batches(longest, size):
