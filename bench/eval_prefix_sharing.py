@@ -1,7 +1,7 @@
 """How much prefill a prefix cache could still save in `promot eval`: counted on the requests themselves.
 
 The greedy pool encodes once the prefix that every request shares. This bench takes the requests one pass hands
-the pool (no forward runs) and counts the prefill positions of six schedules, padding included, with the pool's
+the pool (no forward runs) and counts the prefill positions of five schedules, padding included, with the pool's
 batches (the batch size, then refills of half of it):
 - `global prefix` (the pool as shipped), requests longest first;
 - `batch prefix`: each refill also shares the prefix common to its own rows;
@@ -10,9 +10,7 @@ batches (the batch size, then refills of half of it):
 - `first use`: each request starts from the deepest prefix it shares with another request once some earlier row
   has computed it (a prefix tree filled as it goes);
 - `tree first`: every shared prefix computed up front, once (its positions counted on their own), each request
-  prefilling only its own suffix, requests ordered by that suffix's length;
-- `tree as built`: the same as the pool runs it (`promot/prompt/prefix_tree.py`), the prefixes prefilled in batches
-  of the batch size, each padded to its longest.
+  prefilling only its own suffix, requests ordered by that suffix's length.
 
     python bench/eval_prefix_sharing.py --case mini-chat --json bench/eval_prefix_sharing_mini_chat.json
 """
@@ -21,13 +19,20 @@ from __future__ import annotations
 import argparse
 import json
 
-from promot.prompt.prefix_tree import prefix_tree, shared_length
+
+def _lcp(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 def _common(seqs: list[list[int]]) -> int:
     """The prefix all share, leaving each at least one token of its own (as the pool does)."""
     n = min(len(s) for s in seqs) - 1
-    return max(0, min([n, *(shared_length(seqs[0], s) for s in seqs[1:])]))
+    return max(0, min([n, *(_lcp(seqs[0], s) for s in seqs[1:])]))
 
 
 def _batches(order: list[int], size: int) -> list[list[int]]:
@@ -41,8 +46,10 @@ def _batches(order: list[int], size: int) -> list[list[int]]:
 def schedules(seqs: list[list[int]], size: int) -> dict:
     g = _common(seqs)
     lex = sorted(range(len(seqs)), key=lambda r: seqs[r])
-    plan = prefix_tree(seqs)  # what the pool builds: each request's deepest prefix shared with another
-    deepest = {r: len(plan.nodes[n]) for r, n in enumerate(plan.start)}
+    deepest = {}  # each request's deepest prefix shared with another request
+    for i, r in enumerate(lex):
+        near = [_lcp(seqs[r], seqs[lex[j]]) for j in (i - 1, i + 1) if 0 <= j < len(lex)]
+        deepest[r] = max(g, min(max(near, default=g), len(seqs[r]) - 1))
     longest = sorted(range(len(seqs)), key=lambda r: -len(seqs[r]))
 
     def padded(order, start) -> int:
@@ -60,15 +67,15 @@ def schedules(seqs: list[list[int]], size: int) -> dict:
         first += max(len(seqs[r]) - s for r, s in zip(b, starts)) * len(b)
         done |= {tuple(seqs[r][: deepest[r]]) for r in b}
     out["first use"] = first
-    own = [len(n) - len(plan.nodes[p]) if p >= 0 else 0 for n, p in zip(plan.nodes, plan.parent)]
-    by_suffix = plan.order(seqs)
-    rows = padded(by_suffix, lambda b, r: deepest[r])
-    out["tree first"] = g + sum(own) + rows
-    out["tree as built (its prefixes in padded batches)"] = g + sum(
-        max(own[n] for n in wave) * len(wave) for wave in plan.waves(size)) + rows
-    out["tree nodes"], out["tree node positions"] = len(plan.nodes) - 1, sum(map(len, plan.nodes[1:]))
+    nodes = sorted({tuple(seqs[r][: deepest[r]]) for r in range(len(seqs))}, key=len)
+    tree = 0
+    for i, node in enumerate(nodes):  # each node extends its deepest ancestor among the nodes before it
+        tree += len(node) - max([g, *(len(a) for a in nodes[:i] if node[: len(a)] == a)])
+    by_suffix = sorted(range(len(seqs)), key=lambda r: -(len(seqs[r]) - deepest[r]))
+    out["tree first"] = g + tree + padded(by_suffix, lambda b, r: deepest[r])
+    out["tree nodes"], out["tree node positions"] = len(nodes), sum(map(len, nodes))
     out["unique positions (a perfect prefix tree, no padding)"] = sum(map(len, seqs)) - sum(
-        shared_length(seqs[lex[i]], seqs[lex[i - 1]]) for i in range(1, len(lex)))
+        _lcp(seqs[lex[i]], seqs[lex[i - 1]]) for i in range(1, len(lex)))
     return out
 
 

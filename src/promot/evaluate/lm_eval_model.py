@@ -4,8 +4,8 @@ lm-eval's HFLM slices continuation logits at `inplen - contlen`, with no offset 
 #533, open), so a PEFT prompt-tuned model is mis-scored. We subclass HFLM (its batching, tokenisation, caching and
 request handling stay) and route its two model calls through `PromptedLM`, whose logits never include the prompt
 positions and whose generation injects the prompt once at prefill. Greedy `generate_until` requests go through
-`GreedyPool` instead of one `generate` per batch (shared prefixes encoded once, rows leave and join the batch as
-they stop): the same generations, faster (docs/RESULTS.md, "Where `promot eval`'s time goes").
+`GreedyPool` instead of one `generate` per batch (shared prefix encoded once, rows leave and join the batch as they
+stop): the same generations, faster (docs/RESULTS.md, "Where `promot eval`'s time goes").
 
     lm = PromptedHFLM(prompted_lm, tokenizer, batch_size=16)                 # in Python
     promot lm-eval --model promot --model_args run=RUN,prompt=on --tasks …    # the lm_eval CLI, model registered

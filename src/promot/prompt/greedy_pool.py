@@ -1,11 +1,10 @@
 """Greedy continuations of many requests at once, the way an evaluation pass needs them.
 
-HF `generate` runs one batch until its slowest row stops, and re-encodes for every row the prefixes rows share (a
-chat template's system turn, the soft prompt, a task's exemplar turn). On a CPU both cost: a decode step costs nearly the same for 4 rows as
+HF `generate` runs one batch until its slowest row stops, and re-encodes for every row a prefix all rows share (a
+chat template's system turn, the soft prompt). On a CPU both cost: a decode step costs nearly the same for 4 rows as
 for 16 (the weights are read once per step), and prefill is compute-bound (docs/RESULTS.md, "Where `promot eval`'s
 time goes"). This pool, written by hand because neither transformers' `generate` nor lm-eval's HFLM has it:
-- encodes each prefix requests share once, before any row (`prefix_tree` plans them), and starts each row from a
-  copy of its prefix's key/value cache;
+- encodes the prefix every request shares once, and starts each row from a copy of its key/value cache;
 - drops a row from the batch the step it stops (a stop string in its text, an EOS id, or its token budget);
 - refills the freed slots with waiting requests, so the decode steps run on full batches.
 
@@ -25,7 +24,6 @@ from dataclasses import dataclass
 import torch
 
 from promot.distributed import gathered
-from promot.prompt.prefix_tree import prefix_tree
 from promot.prompt.soft_prompt import PromptedLM, plain_model, prompt_order
 
 _LOGITS_PROCESSING = ("repetition_penalty", "no_repeat_ngram_size", "encoder_no_repeat_ngram_size", "bad_words_ids",
@@ -84,21 +82,6 @@ class _Batch:
         self.mask, self.positions, self.last = self.mask[idx], self.positions[idx], self.last[idx]
         self.rows = [self.rows[i] for i in index]
 
-    def compact(self) -> None:
-        """Move each row's real positions to the right end and drop the columns no row uses: after a prefill the
-        padding between a row's prefix and its text (and in front of a shorter prefix) would otherwise be carried,
-        and attended over, at every decode step."""
-        width = int(self.mask.sum(-1).max())
-        if width == self.mask.shape[1]:
-            return
-        keep = torch.argsort(self.mask, dim=1, stable=True)[:, -width:]  # padding first, then the row's own order
-        self.mask = torch.gather(self.mask, 1, keep)
-        for layer in self.cache.layers:
-            index = keep[:, None, :, None]
-            layer.keys = torch.gather(layer.keys, 2, index.expand(-1, layer.keys.shape[1], -1, layer.keys.shape[3]))
-            layer.values = torch.gather(layer.values, 2,
-                                        index.expand(-1, layer.values.shape[1], -1, layer.values.shape[3]))
-
     def join(self, other: _Batch) -> None:
         """Append `other`'s rows; the shorter cache is padded on the left (masked)."""
         a, b = self.mask.shape[1], other.mask.shape[1]
@@ -132,15 +115,17 @@ class GreedyPool:
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         slots = [-1 - j for j in range(lm.num_virtual_tokens)]  # prompt slot j as the id -1-j
         self.seqs = [prompt_order(slots, list(r.ids), lm.bos_id) if slots else list(r.ids) for r in self.requests]
-        self.active = [r for r, req in enumerate(self.requests) if req.max_new > 0]
-        self.tree = prefix_tree([self.seqs[r] for r in self.active])
-        self.shared = len(self.tree.nodes[0])
-        """Tokens every request starts with, leaving each at least one of its own (its logits come from it)."""
-        self.node = {r: self.tree.start[i] for i, r in enumerate(self.active)}
-        self.users = self.tree.users()
+        self.shared = self._shared_prefix()
         self.out: list[list[int]] = [[] for _ in self.requests]
-        self._kv: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {}
-        """Each computed node's own positions (after its parent's), per layer: keys and values [1, heads, n, d]."""
+
+    def _shared_prefix(self) -> int:
+        """Tokens every request starts with, leaving each at least one of its own (its logits come from it)."""
+        if not self.seqs:
+            return 0
+        first, n = self.seqs[0], min(len(s) for s in self.seqs) - 1
+        for s in self.seqs[1:]:
+            n = min(n, next((i for i, (x, y) in enumerate(zip(first, s)) if x != y), n))
+        return max(0, n)
 
     def _embed(self, seqs: list[list[int]]) -> torch.Tensor:
         """Sequences of ids (prompt slots as -1-j) → embeddings [B, L, H]; the pad id's embedding where padded."""
@@ -164,72 +149,33 @@ class GreedyPool:
             out = self.model(input_ids=torch.tensor(seqs, dtype=torch.long, device=self.device), **kwargs)
         return out.logits[:, -1, :].float()
 
-    def _chain(self, node: int) -> list[int]:
-        """The nodes whose cached positions make up `node`'s prefix, root first (an empty root holds none)."""
-        chain = []
-        while node > 0 or (node == 0 and self.shared):
-            chain.append(node)
-            node = self.tree.parent[node]
-        return chain[::-1]
-
-    def _extend(self, nodes: list[int], suffixes: list[list[int]]):
-        """Prefill each suffix after its node's cached prefix, the prefixes left-padded to the longest (masked):
-        the batch's cache, mask and last logits."""
+    def _prefix_cache(self):
         from transformers import DynamicCache
 
-        chains = [self._chain(n) for n in nodes]
-        lengths = [len(self.tree.nodes[n]) for n in nodes]
-        width, longest = max(map(len, suffixes)), max(lengths)
         cache = DynamicCache(config=self.model.config)
-        if longest:
-            for i, layer in enumerate(cache.layers):
-                parts = [[self._kv[c][i] for c in chain] for chain in chains]
-                keys, values = (self._rows([[kv[j] for kv in p] for p in parts], longest) for j in (0, 1))
-                layer.lazy_initialization(keys, values)
-                layer.keys, layer.values = keys, values
-        seqs = [[self.pad_id] * (width - len(s)) + list(s) for s in suffixes]
-        mask = torch.tensor([[0] * (longest - n) + [1] * n + [0] * (width - len(s)) + [1] * len(s)
-                             for n, s in zip(lengths, suffixes)], dtype=torch.long, device=self.device)
-        return cache, mask, self._forward(seqs, mask, cache, longest)
+        if self.shared:
+            mask = torch.ones(1, self.shared, dtype=torch.long, device=self.device)
+            self._forward([self.seqs[0][: self.shared]], mask, cache, 0)
+        return cache
 
-    @staticmethod
-    def _rows(parts: list[list[torch.Tensor]], longest: int) -> torch.Tensor:
-        """Each row's pieces [1, heads, n, d] joined, left-padded to `longest`, stacked: [B, heads, longest, d]."""
-        like = next(p[0] for p in parts if p)
-        return torch.cat([_left_pad(torch.cat(p, 2) if p else like[:, :, :0], longest - sum(x.shape[2] for x in p))
-                          for p in parts])
-
-    def _prefill_tree(self) -> None:
-        """Every shared prefix once, before any row: the root alone, then the others in batches after their parents."""
+    def _start(self, rows: list[int], prefix) -> _Batch:
+        """Prefill `rows` from a copy of the prefix cache: their first new token, as a batch ready to decode."""
         from transformers import DynamicCache
 
-        root = list(self.tree.nodes[0])
-        if root:
-            cache = DynamicCache(config=self.model.config)
-            self._forward([root], torch.ones(1, len(root), dtype=torch.long, device=self.device), cache, 0)
-            self._kv[0] = [(layer.keys, layer.values) for layer in cache.layers]
-        for wave in self.tree.waves(self.batch_size):
-            parents = [self.tree.parent[n] for n in wave]
-            own = [self.tree.nodes[n][len(self.tree.nodes[p]):] for n, p in zip(wave, parents)]
-            cache, _, _ = self._extend(parents, own)
-            for row, (node, ext) in enumerate(zip(wave, own)):
-                self._kv[node] = [(layer.keys[row:row + 1, :, -len(ext):].clone(),
-                                   layer.values[row:row + 1, :, -len(ext):].clone()) for layer in cache.layers]
-
-    def _start(self, rows: list[int]) -> _Batch:
-        """Prefill `rows` after their shared prefixes: their first new token, as a batch ready to decode. A prefix's
-        cache is dropped once every request below it has started."""
-        nodes = [self.node[r] for r in rows]
-        own = [self.seqs[r][len(self.tree.nodes[n]):] for r, n in zip(rows, nodes)]
-        cache, mask, logits = self._extend(nodes, own)
-        for node in nodes:
-            for c in self._chain(node):
-                self.users[c] -= 1
-                if not self.users[c]:
-                    self._kv.pop(c, None)
-        batch = _Batch(cache, mask, mask.sum(-1), logits.argmax(-1), list(rows))
-        batch.compact()
-        return batch
+        cache = DynamicCache(config=self.model.config)
+        if self.shared:
+            for mine, shared in zip(cache.layers, prefix.layers):
+                mine.lazy_initialization(shared.keys, shared.values)
+                mine.keys = shared.keys.expand(len(rows), -1, -1, -1).clone()
+                mine.values = shared.values.expand(len(rows), -1, -1, -1).clone()
+        rests = [self.seqs[r][self.shared:] for r in rows]
+        width = max(map(len, rests))
+        seqs = [[self.pad_id] * (width - len(s)) + s for s in rests]
+        mask = torch.tensor([[1] * self.shared + [0] * (width - len(s)) + [1] * len(s) for s in rests],
+                            dtype=torch.long, device=self.device)
+        logits = self._forward(seqs, mask, cache, self.shared)
+        positions = mask.long().sum(-1)
+        return _Batch(cache, mask, positions, logits.argmax(-1), list(rows))
 
     def _finished(self, row: int) -> bool:
         new, req = self.out[row], self.requests[row]
@@ -257,16 +203,17 @@ class GreedyPool:
             return self._run()
 
     def _run(self) -> list[list[int]]:
-        if not self.active:
+        waiting = deque(sorted(range(len(self.requests)), key=lambda r: -len(self.seqs[r])))
+        waiting = deque(r for r in waiting if self.requests[r].max_new > 0)
+        if not waiting:
             return self.out
-        waiting = deque(self.active[i] for i in self.tree.order([self.seqs[r] for r in self.active]))
-        self._prefill_tree()
+        prefix = self._prefix_cache()
         batch: _Batch | None = None
         while waiting or (batch is not None and batch.rows):
             size = 0 if batch is None else len(batch.rows)
             if waiting and size <= self.batch_size // 2:  # refill: a prefill of at least half a batch
                 rows = [waiting.popleft() for _ in range(min(self.batch_size - size, len(waiting)))]
-                fresh = self._start(rows)
+                fresh = self._start(rows, prefix)
                 self._record(fresh)
                 if batch is None or not batch.rows:
                     batch = fresh
