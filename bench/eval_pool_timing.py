@@ -13,37 +13,33 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 
 
 def _capture(model, tok, path: str) -> None:
-    from promot.evaluate.runner import run_lm_eval, split_tasks, task_manager
-    from promot.evaluate.spec import EvalSpec
-    from promot.prompt import PromptedLM, greedy_pool
+    """Case (a)'s requests to `path`, written whole or not at all (two processes may capture at once)."""
+    # bench/ is on the path when this script runs
+    from eval_prefix_sharing import handed_requests
 
-    manager = task_manager(None, ["mini"])
-    spec = EvalSpec(tasks=["mini"], shots=[1], limit=40, batch_size=16, bf16=False, apply_chat_template=True,
-                    fewshot_as_multiturn=True)
-    icl, _ = split_tasks(spec, manager)
-    spec = EvalSpec(**{**spec.__dict__, "tasks": icl})
-    seen: list = []
-
-    class Handed(Exception):
-        pass
-
-    def grab(self, lm, tokenizer, requests, *a, **k):
-        seen.extend([list(r.ids), r.max_new, list(r.stops)] for r in requests)
-        raise Handed
-
-    shipped, greedy_pool.GreedyPool.__init__ = greedy_pool.GreedyPool.__init__, grab
-    try:
-        run_lm_eval(PromptedLM(model, None).eval(), tok, spec, 1, manager)
-    except Handed:
-        pass
-    finally:
-        greedy_pool.GreedyPool.__init__ = shipped
-    with open(path, "w") as f:
+    seen = [[list(r.ids), r.max_new, list(r.stops)] for r in handed_requests(model, tok, "mini", 1, 40, 16, True)]
+    part = f"{path}.{os.getpid()}.part"
+    with open(part, "w") as f:
         json.dump(seen, f)
+    os.replace(part, path)
+
+
+def _load(path: str) -> list:
+    """The captured requests, or one line and exit 2 if the file is not what `_capture` writes."""
+    from promot.prompt.greedy_pool import Request
+
+    try:
+        with open(path) as f:
+            return [Request(list(ids), int(max_new), tuple(stops)) for ids, max_new, stops in json.load(f)]
+    except (OSError, ValueError, TypeError) as e:
+        print(f"error: {path}: not a requests file written by this script ({e}); delete it to capture anew",
+              file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def _timed(pool, model) -> str:
@@ -78,27 +74,34 @@ def _timed(pool, model) -> str:
             f"rest {total - pre - decode:.2f} s")
 
 
+def _positive(text: str) -> int:
+    n = int(text) if text.strip().isdigit() else 0
+    if not 1 <= n <= 1000:
+        raise argparse.ArgumentTypeError(f"{text}: a whole number from 1 to 1000")
+    return n
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--requests", default="runs/pool-timing/requests-mini-chat.json")
-    ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--repeats", type=_positive, default=2)
+    ap.add_argument("--batch-size", type=_positive, default=16)
     args = ap.parse_args()
+    known = _load(args.requests) if os.path.exists(args.requests) else None  # a bad file stops before the model loads
 
     import torch
 
     from promot.models import load_model
     from promot.prompt import PromptedLM
-    from promot.prompt.greedy_pool import GreedyPool, Request
+    from promot.prompt.greedy_pool import GreedyPool
 
     torch.set_num_threads(2)
     loaded = load_model("smollm2-135m-instruct")
     model, tok = loaded.model.eval(), loaded.tokenizer
-    if not os.path.exists(args.requests):
+    if known is None:
         os.makedirs(os.path.dirname(args.requests) or ".", exist_ok=True)
         _capture(model, tok, args.requests)
-    with open(args.requests) as f:
-        requests = [Request(ids, max_new, tuple(stops)) for ids, max_new, stops in json.load(f)]
+    requests = known if known is not None else _load(args.requests)
     lm = PromptedLM(model, None).eval()
     for run in range(args.repeats):
         print(f"run {run}: {_timed(GreedyPool(lm, tok, requests, args.batch_size), model)}", flush=True)

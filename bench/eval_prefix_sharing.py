@@ -79,14 +79,40 @@ def schedules(seqs: list[list[int]], size: int) -> dict:
     return out
 
 
+def handed_requests(model, tokenizer, tasks: str, shots: int, limit: int, batch: int, chat: bool) -> list:
+    """The greedy requests one `run_lm_eval` pass hands the pool (as `greedy_pool.Request`s), no forward run."""
+    from promot.evaluate.runner import run_lm_eval, split_tasks, task_manager
+    from promot.evaluate.spec import EvalSpec
+    from promot.prompt import PromptedLM, greedy_pool
+
+    manager = task_manager(None, [tasks])
+    spec = EvalSpec(tasks=[tasks], shots=[shots], limit=limit, batch_size=batch, bf16=False,
+                    apply_chat_template=chat, fewshot_as_multiturn=chat)
+    icl, _ = split_tasks(spec, manager)
+    spec = EvalSpec(**{**spec.__dict__, "tasks": icl})
+    seen: list = []
+
+    class Handed(Exception):
+        pass
+
+    def grab(self, lm, tokenizer, requests, *a, **k):
+        seen.extend(requests)
+        raise Handed
+
+    shipped, greedy_pool.GreedyPool.__init__ = greedy_pool.GreedyPool.__init__, grab
+    try:
+        run_lm_eval(PromptedLM(model.eval(), None).eval(), tokenizer, spec, shots, manager)
+    except Handed:
+        pass
+    finally:
+        greedy_pool.GreedyPool.__init__ = shipped
+    return seen
+
+
 def main() -> None:
     import torch
 
-    from promot.evaluate.runner import run_lm_eval, split_tasks, task_manager
-    from promot.evaluate.spec import EvalSpec
     from promot.models import load_model
-    from promot.prompt import PromptedLM
-    from promot.prompt import greedy_pool
 
     cases = {"mini-chat": ("smollm2-135m-instruct", "mini", 1, 40, 16, True),
              "world": ("world-tiny", "world", 4, 48, 64, False)}
@@ -97,25 +123,7 @@ def main() -> None:
     name, tasks, shots, limit, batch, chat = cases[args.case]
     torch.set_num_threads(2)
     loaded = load_model(name)
-    manager = task_manager(None, [tasks])
-    spec = EvalSpec(tasks=[tasks], shots=[shots], limit=limit, batch_size=batch, bf16=False,
-                    apply_chat_template=chat, fewshot_as_multiturn=chat)
-    icl, _ = split_tasks(spec, manager)
-    spec = EvalSpec(**{**spec.__dict__, "tasks": icl})
-    seen: list[list[int]] = []
-
-    class Handed(Exception):
-        pass
-
-    def grab(self, lm, tokenizer, requests, *a, **k):
-        seen.extend(list(r.ids) for r in requests)
-        raise Handed
-
-    greedy_pool.GreedyPool.__init__ = grab
-    try:
-        run_lm_eval(PromptedLM(loaded.model.eval(), None).eval(), loaded.tokenizer, spec, shots, manager)
-    except Handed:
-        pass
+    seen = [list(r.ids) for r in handed_requests(loaded.model, loaded.tokenizer, tasks, shots, limit, batch, chat)]
     out = {"case": args.case, "batch size": batch, **schedules(seen, batch)}
     print(json.dumps(out, indent=2))
     if args.json:
