@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 from pathlib import Path
@@ -75,7 +76,14 @@ def main() -> None:
         print(f"{r['grid']:18s} {r['kernel']:8s} {r['target_task']:18s} {','.join(map(str, r['seeds'])):10s} "
               f"{r['target']:6.1f} {r['target_min']:6.1f} {r['ratio1']:7.3f} {r['ratio4']:7.3f} {leak}")
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=1) + "\n")
+        tmp = args.json.with_name(f".{args.json.name}.{os.getpid()}.tmp")  # a reader never sees half a file
+        try:
+            tmp.write_text(json.dumps(rows, indent=1) + "\n")
+            tmp.replace(args.json)
+        except OSError as err:
+            tmp.unlink(missing_ok=True)
+            print(f"world_frontier: --json {args.json}: {err.strerror}", file=sys.stderr)
+            sys.exit(2)
 
 
 if __name__ == "__main__":
