@@ -15,25 +15,25 @@ import statistics
 import sys
 from pathlib import Path
 
+from promot.errors import CheckpointError
+from promot.eval_record import BASE, TUNED, read_eval
+
 
 def seed_row(run: Path) -> dict:
-    """One ProMoT seed's evaluated target, ICL ratios to base and 1-shot leakage, from its eval.json."""
+    """One ProMoT seed's evaluated target (with its prompt), ICL ratios to base and 1-shot leakage."""
     try:
-        return _seed_row(run, json.loads((run / "eval.json").read_text()))
-    except (ValueError, KeyError, StopIteration, TypeError, AttributeError) as err:  # half-written or foreign
-        raise ValueError(f"{run / 'eval.json'}: not a promot eval record ({err!r})") from err
-
-
-def _seed_row(run: Path, ev: dict) -> dict:
-    variants, task = ev["variants"], ev["target_tasks"][0]
-    with_prompt = variants.get("tuned+prompt", variants["tuned"])
-    target = next(shot["tasks"][task]["score"] for shot in with_prompt.values() if task in shot["tasks"])
-    tuned, base = variants["tuned"], variants["base"]
-    leak = tuned["k=1"]["leakage"]
-    return {"seed": int(run.name.removeprefix("seed-")), "target_task": task, "target": target,
-            "ratio1": tuned["k=1"]["norm_avg"] / base["k=1"]["norm_avg"],
-            "ratio4": tuned["k=4"]["norm_avg"] / base["k=4"]["norm_avg"],
-            "leak1": None if leak is None else 100 * leak}
+        ev = read_eval(run)
+        tuned, base = ev.summary(TUNED, "k=1"), ev.summary(BASE, "k=1")
+        tuned4, base4 = ev.summary(TUNED, "k=4"), ev.summary(BASE, "k=4")
+        target = next(s.target_score for k in ev.shot_keys if (s := ev.serving(k)) and s.target_score is not None)
+        return {"seed": int(run.name.removeprefix("seed-")), "target_task": ev.target_tasks[0], "target": target,
+                "ratio1": tuned.norm_avg / base.norm_avg, "ratio4": tuned4.norm_avg / base4.norm_avg,
+                "leak1": None if tuned.leakage is None else 100 * tuned.leakage}
+    except CheckpointError as err:  # half-written or foreign: the message names the file
+        raise ValueError(str(err)) from err
+    except (StopIteration, AttributeError, IndexError) as err:  # no target score, or no 1- and 4-shot variants
+        raise ValueError(f"{run / 'eval.json'}: not a world grid's eval record (no target, base or tuned "
+                         f"1- and 4-shot scores)") from err
 
 
 def grid_rows(root: Path) -> list[dict]:
