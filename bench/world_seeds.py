@@ -35,8 +35,9 @@ TARGETS = {"true_false": [], "brackets": [f"data.train={SUITE_DATA}/brackets.tra
 
 def run_compare(out: Path, kernel: str, seeds: str, methods: str, overrides: list[str],
                 target: str = "true_false") -> float:
-    from promot.world.demo import demo_config
     import yaml
+
+    from promot.world.demo import demo_config
 
     out.mkdir(parents=True, exist_ok=True)
     cfg = out / "config.yaml"
@@ -101,7 +102,7 @@ def main() -> None:
             guard = "" if r["guard"] is None else f" guard {r['guard']}"
             print(f"{kernel:7} {r['method']:9} {r['seed']:7} s1 {r['s1_score'] or 0:5.1f} scale "
                   f"{r['scale'] or 0:5.1f} loss@10 {r['loss10'] or 0:.3f} step {r['best_step']} target "
-                  f"{r['target']:5.1f} ICL1 {r['icl1']:5.1f} leak1 {_fmt(r['leak1'])} ICL4 {r['icl4']:5.1f} "
+                  f"{_fmt(r['target'])} ICL1 {r['icl1']:5.1f} leak1 {_fmt(r['leak1'])} ICL4 {r['icl4']:5.1f} "
                   f"leak4 {_fmt(r['leak4'])}{guard}\n    curve {r['curve']}")
         means = {}
         for method in sorted({r["method"] for r in found}):

@@ -143,11 +143,11 @@ def test_demo_shows_the_effect(tmp_path):
         base = ev["promot", "seed-0"]["base"][k]["norm_avg"]
         ft = [ev["finetune", f"seed-{s}"]["tuned"][k] for s in range(3)]
         pm = [ev["promot", f"seed-{s}"]["tuned"][k] for s in range(3)]
-        # measured at 1 / 4 shots on AVX2, both kernels: fine-tuning 0.10 x base, leakage 0.80-0.84 per seed;
-        # ProMoT 0.96 / 0.91-0.94 x base, leakage <= 0.006
-        assert all(x["leakage"] >= 0.7 for x in ft) and mean(x["norm_avg"] for x in ft) < 0.2 * base
+        # measured at 1 / 4 shots on AVX2, both kernels: fine-tuning 0.09 x base, leakage 0.81-0.86 per seed;
+        # ProMoT 0.95 / 0.93-0.94 x base, leakage <= 0.004
+        assert all(x["leakage"] >= 0.75 for x in ft) and mean(x["norm_avg"] for x in ft) < 0.2 * base
         assert all(x["leakage"] <= 0.01 for x in pm)
-        assert mean(x["norm_avg"] for x in pm) >= 0.87 * base
+        assert mean(x["norm_avg"] for x in pm) >= 0.9 * base
     for r in runs:
         guard = read_run_info(r).guard
         assert guard.held == (r.parent.name == "promot")  # the guard flags fine-tuning in every seed, not ProMoT
