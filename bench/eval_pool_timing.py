@@ -33,12 +33,15 @@ def _load(path: str) -> list:
     """The captured requests, or one line and exit 2 if the file is not what `_capture` writes."""
     from promot.prompt.greedy_pool import Request
 
+    if os.path.isdir(path):
+        print(f"error: {path}: a directory, not a requests file", file=sys.stderr)
+        raise SystemExit(2)
     try:
         with open(path) as f:
             return [Request(list(ids), int(max_new), tuple(stops)) for ids, max_new, stops in json.load(f)]
     except (OSError, ValueError, TypeError) as e:
-        print(f"error: {path}: not a requests file written by this script ({e}); delete it to capture anew",
-              file=sys.stderr)
+        print(f"error: {path}: not a requests file written by bench/eval_pool_timing.py ({e}); delete it and run that "
+              "script to capture anew", file=sys.stderr)
         raise SystemExit(2) from None
 
 

@@ -41,6 +41,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--requests", default="runs/pool-timing/requests-mini-chat.json")
     args = ap.parse_args()
+    if not args.requests:
+        print("error: --requests: an empty path", file=sys.stderr)
+        raise SystemExit(2)
     if not os.path.exists(args.requests):
         print(f"error: {args.requests}: no captured requests; run bench/eval_pool_timing.py first", file=sys.stderr)
         raise SystemExit(2)
