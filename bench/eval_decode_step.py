@@ -10,6 +10,7 @@ with `torch.profiler` to split the step into matmuls, the cache's growth (`aten:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import time
 
@@ -34,18 +35,15 @@ def main() -> None:
         cache, mask = DynamicCache(config=model.config), torch.ones(rows, width, dtype=torch.long)
         last = model(input_ids=ids, attention_mask=mask, past_key_values=cache, logits_to_keep=1).logits[:, -1]
         last, times = last.argmax(-1), []
-        prof = torch.profiler.profile() if profile else None
-        if prof:
-            prof.__enter__()
-        for i in range(STEPS):
-            mask = torch.cat([mask, mask.new_ones(rows, 1)], 1)
-            t = time.perf_counter()
-            out = model(input_ids=last[:, None], attention_mask=mask, past_key_values=cache,
-                        position_ids=torch.full((rows, 1), width + i), logits_to_keep=1)
-            last = out.logits[:, -1].argmax(-1)
-            times.append(time.perf_counter() - t)
-        if prof:
-            prof.__exit__(None, None, None)
+        with torch.profiler.profile() if profile else contextlib.nullcontext() as prof:
+            for i in range(STEPS):
+                mask = torch.cat([mask, mask.new_ones(rows, 1)], 1)
+                t = time.perf_counter()
+                out = model(input_ids=last[:, None], attention_mask=mask, past_key_values=cache,
+                            position_ids=torch.full((rows, 1), width + i), logits_to_keep=1)
+                last = out.logits[:, -1].argmax(-1)
+                times.append(time.perf_counter() - t)
+        if profile:
             print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=8))
         return 1000 * statistics.median(times)
 
