@@ -51,9 +51,9 @@ def _timed(pool, model) -> str:
     every: list[float] = []
     shipped_forward, model_forward = pool._forward, model.forward
 
-    def prefill(seqs, mask, cache, start):
+    def prefill(seqs, *args, **kwargs):
         t = time.perf_counter()
-        out = shipped_forward(seqs, mask, cache, start)
+        out = shipped_forward(seqs, *args, **kwargs)
         prefills.append((len(seqs) * len(seqs[0]), time.perf_counter() - t))
         return out
 

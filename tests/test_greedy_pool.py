@@ -7,7 +7,7 @@ import torch
 from conftest import make_model, make_tokenizer
 
 from promot.prompt import PromptedLM
-from promot.prompt.greedy_pool import GreedyPool, Request, supports
+from promot.prompt.greedy_pool import GreedyPool, Request, _pack, supports
 
 
 def _reference(lm: PromptedLM, ids: list[int], req: Request, tok) -> list[int]:
@@ -61,6 +61,66 @@ def test_pool_shares_the_prefix_and_refills():
     pool.run()
     assert seen[0] == (1, pool.shared)  # the prefix, once
     assert all(rows <= 2 for rows, _ in seen[1:])
+
+
+def test_pack_encodes_what_texts_share_once_and_splits_where_attention_would_cost_more():
+    texts = sorted([[5, 6, 7, 8], [5, 6, 7, 9], [5, 6, 10], [11, 12]])
+    (pack,) = _pack(texts, before=0, scale=1e9)  # attention free: everything in one trie
+    assert len(pack.tokens) == 8  # 5 6 {10, 7 {8, 9}} and 11 12
+    for row, node in zip(pack.rows, pack.ends):
+        path = []
+        while node >= 0:
+            path, node = [pack.tokens[node], *path], pack.parents[node]
+        assert path == texts[row]
+    unrelated = [[20 + i] * 50 + [i] for i in range(3)]
+    assert len(_pack(unrelated, before=0, scale=10.0)) == 3  # attention over 150 keys costs more than 3 rows of 51
+    stem = [[20] * 50 + [i] for i in range(3)]
+    assert [len(p.tokens) for p in _pack(stem, before=0, scale=10.0)] == [53]  # a shared stem: once, despite the cost
+
+
+def _spied(lm) -> list[tuple[int, int, torch.Tensor]]:
+    """(rows, positions, attention mask) of every forward the model runs from now on."""
+    seen, forward = [], lm.model.forward
+
+    def spy(*args, **kwargs):
+        x = kwargs.get("input_ids", kwargs.get("inputs_embeds"))
+        seen.append((x.shape[0], x.shape[1], kwargs["attention_mask"]))
+        return forward(*args, **kwargs)
+
+    lm.model.forward = spy
+    return seen
+
+
+def test_rows_that_share_an_exemplar_prefill_it_once():
+    """Beyond the prefix all rows share ('<s> a'), three rows share nine more tokens: the prefill carries those once,
+    and every row still gets the tokens it gets alone."""
+    tok = make_tokenizer()
+    lm = PromptedLM(make_model("llama").eval(), None).eval()
+    texts = [f"a b c e f g h i j question : {w}" for w in ("it", "has", "answer")] + ["a d"]
+    reqs = [Request(tok(t)["input_ids"], max_new=3) for t in texts]
+    pool = GreedyPool(lm, tok, reqs, 4)
+    seen = _spied(lm)
+    got = pool.run()
+    prefill = sum(rows * length for rows, length, _ in seen[1:] if length > 1)
+    assert pool.shared == 2 and prefill == 10 + 3 + 1  # 'b ... :' once, then each row's last word; 'd'
+    for req, new in zip(reqs, got):
+        assert new == _reference(lm, list(req.ids), req, tok)
+
+
+def test_decode_steps_run_full_batches_over_caches_without_dead_columns():
+    """Rows prefilled ahead fill every freed slot before the next step, and the slots no row attends to any more
+    (left behind by rows that joined first and left) are cut from the cache."""
+    tok = make_tokenizer()
+    lm = PromptedLM(make_model("llama").eval(), None).eval()
+    reqs = [Request(tok(t)["input_ids"], max_new=1 + i % 5) for i, t in enumerate(
+            ["a b c", "a d e f g h", "a i", "a j k l m n o p", "a b", "a c d", "a e f g h i j k", "a l m"] * 2)]
+    seen = _spied(lm)
+    got = GreedyPool(lm, tok, reqs, 3, eos=set()).run()
+    assert [len(new) for new in got] == [r.max_new for r in reqs]  # no EOS, no stop: every row runs its budget
+    prefills = [i for i, (_, _, mask) in enumerate(seen) if mask.dim() == 4]  # packed tries: a 4D mask
+    decodes = [(i, rows, mask) for i, (rows, length, mask) in enumerate(seen[1:], 1) if mask.dim() == 2]
+    assert all(rows == 3 for i, rows, _ in decodes if i < prefills[-1])
+    assert all(mask[:, 0].any() for _, _, mask in decodes)
 
 
 def test_supports_only_plain_caches_and_single_prompts():

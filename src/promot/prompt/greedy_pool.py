@@ -5,21 +5,24 @@ chat template's system turn, the soft prompt). On a CPU both cost: a decode step
 for 16 (the weights are read once per step), and prefill is compute-bound (docs/RESULTS.md, "Where `promot eval`'s
 time goes"). This pool, written by hand because neither transformers' `generate` nor lm-eval's HFLM has it:
 - encodes the prefix every request shares once, and starts each row from a copy of its key/value cache;
+- prefills a batch's texts as tries packed into a few sequences under a 4D mask, so what several rows share beyond
+  that (a few-shot exemplar, a task's instruction) is encoded once too;
 - drops a row from the batch the step it stops (a stop string in its text, an EOS id, or its token budget);
-- refills the freed slots with waiting requests, so the decode steps run on full batches.
+- prefills a whole batch of waiting requests at a time and parks them, filling every freed slot from them before
+  the next step, so the decode steps run on full batches and the prefills on large ones.
 
 Rows then hold padding in the middle of their cache (prefix | pad | text); the attention mask hides it and position
 ids count real tokens only, so every row sees what it would see alone. The tokens are the ones greedy `generate`
 gives, up to float rounding in a differently blocked matmul (the test compares generations item for item).
-Models whose cache is not a plain growing one (sliding windows, linear attention) are refused: `supports` says so,
-and callers keep `generate` for them.
+Models whose cache is not a plain growing one (sliding windows, linear attention), or whose attention takes no 4D
+mask (flash, flex), are refused: `supports` says so, and callers keep `generate` for them.
 """
 from __future__ import annotations
 
 import inspect
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -42,13 +45,15 @@ class Request:
 
 
 def supports(lm: PromptedLM) -> bool:
-    """Can the pool serve this model: causal, one prompt (or a bank of one), plain full-attention cache, plain
-    greedy."""
+    """Can the pool serve this model: causal, one prompt (or a bank of one), attention that takes a 4D mask (sdpa,
+    eager), plain full-attention cache, plain greedy."""
     from transformers import DynamicCache
     from transformers.cache_utils import DynamicLayer
 
     if lm.is_seq2seq or (lm.prompt is not None and lm.prompt.dim() == 3 and lm.prompt.shape[0] > 1):
         return False
+    if getattr(lm.model.config, "_attn_implementation", None) not in ("sdpa", "eager"):
+        return False  # flash and flex attention take no custom 4D mask, which the packed prefill needs
     params = inspect.signature(plain_model(lm.model).forward).parameters  # the pool passes these by name
     loose = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())  # cache_position, in transformers 5
     if not ({"position_ids", "logits_to_keep"} <= set(params) and ("cache_position" in params or loose)):
@@ -61,6 +66,16 @@ def supports(lm: PromptedLM) -> bool:
     except (TypeError, ValueError):
         return False
     return all(type(layer) is DynamicLayer for layer in cache.layers)
+
+
+def _attention_scale(model) -> float:
+    """The number of keys at which a query's attention costs what its matmuls do: ~4·keys·hidden FLOPs a layer
+    against ~2·(weights per layer), so weights per layer / (2·hidden) (~3,000 for SmolLM2-135M)."""
+    config = model.config.get_text_config()
+    embeddings = {id(m.weight): m.weight.numel() for m in (model.get_input_embeddings(), model.get_output_embeddings())
+                  if m is not None}
+    body = sum(p.numel() for p in model.parameters()) - sum(embeddings.values())
+    return max(1.0, body / (config.num_hidden_layers * 2 * config.hidden_size))
 
 
 def eos_ids(lm: PromptedLM) -> set[int]:
@@ -76,11 +91,25 @@ class _Batch:
         self.cache, self.mask, self.positions, self.last, self.rows = cache, mask, positions, last, rows
 
     def keep(self, index: list[int]) -> None:
+        """Only these rows; then the leading slots no row still attends to (the cache grows on the right, so the
+        rows that joined first leave padding behind them on the left) are cut off."""
         idx = torch.tensor(index, dtype=torch.long, device=self.mask.device)
+        self.mask = self.mask[idx]
+        cut = int(self.mask.any(0).long().argmax()) if index else 0
         for layer in self.cache.layers:
-            layer.keys, layer.values = layer.keys[idx], layer.values[idx]
-        self.mask, self.positions, self.last = self.mask[idx], self.positions[idx], self.last[idx]
+            layer.keys, layer.values = layer.keys[idx, :, cut:], layer.values[idx, :, cut:]
+        self.mask, self.positions, self.last = self.mask[:, cut:], self.positions[idx], self.last[idx]
         self.rows = [self.rows[i] for i in index]
+
+    def take(self, n: int, cache) -> _Batch:
+        """The first `n` rows as a batch of their own in `cache` (an empty one); this batch keeps the rest."""
+        for mine, layer in zip(cache.layers, self.cache.layers):
+            mine.lazy_initialization(layer.keys, layer.values)
+            mine.keys, mine.values = layer.keys[:n], layer.values[:n]
+            layer.keys, layer.values = layer.keys[n:], layer.values[n:]
+        head = _Batch(cache, self.mask[:n], self.positions[:n], self.last[:n], self.rows[:n])
+        self.mask, self.positions, self.last, self.rows = self.mask[n:], self.positions[n:], self.last[n:], self.rows[n:]
+        return head
 
     def join(self, other: _Batch) -> None:
         """Append `other`'s rows; the shorter cache is padded on the left (masked)."""
@@ -95,6 +124,70 @@ class _Batch:
         self.positions = torch.cat([self.positions, other.positions])
         self.last = torch.cat([self.last, other.last])
         self.rows += other.rows
+
+
+@dataclass
+class _Pack:
+    """Rows' texts as one trie laid out in a sequence: node k holds `tokens[k]` at `depths[k]` below the root, under
+    `parents[k]` (-1: the root), always placed after its parent; row `rows[j]` ends at node `ends[j]`."""
+
+    tokens: list[int] = field(default_factory=list)
+    parents: list[int] = field(default_factory=list)
+    depths: list[int] = field(default_factory=list)
+    ends: list[int] = field(default_factory=list)
+    rows: list[int] = field(default_factory=list)
+    children: dict = field(default_factory=dict)
+
+    def add(self, row: int, text: Sequence[int]) -> None:
+        level, node = self.children, -1
+        for depth, token in enumerate(text):
+            if token not in level:
+                level[token] = (len(self.tokens), {})
+                self.tokens.append(token)
+                self.parents.append(node)
+                self.depths.append(depth)
+            node, level = level[token]
+        self.ends.append(node)
+        self.rows.append(row)
+
+
+def _pack(texts: list[Sequence[int]], before: int, scale: float) -> list[_Pack]:
+    """Texts (in token order) into consecutive groups, each group one trie, at the least estimated cost.
+
+    A packed forward of P tries padded to W nodes after `before` cached slots costs ~P·W·(1 + (before + W) / scale):
+    the matmuls per position, plus attention over every key (`scale` = weights per layer / (2·hidden), where the two
+    are equal). One trie shares the most; several keep the quadratic attention small."""
+    lengths = [len(t) for t in texts]
+    # what each text adds to a trie that already holds the text before it (in token order: its common prefix)
+    adds = [lengths[0]] + [n - next((k for k, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+                           for a, b, n in zip(texts, texts[1:], lengths[1:])]
+    best, groups = None, []
+    for count in range(1, len(texts) + 1):
+        target = max(max(lengths), -(-sum(adds) // count))
+        split, size = [[0]], lengths[0]
+        for i in range(1, len(texts)):
+            if size + adds[i] > target:
+                split.append([i])
+                size = lengths[i]
+            else:
+                split[-1].append(i)
+                size += adds[i]
+        width = max(lengths[g[0]] + sum(adds[i] for i in g[1:]) for g in split)
+        cost = len(split) * width * (1 + (before + width) / scale)
+        if best is None or cost < best:
+            best, groups = cost, split
+    packs = []
+    for group in groups:
+        packs.append(_Pack())
+        for row in group:
+            packs[-1].add(row, texts[row])
+    return packs
+
+
+def _gather(x: torch.Tensor, index: torch.Tensor, rows: int) -> torch.Tensor:
+    """[P, heads, S, d] → [rows, heads, len(index) / rows, d]: slot `index[j]` of the packed rows laid end to end."""
+    flat = x.transpose(1, 2).reshape(-1, x.shape[1], x.shape[3])
+    return flat.index_select(0, index).view(rows, -1, x.shape[1], x.shape[3]).transpose(1, 2).contiguous()
 
 
 def _left_pad(x: torch.Tensor, n: int) -> torch.Tensor:
@@ -116,6 +209,7 @@ class GreedyPool:
         slots = [-1 - j for j in range(lm.num_virtual_tokens)]  # prompt slot j as the id -1-j
         self.seqs = [prompt_order(slots, list(r.ids), lm.bos_id) if slots else list(r.ids) for r in self.requests]
         self.shared = self._shared_prefix()
+        self.attention_scale = _attention_scale(plain_model(lm.model))
         self.out: list[list[int]] = [[] for _ in self.requests]
 
     def _shared_prefix(self) -> int:
@@ -137,17 +231,17 @@ class GreedyPool:
             embeds = torch.where((ids < 0).unsqueeze(-1), prompt[slot], embeds)
         return embeds
 
-    def _forward(self, seqs: list[list[int]], mask: torch.Tensor, cache, start: int) -> torch.Tensor:
-        """One forward of `seqs` [B, L] after `start` cached slots; the last position's logits [B, V]."""
-        positions = (mask.long().cumsum(-1) - 1).clamp(min=0)[:, start:]
+    def _forward(self, seqs: list[list[int]], mask: torch.Tensor, cache, start: int, positions: torch.Tensor,
+                 keep: int | torch.Tensor = 1) -> torch.Tensor:
+        """One forward of `seqs` [B, L] after `start` cached slots; the logits `keep` selects, as float."""
         length = len(seqs[0])
         kwargs = {"attention_mask": mask, "position_ids": positions, "past_key_values": cache, "use_cache": True,
-                  "cache_position": torch.arange(start, start + length, device=self.device), "logits_to_keep": 1}
+                  "cache_position": torch.arange(start, start + length, device=self.device), "logits_to_keep": keep}
         if self.lm.prompt is not None and any(i < 0 for s in seqs for i in s):
             out = self.model(inputs_embeds=self._embed(seqs), **kwargs)
         else:
             out = self.model(input_ids=torch.tensor(seqs, dtype=torch.long, device=self.device), **kwargs)
-        return out.logits[:, -1, :].float()
+        return out.logits.float()
 
     def _prefix_cache(self):
         from transformers import DynamicCache
@@ -155,27 +249,67 @@ class GreedyPool:
         cache = DynamicCache(config=self.model.config)
         if self.shared:
             mask = torch.ones(1, self.shared, dtype=torch.long, device=self.device)
-            self._forward([self.seqs[0][: self.shared]], mask, cache, 0)
+            positions = torch.arange(self.shared, device=self.device).unsqueeze(0)
+            self._forward([self.seqs[0][: self.shared]], mask, cache, 0, positions)
         return cache
 
-    def _start(self, rows: list[int], prefix) -> _Batch:
-        """Prefill `rows` from a copy of the prefix cache: their first new token, as a batch ready to decode."""
+    def _copied(self, prefix, n: int):
+        """A cache of `n` rows, each a copy of the prefix cache."""
         from transformers import DynamicCache
 
         cache = DynamicCache(config=self.model.config)
         if self.shared:
             for mine, shared in zip(cache.layers, prefix.layers):
                 mine.lazy_initialization(shared.keys, shared.values)
-                mine.keys = shared.keys.expand(len(rows), -1, -1, -1).clone()
-                mine.values = shared.values.expand(len(rows), -1, -1, -1).clone()
-        rests = [self.seqs[r][self.shared:] for r in rows]
-        width = max(map(len, rests))
-        seqs = [[self.pad_id] * (width - len(s)) + s for s in rests]
-        mask = torch.tensor([[1] * self.shared + [0] * (width - len(s)) + [1] * len(s) for s in rests],
-                            dtype=torch.long, device=self.device)
-        logits = self._forward(seqs, mask, cache, self.shared)
-        positions = mask.long().sum(-1)
-        return _Batch(cache, mask, positions, logits.argmax(-1), list(rows))
+                mine.keys = shared.keys.expand(n, -1, -1, -1).clone()
+                mine.values = shared.values.expand(n, -1, -1, -1).clone()
+        return cache
+
+    def _start(self, rows: list[int], prefix) -> _Batch:
+        """Prefill `rows` after the prefix: their first new token, as a batch ready to decode.
+
+        The rows' texts go in as tries packed into a few long sequences, so a part several rows share (a few-shot
+        exemplar, a task's instruction) is encoded once; a 4D mask lets each token see the prefix and its own
+        ancestors only, and each row's cache is then gathered from its path through the trie."""
+        from transformers import DynamicCache
+
+        packs = _pack([self.seqs[r][self.shared:] for r in rows], self.shared, self.attention_scale)
+        count, width, start = len(packs), max(len(p.tokens) for p in packs), self.shared
+        parents = torch.zeros(count, width, dtype=torch.long)
+        depths = torch.zeros(count, width, dtype=torch.long)
+        for i, p in enumerate(packs):
+            parents[i, : len(p.tokens)], depths[i, : len(p.tokens)] = torch.tensor(p.parents), torch.tensor(p.depths)
+        # every node sees itself and its parent's ancestors, filled level by level (padding sees itself only)
+        seen = torch.eye(width, dtype=torch.bool).repeat(count, 1, 1)
+        for depth in range(1, int(depths.max()) + 1):
+            pack, node = (depths == depth).nonzero(as_tuple=True)
+            seen[pack, node] |= seen[pack, parents[pack, node]]
+        mask = torch.cat([torch.ones(count, width, start, dtype=torch.bool), seen], -1).unsqueeze(1)
+        in_pack = torch.tensor([i for i, p in enumerate(packs) for _ in p.ends])
+        end = torch.tensor([e for p in packs for e in p.ends])
+        keep = torch.zeros(count, width, dtype=torch.bool)
+        keep[in_pack, end] = True
+        cache = self._copied(prefix, count)
+        seqs = [p.tokens + [self.pad_id] * (width - len(p.tokens)) for p in packs]
+        logits = self._forward(seqs, mask.to(self.device), cache, start, (start + depths).to(self.device),
+                               keep.to(self.device))
+        first = (keep.flatten().cumsum(0) - 1)[in_pack * width + end]  # kept positions come packed row by row
+        last = logits.reshape(-1, logits.shape[-1])[first.to(self.device)].argmax(-1)
+        # each row's cache: the prefix, padding, then its path's slots (in order: a parent precedes its children)
+        path = seen[in_pack, end]
+        lengths = path.sum(-1)
+        longest = int(lengths.max())
+        slots = torch.argsort(path.long(), dim=-1, stable=True)[:, width - longest:]
+        base = (in_pack * (start + width)).unsqueeze(1)
+        index = torch.cat([base + torch.arange(start), base + start + slots], -1).flatten().to(self.device)
+        rows_cache = DynamicCache(config=self.model.config)
+        for mine, packed in zip(rows_cache.layers, cache.layers):
+            keys, values = (_gather(x, index, len(end)) for x in (packed.keys, packed.values))
+            mine.lazy_initialization(keys, values)
+            mine.keys, mine.values = keys, values
+        row_mask = torch.cat([torch.ones(len(end), start, dtype=torch.long),
+                              (torch.arange(longest) >= longest - lengths.unsqueeze(1)).long()], -1).to(self.device)
+        return _Batch(rows_cache, row_mask, row_mask.sum(-1), last, [rows[j] for p in packs for j in p.rows])
 
     def _finished(self, row: int) -> bool:
         new, req = self.out[row], self.requests[row]
@@ -198,26 +332,32 @@ class GreedyPool:
 
     @torch.no_grad()
     def run(self) -> list[list[int]]:
-        """Every request's new tokens, in the requests' order; longest contexts first, as HFLM orders them."""
+        """Every request's new tokens, in the requests' order. Requests start in the order of their tokens, so rows
+        that share a few-shot exemplar or an instruction prefill together and share its encoding."""
         with gathered(self.lm):  # FSDP2: the prompt and the embeddings are used outside the root's forward
             return self._run()
 
     def _run(self) -> list[list[int]]:
-        waiting = deque(sorted(range(len(self.requests)), key=lambda r: -len(self.seqs[r])))
+        from transformers import DynamicCache
+
+        waiting = deque(sorted(range(len(self.requests)), key=lambda r: self.seqs[r]))
         waiting = deque(r for r in waiting if self.requests[r].max_new > 0)
         if not waiting:
             return self.out
         prefix = self._prefix_cache()
         batch: _Batch | None = None
-        while waiting or (batch is not None and batch.rows):
-            size = 0 if batch is None else len(batch.rows)
-            if waiting and size <= self.batch_size // 2:  # refill: a prefill of at least half a batch
-                rows = [waiting.popleft() for _ in range(min(self.batch_size - size, len(waiting)))]
-                fresh = self._start(rows, prefix)
-                self._record(fresh)
+        ready: _Batch | None = None  # rows prefilled ahead, waiting for a free slot
+        while waiting or (ready is not None and ready.rows) or (batch is not None and batch.rows):
+            free = self.batch_size - (0 if batch is None else len(batch.rows))
+            if free and waiting and (ready is None or not ready.rows):  # a whole batch prefilled at once
+                ready = self._start([waiting.popleft() for _ in range(min(self.batch_size, len(waiting)))], prefix)
+                self._record(ready)
+                continue
+            if free and ready is not None and ready.rows:  # every free slot filled before the next decode step
+                fresh = ready.take(min(free, len(ready.rows)), DynamicCache(config=self.model.config))
                 if batch is None or not batch.rows:
                     batch = fresh
-                elif fresh.rows:
+                else:
                     batch.join(fresh)
                 continue
             start = batch.mask.shape[1]
