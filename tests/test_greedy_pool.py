@@ -7,7 +7,8 @@ import torch
 from conftest import make_model, make_tokenizer
 
 from promot.prompt import PromptedLM
-from promot.prompt.greedy_pool import GreedyPool, Request, _pack, supports
+from promot.prompt.greedy_pool import GreedyPool, Request, supports
+from promot.prompt.pool_batch import pack_tries
 
 
 def _reference(lm: PromptedLM, ids: list[int], req: Request, tok) -> list[int]:
@@ -65,7 +66,7 @@ def test_pool_shares_the_prefix_and_refills():
 
 def test_pack_encodes_what_texts_share_once_and_splits_where_attention_would_cost_more():
     texts = sorted([[5, 6, 7, 8], [5, 6, 7, 9], [5, 6, 10], [11, 12]])
-    (pack,) = _pack(texts, before=0, scale=1e9)  # attention free: everything in one trie
+    (pack,) = pack_tries(texts, before=0, scale=1e9)  # attention free: everything in one trie
     assert len(pack.tokens) == 8  # 5 6 {10, 7 {8, 9}} and 11 12
     for row, node in zip(pack.rows, pack.ends):
         path = []
@@ -73,9 +74,9 @@ def test_pack_encodes_what_texts_share_once_and_splits_where_attention_would_cos
             path, node = [pack.tokens[node], *path], pack.parents[node]
         assert path == texts[row]
     unrelated = [[20 + i] * 50 + [i] for i in range(3)]
-    assert len(_pack(unrelated, before=0, scale=10.0)) == 3  # attention over 150 keys costs more than 3 rows of 51
+    assert len(pack_tries(unrelated, before=0, scale=10.0)) == 3  # attention over 150 keys costs more than 3 rows of 51
     stem = [[20] * 50 + [i] for i in range(3)]
-    assert [len(p.tokens) for p in _pack(stem, before=0, scale=10.0)] == [53]  # a shared stem: once, despite the cost
+    assert [len(p.tokens) for p in pack_tries(stem, before=0, scale=10.0)] == [53]  # a shared stem: once, cost or not
 
 
 def _spied(lm) -> list[tuple[int, int, torch.Tensor]]:
@@ -84,7 +85,7 @@ def _spied(lm) -> list[tuple[int, int, torch.Tensor]]:
 
     def spy(*args, **kwargs):
         x = kwargs.get("input_ids", kwargs.get("inputs_embeds"))
-        seen.append((x.shape[0], x.shape[1], kwargs["attention_mask"]))
+        seen.append((x.shape[0], x.shape[1], kwargs["attention_mask"].clone()))
         return forward(*args, **kwargs)
 
     lm.model.forward = spy

@@ -22,11 +22,18 @@ from __future__ import annotations
 import inspect
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
 from promot.distributed import gathered
+from promot.prompt.pool_batch import (
+    Batch,
+    attention_scale,
+    gather,
+    growing_cache,
+    pack_tries,
+)
 from promot.prompt.soft_prompt import PromptedLM, plain_model, prompt_order
 
 _LOGITS_PROCESSING = ("repetition_penalty", "no_repeat_ngram_size", "encoder_no_repeat_ngram_size", "bad_words_ids",
@@ -68,131 +75,10 @@ def supports(lm: PromptedLM) -> bool:
     return all(type(layer) is DynamicLayer for layer in cache.layers)
 
 
-def _attention_scale(model) -> float:
-    """The number of keys at which a query's attention costs what its matmuls do: ~4·keys·hidden FLOPs a layer
-    against ~2·(weights per layer), so weights per layer / (2·hidden) (~3,000 for SmolLM2-135M)."""
-    config = model.config.get_text_config()
-    embeddings = {id(m.weight): m.weight.numel() for m in (model.get_input_embeddings(), model.get_output_embeddings())
-                  if m is not None}
-    body = sum(p.numel() for p in model.parameters()) - sum(embeddings.values())
-    return max(1.0, body / (config.num_hidden_layers * 2 * config.hidden_size))
-
-
 def eos_ids(lm: PromptedLM) -> set[int]:
     """The ids `generate` stops a row on: the model's generation_config EOS."""
     eos = getattr(getattr(lm.model, "generation_config", None), "eos_token_id", None)
     return set() if eos is None else set(eos if isinstance(eos, list | tuple) else [eos])
-
-
-class _Batch:
-    """The rows being decoded: their cache, mask and next positions, and which request each row serves."""
-
-    def __init__(self, cache, mask: torch.Tensor, positions: torch.Tensor, last: torch.Tensor, rows: list[int]):
-        self.cache, self.mask, self.positions, self.last, self.rows = cache, mask, positions, last, rows
-
-    def keep(self, index: list[int]) -> None:
-        """Only these rows; then the leading slots no row still attends to (the cache grows on the right, so the
-        rows that joined first leave padding behind them on the left) are cut off."""
-        idx = torch.tensor(index, dtype=torch.long, device=self.mask.device)
-        self.mask = self.mask[idx]
-        cut = int(self.mask.any(0).long().argmax()) if index else 0
-        for layer in self.cache.layers:
-            layer.keys, layer.values = layer.keys[idx, :, cut:], layer.values[idx, :, cut:]
-        self.mask, self.positions, self.last = self.mask[:, cut:], self.positions[idx], self.last[idx]
-        self.rows = [self.rows[i] for i in index]
-
-    def take(self, n: int, cache) -> _Batch:
-        """The first `n` rows as a batch of their own in `cache` (an empty one); this batch keeps the rest."""
-        for mine, layer in zip(cache.layers, self.cache.layers):
-            mine.lazy_initialization(layer.keys, layer.values)
-            mine.keys, mine.values = layer.keys[:n], layer.values[:n]
-            layer.keys, layer.values = layer.keys[n:], layer.values[n:]
-        head = _Batch(cache, self.mask[:n], self.positions[:n], self.last[:n], self.rows[:n])
-        self.mask, self.positions, self.last, self.rows = self.mask[n:], self.positions[n:], self.last[n:], self.rows[n:]
-        return head
-
-    def join(self, other: _Batch) -> None:
-        """Append `other`'s rows; the shorter cache is padded on the left (masked)."""
-        a, b = self.mask.shape[1], other.mask.shape[1]
-        for mine, theirs in zip(self.cache.layers, other.cache.layers):
-            k1, v1, k2, v2 = _left_pad(mine.keys, b - a), _left_pad(mine.values, b - a), \
-                _left_pad(theirs.keys, a - b), _left_pad(theirs.values, a - b)
-            mine.keys, mine.values = torch.cat([k1, k2]), torch.cat([v1, v2])
-        mask1 = torch.nn.functional.pad(self.mask, (max(0, b - a), 0))
-        mask2 = torch.nn.functional.pad(other.mask, (max(0, a - b), 0))
-        self.mask = torch.cat([mask1, mask2])
-        self.positions = torch.cat([self.positions, other.positions])
-        self.last = torch.cat([self.last, other.last])
-        self.rows += other.rows
-
-
-@dataclass
-class _Pack:
-    """Rows' texts as one trie laid out in a sequence: node k holds `tokens[k]` at `depths[k]` below the root, under
-    `parents[k]` (-1: the root), always placed after its parent; row `rows[j]` ends at node `ends[j]`."""
-
-    tokens: list[int] = field(default_factory=list)
-    parents: list[int] = field(default_factory=list)
-    depths: list[int] = field(default_factory=list)
-    ends: list[int] = field(default_factory=list)
-    rows: list[int] = field(default_factory=list)
-    children: dict = field(default_factory=dict)
-
-    def add(self, row: int, text: Sequence[int]) -> None:
-        level, node = self.children, -1
-        for depth, token in enumerate(text):
-            if token not in level:
-                level[token] = (len(self.tokens), {})
-                self.tokens.append(token)
-                self.parents.append(node)
-                self.depths.append(depth)
-            node, level = level[token]
-        self.ends.append(node)
-        self.rows.append(row)
-
-
-def _pack(texts: list[Sequence[int]], before: int, scale: float) -> list[_Pack]:
-    """Texts (in token order) into consecutive groups, each group one trie, at the least estimated cost.
-
-    A packed forward of P tries padded to W nodes after `before` cached slots costs ~P·W·(1 + (before + W) / scale):
-    the matmuls per position, plus attention over every key (`scale` = weights per layer / (2·hidden), where the two
-    are equal). One trie shares the most; several keep the quadratic attention small."""
-    lengths = [len(t) for t in texts]
-    # what each text adds to a trie that already holds the text before it (in token order: its common prefix)
-    adds = [lengths[0]] + [n - next((k for k, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
-                           for a, b, n in zip(texts, texts[1:], lengths[1:])]
-    best, groups = None, []
-    for count in range(1, len(texts) + 1):
-        target = max(max(lengths), -(-sum(adds) // count))
-        split, size = [[0]], lengths[0]
-        for i in range(1, len(texts)):
-            if size + adds[i] > target:
-                split.append([i])
-                size = lengths[i]
-            else:
-                split[-1].append(i)
-                size += adds[i]
-        width = max(lengths[g[0]] + sum(adds[i] for i in g[1:]) for g in split)
-        cost = len(split) * width * (1 + (before + width) / scale)
-        if best is None or cost < best:
-            best, groups = cost, split
-    packs = []
-    for group in groups:
-        packs.append(_Pack())
-        for row in group:
-            packs[-1].add(row, texts[row])
-    return packs
-
-
-def _gather(x: torch.Tensor, index: torch.Tensor, rows: int) -> torch.Tensor:
-    """[P, heads, S, d] → [rows, heads, len(index) / rows, d]: slot `index[j]` of the packed rows laid end to end."""
-    flat = x.transpose(1, 2).reshape(-1, x.shape[1], x.shape[3])
-    return flat.index_select(0, index).view(rows, -1, x.shape[1], x.shape[3]).transpose(1, 2).contiguous()
-
-
-def _left_pad(x: torch.Tensor, n: int) -> torch.Tensor:
-    """[B, heads, L, d] → [B, heads, n + L, d] with zeros in front (n ≤ 0: unchanged)."""
-    return x if n <= 0 else torch.nn.functional.pad(x, (0, 0, n, 0))
 
 
 class GreedyPool:
@@ -209,7 +95,7 @@ class GreedyPool:
         slots = [-1 - j for j in range(lm.num_virtual_tokens)]  # prompt slot j as the id -1-j
         self.seqs = [prompt_order(slots, list(r.ids), lm.bos_id) if slots else list(r.ids) for r in self.requests]
         self.shared = self._shared_prefix()
-        self.attention_scale = _attention_scale(plain_model(lm.model))
+        self.attention_scale = attention_scale(plain_model(lm.model))
         self.out: list[list[int]] = [[] for _ in self.requests]
 
     def _shared_prefix(self) -> int:
@@ -265,7 +151,7 @@ class GreedyPool:
                 mine.values = shared.values.expand(n, -1, -1, -1).clone()
         return cache
 
-    def _start(self, rows: list[int], prefix) -> _Batch:
+    def _start(self, rows: list[int], prefix) -> Batch:
         """Prefill `rows` after the prefix: their first new token, as a batch ready to decode.
 
         The rows' texts go in as tries packed into a few long sequences, so a part several rows share (a few-shot
@@ -273,7 +159,7 @@ class GreedyPool:
         ancestors only, and each row's cache is then gathered from its path through the trie."""
         from transformers import DynamicCache
 
-        packs = _pack([self.seqs[r][self.shared:] for r in rows], self.shared, self.attention_scale)
+        packs = pack_tries([self.seqs[r][self.shared:] for r in rows], self.shared, self.attention_scale)
         count, width, start = len(packs), max(len(p.tokens) for p in packs), self.shared
         parents = torch.zeros(count, width, dtype=torch.long)
         depths = torch.zeros(count, width, dtype=torch.long)
@@ -304,12 +190,12 @@ class GreedyPool:
         index = torch.cat([base + torch.arange(start), base + start + slots], -1).flatten().to(self.device)
         rows_cache = DynamicCache(config=self.model.config)
         for mine, packed in zip(rows_cache.layers, cache.layers):
-            keys, values = (_gather(x, index, len(end)) for x in (packed.keys, packed.values))
+            keys, values = (gather(x, index, len(end)) for x in (packed.keys, packed.values))
             mine.lazy_initialization(keys, values)
             mine.keys, mine.values = keys, values
         row_mask = torch.cat([torch.ones(len(end), start, dtype=torch.long),
                               (torch.arange(longest) >= longest - lengths.unsqueeze(1)).long()], -1).to(self.device)
-        return _Batch(rows_cache, row_mask, row_mask.sum(-1), last, [rows[j] for p in packs for j in p.rows])
+        return Batch(rows_cache, row_mask, row_mask.sum(-1), last, [rows[j] for p in packs for j in p.rows])
 
     def _finished(self, row: int) -> bool:
         new, req = self.out[row], self.requests[row]
@@ -320,15 +206,14 @@ class GreedyPool:
         text = self.tok.decode(new, skip_special_tokens=False)
         return any(s and s in text for s in req.stops)
 
-    def _record(self, batch: _Batch) -> None:
-        """Append each row's new token; drop the rows that stopped."""
-        live = []
+    def _record(self, batch: Batch) -> list[int]:
+        """Append each row's new token; the slots whose row stopped."""
+        stopped = []
         for i, (row, token) in enumerate(zip(batch.rows, batch.last.tolist())):
             self.out[row].append(token)
-            if not self._finished(row):
-                live.append(i)
-        if len(live) < len(batch.rows):
-            batch.keep(live)
+            if self._finished(row):
+                stopped.append(i)
+        return stopped
 
     @torch.no_grad()
     def run(self) -> list[list[int]]:
@@ -345,21 +230,35 @@ class GreedyPool:
         if not waiting:
             return self.out
         prefix = self._prefix_cache()
-        batch: _Batch | None = None
-        ready: _Batch | None = None  # rows prefilled ahead, waiting for a free slot
-        while waiting or (ready is not None and ready.rows) or (batch is not None and batch.rows):
-            free = self.batch_size - (0 if batch is None else len(batch.rows))
+        batch: Batch | None = None
+        ready: Batch | None = None  # rows prefilled ahead, waiting for a free slot
+        stopped: list[int] = []  # slots of the batch whose row stopped: refilled in place, or dropped at the end
+        while True:
+            free = len(stopped) + self.batch_size - (0 if batch is None else len(batch.rows))
             if free and waiting and (ready is None or not ready.rows):  # a whole batch prefilled at once
                 ready = self._start([waiting.popleft() for _ in range(min(self.batch_size, len(waiting)))], prefix)
-                self._record(ready)
+                done = set(self._record(ready))
+                if done:
+                    ready.keep([i for i in range(len(ready.rows)) if i not in done])
                 continue
             if free and ready is not None and ready.rows:  # every free slot filled before the next decode step
-                fresh = ready.take(min(free, len(ready.rows)), DynamicCache(config=self.model.config))
-                if batch is None or not batch.rows:
+                fresh = ready.take(min(free, len(ready.rows)), growing_cache(self.model.config))
+                if batch is None:
                     batch = fresh
-                else:
-                    batch.join(fresh)
+                else:  # into the stopped rows' slots first (no copy of the batch), then appended
+                    n = min(len(stopped), len(fresh.rows))
+                    if n:
+                        batch.place(stopped[:n], fresh.take(n, DynamicCache(config=self.model.config)))
+                        stopped = stopped[n:]
+                    if fresh.rows:
+                        batch.join(fresh)
                 continue
+            if stopped:  # nothing left to fill them with
+                batch.keep([i for i in range(len(batch.rows)) if i not in set(stopped)])
+                stopped = []
+            if batch is None or not batch.rows:
+                return self.out
+            batch.trim()
             start = batch.mask.shape[1]
             batch.mask = torch.cat([batch.mask, batch.mask.new_ones(len(batch.rows), 1)], dim=1)
             positions = batch.positions.unsqueeze(1)
@@ -369,5 +268,4 @@ class GreedyPool:
             logits = self.model(input_ids=batch.last.unsqueeze(1), **kwargs).logits[:, -1, :].float()
             batch.positions = batch.positions + 1
             batch.last = logits.argmax(-1)
-            self._record(batch)
-        return self.out
+            stopped = self._record(batch)
