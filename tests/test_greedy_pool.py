@@ -8,7 +8,7 @@ from conftest import make_model, make_tokenizer
 
 from promot.prompt import PromptedLM
 from promot.prompt.greedy_pool import GreedyPool, Request, supports
-from promot.prompt.pool_batch import pack_tries
+from promot.prompt.pool_batch import pack_tries, tree_mask
 
 
 def _reference(lm: PromptedLM, ids: list[int], req: Request, tok) -> list[int]:
@@ -65,7 +65,7 @@ def test_pool_shares_the_prefix_and_refills():
 
 
 def test_pack_encodes_what_texts_share_once_and_splits_where_attention_would_cost_more():
-    texts = sorted([[5, 6, 7, 8], [5, 6, 7, 9], [5, 6, 10], [11, 12]])
+    texts = [[11, 12], [5, 6, 7, 9], [5, 6, 10], [5, 6, 7, 8]]  # any order: the tries are built in token order
     (pack,) = pack_tries(texts, before=0, scale=1e9)  # attention free: everything in one trie
     assert len(pack.tokens) == 8  # 5 6 {10, 7 {8, 9}} and 11 12
     for row, node in zip(pack.rows, pack.ends):
@@ -73,6 +73,13 @@ def test_pack_encodes_what_texts_share_once_and_splits_where_attention_would_cos
         while node >= 0:
             path, node = [pack.tokens[node], *path], pack.parents[node]
         assert path == texts[row]
+    seen, depths = tree_mask([pack], 10)  # two slots of padding
+    for node in range(10):
+        ancestors, up = set(), node
+        while 0 <= up < 8:
+            ancestors, up = ancestors | {up}, pack.parents[up]
+        assert set(seen[0, node].nonzero().flatten().tolist()) == (ancestors or {node})
+    assert depths[0, :8].tolist() == pack.depths
     unrelated = [[20 + i] * 50 + [i] for i in range(3)]
     assert len(pack_tries(unrelated, before=0, scale=10.0)) == 3  # attention over 150 keys costs more than 3 rows of 51
     stem = [[20] * 50 + [i] for i in range(3)]

@@ -33,6 +33,7 @@ from promot.prompt.pool_batch import (
     gather,
     growing_cache,
     pack_tries,
+    tree_mask,
 )
 from promot.prompt.soft_prompt import PromptedLM, plain_model, prompt_order
 
@@ -161,15 +162,7 @@ class GreedyPool:
 
         packs = pack_tries([self.seqs[r][self.shared:] for r in rows], self.shared, self.attention_scale)
         count, width, start = len(packs), max(len(p.tokens) for p in packs), self.shared
-        parents = torch.zeros(count, width, dtype=torch.long)
-        depths = torch.zeros(count, width, dtype=torch.long)
-        for i, p in enumerate(packs):
-            parents[i, : len(p.tokens)], depths[i, : len(p.tokens)] = torch.tensor(p.parents), torch.tensor(p.depths)
-        # every node sees itself and its parent's ancestors, filled level by level (padding sees itself only)
-        seen = torch.eye(width, dtype=torch.bool).repeat(count, 1, 1)
-        for depth in range(1, int(depths.max()) + 1):
-            pack, node = (depths == depth).nonzero(as_tuple=True)
-            seen[pack, node] |= seen[pack, parents[pack, node]]
+        seen, depths = tree_mask(packs, width)
         mask = torch.cat([torch.ones(count, width, start, dtype=torch.bool), seen], -1).unsqueeze(1)
         in_pack = torch.tensor([i for i, p in enumerate(packs) for _ in p.ends])
         end = torch.tensor([e for p in packs for e in p.ends])
@@ -181,7 +174,7 @@ class GreedyPool:
                                keep.to(self.device))
         first = (keep.flatten().cumsum(0) - 1)[in_pack * width + end]  # kept positions come packed row by row
         last = logits.reshape(-1, logits.shape[-1])[first.to(self.device)].argmax(-1)
-        # each row's cache: the prefix, padding, then its path's slots (in order: a parent precedes its children)
+        # each row's cache: the prefix, padding, then its path's slots (in order: a node follows its ancestors)
         path = seen[in_pack, end]
         lengths = path.sum(-1)
         longest = int(lengths.max())

@@ -28,35 +28,43 @@ def attention_scale(model) -> float:
 
 @dataclass
 class Pack:
-    """Rows' texts as one trie laid out in a sequence: node k holds `tokens[k]` at `depths[k]` below the root, under
-    `parents[k]` (-1: the root), always placed after its parent; row `rows[j]` ends at node `ends[j]`."""
+    """Rows' texts as one trie laid out in depth-first order: node k holds `tokens[k]` at `depths[k]` below the root,
+    under `parents[k]` (-1: the root), and its subtree is nodes k to `spans[k]` - 1; row `rows[j]` ends at node
+    `ends[j]`. Texts must come in token order, so each one's new nodes follow every earlier subtree they leave."""
 
     tokens: list[int] = field(default_factory=list)
     parents: list[int] = field(default_factory=list)
     depths: list[int] = field(default_factory=list)
+    spans: list[int] = field(default_factory=list)
     ends: list[int] = field(default_factory=list)
     rows: list[int] = field(default_factory=list)
     children: dict = field(default_factory=dict)
 
     def add(self, row: int, text: Sequence[int]) -> None:
-        level, node = self.children, -1
+        level, node, path = self.children, -1, []
         for depth, token in enumerate(text):
             if token not in level:
                 level[token] = (len(self.tokens), {})
                 self.tokens.append(token)
                 self.parents.append(node)
                 self.depths.append(depth)
+                self.spans.append(0)
             node, level = level[token]
+            path.append(node)
+        for k in path:
+            self.spans[k] = len(self.tokens)
         self.ends.append(node)
         self.rows.append(row)
 
 
 def pack_tries(texts: list[Sequence[int]], before: int, scale: float) -> list[Pack]:
-    """Texts (in token order) into consecutive groups, each group one trie, at the least estimated cost.
+    """Texts into groups (consecutive in token order), each group one trie, at the least estimated cost.
 
     A packed forward of P tries padded to W nodes after `before` cached slots costs ~P·W·(1 + (before + W) / scale):
     the matmuls per position, plus attention over every key (`scale` = weights per layer / (2·hidden), where the two
     are equal). One trie shares the most; several keep the quadratic attention small."""
+    order = sorted(range(len(texts)), key=lambda i: list(texts[i]))
+    texts = [texts[i] for i in order]
     lengths = [len(t) for t in texts]
     # what each text adds to a trie that already holds the text before it (in token order: its common prefix)
     adds = [lengths[0]] + [n - next((k for k, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
@@ -76,12 +84,26 @@ def pack_tries(texts: list[Sequence[int]], before: int, scale: float) -> list[Pa
         cost = len(split) * width * (1 + (before + width) / scale)
         if best is None or cost < best:
             best, groups = cost, split
+        if len(split) == len(texts):
+            break  # every text on its own: more groups cannot change the split
     packs = []
     for group in groups:
         packs.append(Pack())
-        for row in group:
-            packs[-1].add(row, texts[row])
+        for i in group:
+            packs[-1].add(order[i], texts[i])
     return packs
+
+
+def tree_mask(packs: list[Pack], width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which node sees which ([P, W, W]: itself and its ancestors, i.e. the nodes whose subtree holds it; padding sees
+    itself only), and every node's depth [P, W]."""
+    spans = torch.arange(1, width + 1).repeat(len(packs), 1)
+    depths = torch.zeros(len(packs), width, dtype=torch.long)
+    for i, p in enumerate(packs):
+        spans[i, : len(p.tokens)], depths[i, : len(p.tokens)] = torch.tensor(p.spans), torch.tensor(p.depths)
+    node = torch.arange(width)
+    seen = (node[None, None, :] <= node[None, :, None]) & (node[None, :, None] < spans[:, None, :])
+    return seen, depths
 
 
 def gather(x: torch.Tensor, index: torch.Tensor, rows: int) -> torch.Tensor:
