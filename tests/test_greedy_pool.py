@@ -68,18 +68,11 @@ def test_pack_encodes_what_texts_share_once_and_splits_where_attention_would_cos
     texts = [[11, 12], [5, 6, 7, 9], [5, 6, 10], [5, 6, 7, 8]]  # any order: the tries are built in token order
     (pack,) = pack_tries(texts, before=0, scale=1e9)  # attention free: everything in one trie
     assert len(pack.tokens) == 8  # 5 6 {10, 7 {8, 9}} and 11 12
-    for row, node in zip(pack.rows, pack.ends):
-        path = []
-        while node >= 0:
-            path, node = [pack.tokens[node], *path], pack.parents[node]
-        assert path == texts[row]
     seen, depths = tree_mask([pack], 10)  # two slots of padding
-    for node in range(10):
-        ancestors, up = set(), node
-        while 0 <= up < 8:
-            ancestors, up = ancestors | {up}, pack.parents[up]
-        assert set(seen[0, node].nonzero().flatten().tolist()) == (ancestors or {node})
-    assert depths[0, :8].tolist() == pack.depths
+    for row, node in zip(pack.rows, pack.ends):  # a row's end sees exactly its own text's nodes
+        assert [pack.tokens[k] for k in seen[0, node].nonzero().flatten().tolist()] == texts[row]
+        assert depths[0, node] == len(texts[row]) - 1
+    assert seen[0, 8:, 8:].equal(torch.eye(2, dtype=torch.bool)) and not seen[0, 8:, :8].any()  # padding: itself
     unrelated = [[20 + i] * 50 + [i] for i in range(3)]
     assert len(pack_tries(unrelated, before=0, scale=10.0)) == 3  # attention over 150 keys costs more than 3 rows of 51
     stem = [[20] * 50 + [i] for i in range(3)]

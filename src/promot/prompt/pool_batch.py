@@ -29,11 +29,10 @@ def attention_scale(model) -> float:
 @dataclass
 class Pack:
     """Rows' texts as one trie laid out in depth-first order: node k holds `tokens[k]` at `depths[k]` below the root,
-    under `parents[k]` (-1: the root), and its subtree is nodes k to `spans[k]` - 1; row `rows[j]` ends at node
+    and its subtree is nodes k to `spans[k]` - 1; row `rows[j]` ends at node
     `ends[j]`. Texts must come in token order, so each one's new nodes follow every earlier subtree they leave."""
 
     tokens: list[int] = field(default_factory=list)
-    parents: list[int] = field(default_factory=list)
     depths: list[int] = field(default_factory=list)
     spans: list[int] = field(default_factory=list)
     ends: list[int] = field(default_factory=list)
@@ -46,7 +45,6 @@ class Pack:
             if token not in level:
                 level[token] = (len(self.tokens), {})
                 self.tokens.append(token)
-                self.parents.append(node)
                 self.depths.append(depth)
                 self.spans.append(0)
             node, level = level[token]
@@ -189,9 +187,12 @@ class Batch:
             self.rows[slot] = row
 
     def grow(self, n: int) -> None:
-        """n more masked slots on the left of every row."""
+        """n more masked slots on the left of every row (n ≤ 0: none)."""
+        if n <= 0:
+            return
         for layer in self.cache.layers:
-            layer.keys, layer.values = left_pad(layer.keys, n), left_pad(layer.values, n)
+            layer.keys = torch.nn.functional.pad(layer.keys, (0, 0, n, 0))
+            layer.values = torch.nn.functional.pad(layer.values, (0, 0, n, 0))
         self.mask = torch.nn.functional.pad(self.mask, (n, 0))
 
     def trim(self) -> None:
@@ -217,18 +218,11 @@ class Batch:
     def join(self, other: Batch) -> None:
         """Append `other`'s rows; the shorter cache is padded on the left (masked)."""
         a, b = self.mask.shape[1], other.mask.shape[1]
+        self.grow(b - a)
+        other.grow(a - b)
         for mine, theirs in zip(self.cache.layers, other.cache.layers):
-            k1, v1, k2, v2 = left_pad(mine.keys, b - a), left_pad(mine.values, b - a), \
-                left_pad(theirs.keys, a - b), left_pad(theirs.values, a - b)
-            mine.keys, mine.values = torch.cat([k1, k2]), torch.cat([v1, v2])
-        mask1 = torch.nn.functional.pad(self.mask, (max(0, b - a), 0))
-        mask2 = torch.nn.functional.pad(other.mask, (max(0, a - b), 0))
-        self.mask = torch.cat([mask1, mask2])
+            mine.keys, mine.values = torch.cat([mine.keys, theirs.keys]), torch.cat([mine.values, theirs.values])
+        self.mask = torch.cat([self.mask, other.mask])
         self.positions = torch.cat([self.positions, other.positions])
         self.last = torch.cat([self.last, other.last])
         self.rows += other.rows
-
-
-def left_pad(x: torch.Tensor, n: int) -> torch.Tensor:
-    """[B, heads, L, d] → [B, heads, n + L, d] with zeros in front (n ≤ 0: unchanged)."""
-    return x if n <= 0 else torch.nn.functional.pad(x, (0, 0, n, 0))
