@@ -30,13 +30,16 @@ def _requests(tok) -> list[Request]:
     return [Request(tok(t)["input_ids"], max_new=3 + i % 4, stops=s) for i, (t, s) in enumerate(zip(texts, stops))]
 
 
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
 @pytest.mark.parametrize("prompt", [False, True])
 @pytest.mark.parametrize("batch_size", [1, 2, 3, 16])
-def test_pool_matches_each_row_alone(prompt, batch_size):
-    """Shared prefix ('a b'), stop strings, EOS, per-row budgets, refills at every batch size: each row's tokens are
-    those of the row generated alone."""
+def test_pool_matches_each_row_alone(prompt, batch_size, attention):
+    """Shared prefix ('a b'), stop strings, EOS, per-row budgets, refills at every batch size, either attention that
+    takes the pool's masks: each row's tokens are those of the row generated alone."""
     tok = make_tokenizer()
-    lm = PromptedLM(make_model("llama").eval(), torch.randn(4, 32) * 2 if prompt else None).eval()
+    model = make_model("llama").eval()
+    model.set_attn_implementation(attention)
+    lm = PromptedLM(model, torch.randn(4, 32) * 2 if prompt else None).eval()
     reqs = _requests(tok)
     got = GreedyPool(lm, tok, reqs, batch_size).run()
     for req, new in zip(reqs, got):

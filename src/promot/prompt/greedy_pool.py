@@ -9,7 +9,8 @@ time goes"). This pool, written by hand because neither transformers' `generate`
   that (a few-shot exemplar, a task's instruction) is encoded once too;
 - drops a row from the batch the step it stops (a stop string in its text, an EOS id, or its token budget);
 - prefills a whole batch of waiting requests at a time and parks them, filling every freed slot from them before
-  the next step, so the decode steps run on full batches and the prefills on large ones.
+  the next step, so the decode steps run on full batches and the prefills on large ones;
+- runs the decode steps' linear layers with the weights first (`promot.prompt.weights_first`), the faster layout.
 
 Rows then hold padding in the middle of their cache (prefix | pad | text); the attention mask hides it and position
 ids count real tokens only, so every row sees what it would see alone. The tokens are the ones greedy `generate`
@@ -36,6 +37,7 @@ from promot.prompt.pool_batch import (
     tree_mask,
 )
 from promot.prompt.soft_prompt import PromptedLM, plain_model, prompt_order
+from promot.prompt.weights_first import weights_first
 
 _LOGITS_PROCESSING = ("repetition_penalty", "no_repeat_ngram_size", "encoder_no_repeat_ngram_size", "bad_words_ids",
                       "min_length", "min_new_tokens", "suppress_tokens", "begin_suppress_tokens", "forced_bos_token_id",
@@ -118,6 +120,14 @@ class GreedyPool:
             embeds = torch.where((ids < 0).unsqueeze(-1), prompt[slot], embeds)
         return embeds
 
+    def _attention(self, seen: torch.Tensor) -> torch.Tensor:
+        """A 4D mask [B, 1, queries, keys] (True: attend) as the model's attention takes it; transformers passes a 4D
+        mask through untouched, and eager attention adds it to its scores, so it gets 0 or the dtype's minimum."""
+        if self.model.config._attn_implementation != "eager":
+            return seen
+        dtype = self.model.dtype
+        return torch.zeros(seen.shape, dtype=dtype, device=seen.device).masked_fill_(~seen, torch.finfo(dtype).min)
+
     def _forward(self, seqs: list[list[int]], mask: torch.Tensor, cache, start: int, positions: torch.Tensor,
                  keep: int | torch.Tensor = 1) -> torch.Tensor:
         """One forward of `seqs` [B, L] after `start` cached slots; the logits `keep` selects, as float."""
@@ -170,7 +180,7 @@ class GreedyPool:
         keep[in_pack, end] = True
         cache = self._copied(prefix, count)
         seqs = [p.tokens + [self.pad_id] * (width - len(p.tokens)) for p in packs]
-        logits = self._forward(seqs, mask.to(self.device), cache, start, (start + depths).to(self.device),
+        logits = self._forward(seqs, self._attention(mask.to(self.device)), cache, start, (start + depths).to(self.device),
                                keep.to(self.device))
         first = (keep.flatten().cumsum(0) - 1)[in_pack * width + end]  # kept positions come packed row by row
         last = logits.reshape(-1, logits.shape[-1])[first.to(self.device)].argmax(-1)
@@ -212,7 +222,8 @@ class GreedyPool:
     def run(self) -> list[list[int]]:
         """Every request's new tokens, in the requests' order. Requests start in the order of their tokens, so rows
         that share a few-shot exemplar or an instruction prefill together and share its encoding."""
-        with gathered(self.lm):  # FSDP2: the prompt and the embeddings are used outside the root's forward
+        # FSDP2: the prompt and the embeddings are used outside the root's forward
+        with gathered(self.lm), weights_first(self.model):
             return self._run()
 
     def _run(self) -> list[list[int]]:
