@@ -1,8 +1,8 @@
 """Linear layers over a few rows computed as (W·xᵀ)ᵀ on the CPU: the same products, in the GEMM layout MKL runs fast.
 
 `F.linear` asks the BLAS for x·Wᵀ. With 2-64 rows (a decode step's batch, a prefill's kept logits) in fp32 on a CPU,
-MKL runs that layout at ~0.55-0.8× the speed of W·xᵀ on the same numbers; a SmolLM2-135M decode step at 16 rows
-takes ~20% less time with the weights first (docs/RESULTS.md, "The weights first"). Written by hand: neither torch
+MKL runs that layout at ~0.45-0.85× the speed of W·xᵀ on the same numbers; SmolLM2-135M's decode steps at 16 rows
+take 10-20% less time with the weights first (docs/RESULTS.md, "The weights first"). Written by hand: neither torch
 nor transformers has a switch for the operand order. One row (MKL's matrix-vector path) and many rows (prefill) keep
 `F.linear`, where the weights first were no faster or slower.
 """
