@@ -3,7 +3,8 @@
 What `promot/prompt/weights_first.py` rests on. Random fp32 weights of SmolLM2-135M's shapes (30 layers of q, k, v,
 o, gate, up, down, and the 49,152 × 576 output embedding), each layer distinct so that, as in a real decode step,
 the weights stream from memory rather than sit in cache; for each row count, every layer's product is timed both
-ways (median of --repeats sweeps) and the largest difference between the two results is printed.
+ways (median of --repeats sweeps) and the largest difference between the two results is printed; then, by layer
+size, where the weights first stop paying (layers that sit in cache, as a world model's do).
 
     python bench/eval_linear_layout.py
 """
@@ -59,6 +60,18 @@ def main() -> None:
         diff = max((F.linear(xs[w.shape[1]], w) - weights_first(xs[w.shape[1]], w)).abs().max().item()
                    for w in (body[0] + [head]))
         print(f"{rows} | " + " | ".join(f"{t:.1f}" for t in times) + f" | {diff:.1e}", flush=True)
+
+    # by layer size: where the weights first stop paying (64 distinct layers per shape, so none is hot by reuse)
+    print("\nweights | KB | rows | F.linear µs | weights first µs | ratio")
+    for out_features, in_features in ((53, 128), (128, 128), (384, 128), (128, 384), (256, 256), (384, 384),
+                                      (512, 512), (576, 576), (1536, 576)):
+        layers = [torch.randn(out_features, in_features) for _ in range(64)]
+        for rows in (4, 16, 64):
+            x = torch.randn(rows, in_features)
+            us = [1000 * ms(lambda f=f, x=x, layers=layers: [f(x, w) for w in layers]) / len(layers)
+                  for f in (F.linear, weights_first)]
+            print(f"{out_features}×{in_features} | {out_features * in_features * 4 // 1024} | {rows} | {us[0]:.1f} | "
+                  f"{us[1]:.1f} | {us[1] / us[0]:.2f}", flush=True)
 
 
 if __name__ == "__main__":
