@@ -19,14 +19,10 @@ BODY = [(576, 576), (192, 576), (192, 576), (576, 576), (1536, 576), (1536, 576)
 HEAD = (49152, 576)
 
 
-def _positive(text: str) -> int:
-    n = int(text) if text.strip().isdigit() else 0
-    if not 1 <= n <= 100:
-        raise argparse.ArgumentTypeError(f"{text}: a whole number from 1 to 100")
-    return n
-
-
 def main() -> None:
+    # bench/ is on the path when this script runs
+    from eval_pool_timing import _positive
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=_positive, default=9)
     args = ap.parse_args()
